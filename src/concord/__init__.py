@@ -1,0 +1,1 @@
+"""Concord: multilateral AI cooperation."""

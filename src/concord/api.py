@@ -1,0 +1,220 @@
+"""The HTTP app: every domain's API routes and pages, one error mapping, one body limit."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from concord import events
+from concord.config import Settings, get_settings
+from concord.db import make_engine, make_sessionmaker
+from concord.domains import domain_modules
+from concord.errors import N_, ConcordError, TooLarge
+from concord.http import UPLOAD_PREFIXES
+from concord.i18n import LANGUAGES, current_language, negotiate
+
+log = logging.getLogger("concord")
+STATIC = Path(__file__).parent / "web" / "static"
+LANG_COOKIE = "concord_lang"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Builds the hub's app; all state lives in the database and the store."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Concord",
+        summary="Multilateral AI cooperation: consensus, federated training, an open commons.",
+        version="0.1.0",
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        redoc_url=None,
+    )
+    engine = make_engine(settings.database())
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = make_sessionmaker(engine)
+
+    for module in domain_modules("routes"):
+        app.include_router(module.router)
+    from concord.web import pages as shell_pages
+
+    app.include_router(shell_pages.router)
+    for module in domain_modules("pages"):
+        app.include_router(module.router)
+    domain_modules("handlers")  # event subscribers register themselves at import
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    _install_error_handlers(app)
+    _install_middleware(app, settings)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.on_event("startup")
+    def deliver_events() -> None:
+        events.deliver_pending(app.state.sessions)
+
+    return app
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/api") and "text/html" in request.headers.get(
+        "accept", ""
+    )
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ConcordError)
+    async def concord_error(request: Request, exc: ConcordError) -> Response:
+        if _wants_html(request):
+            from concord.web.render import error_page
+
+            return error_page(request, exc)
+        return JSONResponse(exc.to_json(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        problems = [
+            {"where": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg", "")}
+            for e in exc.errors()
+        ]
+        body = {
+            "error": {
+                "code": "request.invalid",
+                "message": "; ".join(f"{p['where']}: {p['problem']}" for p in problems),
+                "details": {"problems": problems},
+            }
+        }
+        return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        err = HTTP_ERRORS.get(exc.status_code, RouteNotFound)()
+        if _wants_html(request):
+            from concord.web.render import error_page
+
+            return error_page(request, err)
+        return JSONResponse(err.to_json(), status_code=err.status)
+
+
+class RouteNotFound(ConcordError):
+    code = "not_found"
+    status = 404
+    message = N_("There is nothing at this address.")
+
+
+class MethodNotAllowed(ConcordError):
+    code = "method_not_allowed"
+    status = 405
+    message = N_("This address does not accept that method.")
+
+
+HTTP_ERRORS: dict[int, type[ConcordError]] = {404: RouteNotFound, 405: MethodNotAllowed}
+
+
+def _install_middleware(app: FastAPI, settings: Settings) -> None:
+    Next = Callable[[Request], Awaitable[Response]]
+
+    @app.middleware("http")
+    async def language_and_limits(request: Request, call_next: Next) -> Response:
+        wanted = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
+        if wanted not in LANGUAGES:
+            wanted = negotiate(request.headers.get("accept-language"), settings.default_language)
+        token = current_language.set(wanted)
+        try:
+            limit = settings.max_body_bytes
+            if any(request.url.path.startswith(p) for p in UPLOAD_PREFIXES):
+                limit = settings.max_upload_bytes
+            declared = request.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > limit:
+                exc = TooLarge(limit=limit)
+                return JSONResponse(exc.to_json(), status_code=exc.status)
+            if declared is None and request.method in ("POST", "PUT", "PATCH"):
+                if limit == settings.max_body_bytes:
+                    body = await _read_limited(request, limit)
+                    if body is None:
+                        exc = TooLarge(limit=limit)
+                        return JSONResponse(exc.to_json(), status_code=exc.status)
+                    request = _replay(request, body)
+                else:
+                    request = _limited(request, limit)
+            response = await call_next(request)
+            if request.query_params.get("lang") in LANGUAGES:
+                response.set_cookie(
+                    LANG_COOKIE,
+                    wanted,
+                    max_age=365 * 86400,
+                    samesite="lax",
+                    secure=settings.secure_cookies,
+                )
+            new_csrf = getattr(request.state, "new_csrf", None)
+            if new_csrf:
+                from concord.members.auth import CSRF_COOKIE
+
+                response.set_cookie(
+                    CSRF_COOKIE,
+                    new_csrf,
+                    httponly=True,
+                    samesite="strict",
+                    secure=settings.secure_cookies,
+                )
+            response.headers.setdefault("Content-Language", wanted)
+            response.headers.setdefault("X-Content-Type-Options", "nosniff")
+            return response
+        finally:
+            current_language.reset(token)
+
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
+
+
+async def _read_limited(request: Request, limit: int) -> bytes | None:
+    """The whole body of a request without Content-Length, or None past `limit` bytes."""
+    parts: list[bytes] = []
+    seen = 0
+    async for chunk in request.stream():
+        seen += len(chunk)
+        if seen > limit:
+            return None
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _replay(request: Request, body: bytes) -> Request:
+    sent = False
+
+    async def receive() -> MutableMapping[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return Request(request.scope, receive)
+
+
+def _limited(request: Request, limit: int) -> Request:
+    """Wraps a chunked body so that reading past `limit` bytes fails with `TooLarge`."""
+    receive = request.receive
+    seen = 0
+
+    async def limited_receive() -> MutableMapping[str, Any]:
+        nonlocal seen
+        message = await receive()
+        if message.get("type") == "http.request":
+            body = message.get("body", b"")
+            seen += len(body) if isinstance(body, bytes | bytearray) else 0
+            if seen > limit:
+                raise TooLarge(limit=limit)
+        return message
+
+    return Request(request.scope, limited_receive)

@@ -1,0 +1,99 @@
+"""Settings: one typed object read from `CONCORD_*` environment variables and `.env`.
+
+Every field carries help text; `tests/test_config.py` fails when a setting is missing from
+`docs/settings.md`, so the documentation cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """The hub's settings. Paths default to places inside the data folder."""
+
+    model_config = SettingsConfigDict(env_prefix="CONCORD_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("concord-data"),
+        description="Folder holding the embedded database, the local store and the hub's key.",
+    )
+    database_url: str = Field(
+        default="",
+        description=(
+            "SQLAlchemy URL of the database. Empty means a SQLite file `concord.db` in the data "
+            "folder (WAL mode). Use `postgresql+psycopg://user:pass@host/db` for PostgreSQL."
+        ),
+    )
+    storage_url: str = Field(
+        default="",
+        description=(
+            "Where content is stored. Empty means the folder `store/` in the data folder; "
+            "`file:///path` names another folder, `s3://bucket/prefix` S3-compatible storage."
+        ),
+    )
+    s3_endpoint_url: str = Field(
+        default="",
+        description="Endpoint of the S3-compatible service when `storage_url` is `s3://…`.",
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="The URL at which members and auditors reach this hub.",
+    )
+    signing_key_path: Path | None = Field(
+        default=None,
+        description=(
+            "PEM file with the hub's Ed25519 signing key (signs tree heads, manifests, "
+            "certificates). Empty means `hub-signing-key.pem` in the data folder, created on init."
+        ),
+    )
+    host: str = Field(default="127.0.0.1", description="Address `concord serve` listens on.")
+    port: int = Field(default=8000, description="Port `concord serve` listens on.")
+    max_body_bytes: int = Field(
+        default=1_048_576,
+        description="Largest request body accepted by the API and pages (uploads excepted).",
+    )
+    max_upload_bytes: int = Field(
+        default=64 * 1024**3,
+        description="Largest body accepted by upload routes (commons files, model updates).",
+    )
+    token_days: int = Field(
+        default=90, description="Days an API token lives unless its creator says otherwise."
+    )
+    session_hours: int = Field(default=12, description="Hours a browser sign-in lasts.")
+    default_language: str = Field(
+        default="en",
+        description=(
+            "Interface language when the browser asks for none we speak: ar zh en fr ru es."
+        ),
+    )
+    secure_cookies: bool = Field(
+        default=False,
+        description="Mark cookies `Secure`; turn on when the hub is served over HTTPS.",
+    )
+
+    def database(self) -> str:
+        """The database URL, with the embedded default filled in."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'concord.db').resolve()}"
+
+    def storage(self) -> str:
+        """The storage URL, with the embedded default filled in."""
+        if self.storage_url:
+            return self.storage_url
+        return (self.data_dir / "store").resolve().as_uri()
+
+    def signing_key(self) -> Path:
+        """Where the hub's signing key lives."""
+        return self.signing_key_path or self.data_dir / "hub-signing-key.pem"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return Settings()

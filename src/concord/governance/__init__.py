@@ -1,0 +1,1 @@
+"""Governance: proposals, deliberation and the opinion map, the charter, ballots, decisions."""

@@ -1,0 +1,100 @@
+"""The job spec a `project` proposal carries: what the federation will run once it is adopted.
+
+Governance validates it when the proposal is made (so members vote on something runnable) and
+hands it to federation in the `governance.project_adopted` event; federation parses it with
+this same model. Federation may import governance; governance never imports federation.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Participants(BaseModel):
+    """Who may train: listed members and/or every active member of listed blocs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    members: list[str] = Field(default_factory=list, description="Member handles")
+    blocs: list[str] = Field(default_factory=list, description="Bloc names, e.g. global-south")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Participants:
+        if not self.members and not self.blocs:
+            raise ValueError("name at least one member or bloc")
+        return self
+
+
+class StrategySpec(BaseModel):
+    """The aggregation strategy and its hyper-parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Literal[
+        "fedavg",
+        "fedavgm",
+        "fedprox",
+        "fedadagrad",
+        "fedadam",
+        "fedyogi",
+        "median",
+        "trimmed-mean",
+        "krum",
+        "multi-krum",
+    ] = "fedavg"
+    params: dict[str, float | int] = Field(default_factory=dict)
+
+
+class LocalTraining(BaseModel):
+    """What each node does per round."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(default=1, ge=1, le=100)
+    batch_size: int = Field(default=10, ge=0, le=100_000, description="0 means full batch")
+    learning_rate: float = Field(default=0.1, gt=0, le=10)
+    proximal_mu: float = Field(default=0.0, ge=0, le=100, description="FedProx's μ")
+
+
+class DifferentialPrivacy(BaseModel):
+    """Client-level DP: clip each update, add Gaussian noise, account ε with dp-accounting."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epsilon: float = Field(gt=0, le=100)
+    delta: float = Field(default=1e-5, gt=0, lt=1)
+    clip_norm: float = Field(default=1.0, gt=0)
+    noise_multiplier: float | None = Field(default=None, gt=0)
+
+
+class Privacy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    personal_data: bool = False
+    differential_privacy: DifferentialPrivacy | None = None
+    secure_aggregation: bool = False
+
+
+class JobSpec(BaseModel):
+    """A federated training job, as members vote on it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str = Field(description="Task entry point name in `concord.tasks`, e.g. mnist-2nn")
+    participants: Participants
+    rounds: int = Field(ge=1, le=10_000)
+    min_participants: int = Field(default=2, ge=1, le=10_000)
+    clients_per_round: int | None = Field(default=None, ge=1, le=10_000)
+    round_deadline_s: int = Field(default=600, ge=5, le=7 * 86400)
+    strategy: StrategySpec = Field(default_factory=StrategySpec)
+    local: LocalTraining = Field(default_factory=LocalTraining)
+    privacy: Privacy = Field(default_factory=Privacy)
+    evaluate_every: int = Field(default=1, ge=0, le=10_000)
+    publish_as: str | None = Field(default=None, description="Commons repository, owner/name")
+    licence: str = Field(default="Apache-2.0", description="SPDX licence of the result")
+
+    def context(self) -> dict[str, Any]:
+        """The CEL context standards see for this job (`job.*`)."""
+        return {"job": self.model_dump(mode="json")}

@@ -1,0 +1,1 @@
+"""Members (country delegations and institutions), their countries and blocs, people and keys."""

@@ -1,0 +1,57 @@
+"""Commands of the shell itself: `init`, `serve` and `demo`."""
+
+from __future__ import annotations
+
+import typer
+
+from concord.config import get_settings
+from concord.console import out
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)
+    app.command("serve")(serve)
+    app.command("demo")(demo)
+
+
+def init() -> None:
+    """Create or upgrade the database, the store and the hub's signing key."""
+    from concord.db import make_engine, upgrade
+    from concord.hubkey import load_or_create, public_key_base64
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(make_engine(settings.database()))
+    key = load_or_create(settings)
+    out.print(f"[green]ready[/] database {settings.database().split('@')[-1]}")
+    out.print(f"hub public key {public_key_base64(key)}")
+
+
+def serve(
+    host: str = typer.Option(None, help="Address to listen on (default: CONCORD_HOST)."),
+    port: int = typer.Option(None, help="Port to listen on (default: CONCORD_PORT)."),
+    workers: int = typer.Option(1, help="Worker processes; all share the database and store."),
+) -> None:
+    """Serve the hub: the API, its OpenAPI description at /api/docs, and the pages."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "concord.api:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_level="info",
+    )
+
+
+def demo(
+    serve_after: bool = typer.Option(True, "--serve/--no-serve", help="Keep serving afterwards."),
+) -> None:
+    """Seed the demo world (idempotent) and serve it."""
+    from concord.demo import run_demo
+
+    run_demo(get_settings())
+    if serve_after:
+        serve(host=None, port=None, workers=1)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""The page shell: layout, navigation, sign-in, language, and the shared render helper."""
