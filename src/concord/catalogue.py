@@ -1,6 +1,6 @@
 """Keeping the translation catalogues complete (a developer's tool, and a test's).
 
-`python -m concord.catalogue update` extracts every marked string (`_()`, `N_()`, `gettext`,
+`python -m concord.catalogue update [DOMAIN]` extracts every marked string (`_()`, `N_()`, `gettext`,
 `{% trans %}`, `_()` in templates) from each domain and writes the domain's `.po` file for each
 language, keeping existing translations. `python -m concord.catalogue missing` lists what is not
 yet translated; `tests/test_i18n.py` fails while that list is not empty.
@@ -60,9 +60,12 @@ def _read(path: Path, language: str) -> Catalog:
         return read_po(handle, locale=language)
 
 
-def update() -> None:
-    """Writes every domain's catalogue for every language, keeping translations."""
+def update(only: str | None = None) -> None:
+    """Writes every domain's catalogue (or just `only`'s) for every language, keeping
+    translations."""
     messages = extract()
+    if only is not None:
+        messages = {d: m for d, m in messages.items() if d == only}
     for language in LANGUAGES:
         if language == "en":
             continue
@@ -99,8 +102,8 @@ def missing() -> list[tuple[str, str, str]]:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["update"]:
-        update()
+    if sys.argv[1:2] == ["update"]:
+        update(sys.argv[2] if len(sys.argv) > 2 else None)
     gaps = missing()
     for language, domain, msgid in gaps:
         print(f"{language}\t{domain}\t{msgid}")

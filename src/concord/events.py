@@ -56,6 +56,9 @@ def publish(session: Session, name: str, payload: dict[str, Any]) -> Event:
 
 def deliver_pending(factory: sessionmaker[Session], limit: int = 100) -> int:
     """Runs the handlers of undelivered events, each event in its own transaction."""
+    from concord.domains import domain_modules
+
+    domain_modules("handlers")  # subscribers register at import
     delivered = 0
     with factory() as session:
         ids = session.scalars(
