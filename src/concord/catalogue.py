@@ -1,9 +1,9 @@
 """Keeping the translation catalogues complete (a developer's tool, and a test's).
 
-`python -m concord.catalogue update [DOMAIN]` extracts every marked string (`_()`, `N_()`, `gettext`,
-`{% trans %}`, `_()` in templates) from each domain and writes the domain's `.po` file for each
-language, keeping existing translations. `python -m concord.catalogue missing` lists what is not
-yet translated; `tests/test_i18n.py` fails while that list is not empty.
+`python -m concord.catalogue update [DOMAIN]` extracts every marked string (`_()`, `N_()`,
+`gettext`, `_()` in templates) from each domain and writes the domain's `.po` file for each
+language, keeping existing translations. `python -m concord.catalogue` lists what is not yet
+translated; `tests/test_i18n.py` fails while that list is not empty.
 """
 
 from __future__ import annotations
