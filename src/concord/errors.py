@@ -27,8 +27,13 @@ class ConcordError(Exception):
     def render(self, language: str | None = None) -> str:
         """The message in `language` (default: the current request's language)."""
         text = gettext(self.template, language)
+        # Parameters that are themselves catalogue messages (a reason, an action) translate too;
+        # names, handles and numbers are not in the catalogue and pass through unchanged.
+        params = {
+            k: gettext(v, language) if isinstance(v, str) else v for k, v in self.params.items()
+        }
         try:
-            return text.format(**self.params)
+            return text.format(**params)
         except (KeyError, IndexError, ValueError):
             return text
 

@@ -7,11 +7,15 @@ Read from `data/countries.csv`, an official table shipped with its sources and d
 from __future__ import annotations
 
 import csv
+import gettext
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import pycountry
+
 from concord.errors import N_, Invalid
+from concord.i18n import current_language
 
 DATA = Path(__file__).parent / "data" / "countries.csv"
 INCOME_GROUPS = ("low", "lower-middle", "upper-middle", "high")
@@ -43,6 +47,26 @@ class Country:
     def global_south(self) -> bool:
         """G77 members plus China, the usual reading of “Global South” at the UN."""
         return self.g77 or self.iso2 == "CN"
+
+    def local_name(self, language: str | None = None) -> str:
+        """The country's name in `language` (default: the current one), from pycountry's
+        ISO 3166 translations, which the Debian iso-codes project maintains."""
+        return _iso3166(language or current_language.get()).gettext(self.name)
+
+
+POSIX_LOCALES = {"zh": "zh_CN"}
+
+
+@lru_cache(maxsize=8)
+def _iso3166(language: str) -> gettext.NullTranslations:
+    if language == "en":
+        return gettext.NullTranslations()
+    return gettext.translation(
+        "iso3166-1",
+        pycountry.LOCALES_DIR,
+        languages=[POSIX_LOCALES.get(language, language)],
+        fallback=True,
+    )
 
 
 @lru_cache(maxsize=1)

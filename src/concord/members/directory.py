@@ -71,7 +71,9 @@ def admit(
             reason=N_("the handle uses lowercase letters, digits and hyphens (2 to 63)")
         )
     if kind not in KINDS:
-        raise BadMember(reason=N_("the kind must be one of: ") + ", ".join(KINDS))
+        raise BadMember(
+            reason=N_("the kind must be country, university, ministry, lab, company or ngo")
+        )
     if not name.strip() or len(name) > 200:
         raise BadMember(reason=N_("the name must have 1 to 200 characters"))
     c = country(country_code)
