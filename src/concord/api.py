@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from concord.domains import domain_modules
 from concord.errors import N_, ConcordError, TooLarge
 from concord.http import UPLOAD_PREFIXES
 from concord.i18n import LANGUAGES, current_language, negotiate
+from concord.metrics import LATENCY, REQUESTS
 
 log = logging.getLogger("concord")
 STATIC = Path(__file__).parent / "web" / "static"
@@ -56,15 +58,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _install_error_handlers(app)
     _install_middleware(app, settings)
 
-    @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    from concord import health
+
+    app.include_router(health.router)
+    _install_gauges(app)
 
     @app.on_event("startup")
     def deliver_events() -> None:
         events.deliver_pending(app.state.sessions)
 
     return app
+
+
+def _install_gauges(app: FastAPI) -> None:
+    from sqlalchemy import func, select
+
+    from concord.ledger.log import size
+    from concord.members.tables import Member
+    from concord.metrics import gauge
+
+    def log_size() -> float:
+        with app.state.sessions() as db:
+            return float(size(db))
+
+    def members() -> float:
+        with app.state.sessions() as db:
+            count = db.scalar(
+                select(func.count()).select_from(Member).where(Member.status == "active")
+            )
+            return float(count or 0)
+
+    gauge("concord_log_entries", "Entries in the transparency log.", log_size)
+    gauge("concord_active_members", "Members in good standing.", members)
 
 
 def _wants_html(request: Request) -> bool:
@@ -124,6 +149,30 @@ HTTP_ERRORS: dict[int, type[ConcordError]] = {404: RouteNotFound, 405: MethodNot
 
 def _install_middleware(app: FastAPI, settings: Settings) -> None:
     Next = Callable[[Request], Awaitable[Response]]
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next: Next) -> Response:
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            elapsed = time.perf_counter() - started
+            route = getattr(request.scope.get("route"), "path", None) or "unmatched"
+            REQUESTS.labels(request.method, route, str(status)).inc()
+            LATENCY.labels(request.method, route).observe(elapsed)
+            log.info(
+                "request",
+                extra={
+                    "method": request.method,
+                    "path": request.url.path,
+                    "route": route,
+                    "status": status,
+                    "ms": round(elapsed * 1000, 1),
+                },
+            )
 
     @app.middleware("http")
     async def language_and_limits(request: Request, call_next: Next) -> Response:

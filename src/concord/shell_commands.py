@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from concord.config import get_settings
@@ -12,6 +14,8 @@ def register(app: typer.Typer) -> None:
     app.command("init")(init)
     app.command("serve")(serve)
     app.command("demo")(demo)
+    app.command("backup")(backup)
+    app.command("restore")(restore)
 
 
 def init() -> None:
@@ -55,3 +59,24 @@ def demo(
     run_demo(get_settings())
     if serve_after:
         serve(host=None, port=None, workers=1)  # type: ignore[arg-type]
+
+
+def backup(
+    archive: Path = typer.Argument(..., help="Archive file to write (a tar)."),
+) -> None:
+    """Back up the database, the local store and the hub key into one archive."""
+    from concord.backup import backup as make_backup
+
+    manifest = make_backup(get_settings(), archive)
+    rows = sum(manifest["rows"].values())
+    out.print(f"[green]backed up[/] {rows} rows and {len(manifest['files'])} files to {archive}")
+
+
+def restore(
+    archive: Path = typer.Argument(..., help="Archive written by `concord backup`."),
+) -> None:
+    """Restore an archive into an empty, initialised hub (run `concord init` first)."""
+    from concord.backup import restore as do_restore
+
+    manifest = do_restore(get_settings(), archive)
+    out.print(f"[green]restored[/] {sum(manifest['rows'].values())} rows from {archive}")
