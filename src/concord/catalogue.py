@@ -19,7 +19,8 @@ from babel.messages.pofile import read_po, write_po
 from concord.i18n import LANGUAGES, LOCALE_DIR
 
 SRC = Path(__file__).parent
-KEYWORDS = {"_": None, "N_": None, "gettext": None, "ngettext": (1, 2)}
+# `_fail` builds audit failures from catalogue messages (concord.ledger.audit).
+KEYWORDS = {"_": None, "N_": None, "gettext": None, "ngettext": (1, 2), "_fail": None}
 METHODS = [
     ("**/templates/**.html", "jinja2"),
     ("**/templates/**.svg", "jinja2"),

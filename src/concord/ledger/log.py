@@ -1,21 +1,48 @@
-"""Appending to the log, inside the caller's transaction.
+"""The log as stored: appending in the caller's transaction, roots, proofs and signed heads.
 
 Other domains call `append(session, kind, content, member_id=…)` in the same transaction as
-the act it records, so the act and its entry commit together or not at all.
+the act it records, so the act and its entry commit together or not at all. Appends lock the
+single state row, which orders them across hub processes; each append writes its entry and
+the complete subtrees it closes (one on average), so proofs later read O(log n) nodes.
 """
 
 from __future__ import annotations
 
-import hashlib
+import base64
 import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from concord.db import utcnow
-from concord.ledger.tables import LogEntry, LogState
+from concord.errors import N_, Invalid, NotFound
+from concord.ledger import tree
+from concord.ledger.tables import LogEntry, LogNode, LogState, SignedHead
+
+HASH = 32
+
+
+class BadTreeSize(Invalid):
+    code = "log.bad_size"
+    message = N_("The log has {size} entries; {asked} is not a size or index it can prove.")
+
+
+class BadProofRange(Invalid):
+    code = "log.bad_range"
+    message = N_(
+        "A consistency proof needs 0 < first ≤ second ≤ {size}; got first={first}, second={second}."
+    )
+
+
+class UnknownEntry(NotFound):
+    code = "log.unknown_entry"
+    message = N_("The log has no entry {index}.")
 
 
 def canonical_json(value: Any) -> bytes:
@@ -25,9 +52,7 @@ def canonical_json(value: Any) -> bytes:
     ).encode("utf-8")
 
 
-def leaf_hash(entry: bytes) -> bytes:
-    """RFC 9162 §2.1.1: SHA-256(0x00 ‖ entry)."""
-    return hashlib.sha256(b"\x00" + entry).digest()
+leaf_hash = tree.leaf_hash
 
 
 def entry_body(
@@ -42,32 +67,298 @@ def entry_body(
     }
 
 
+def _locked_state(session: Session) -> LogState:
+    state = session.scalars(select(LogState).where(LogState.id == 1).with_for_update()).first()
+    if state is None:
+        state = LogState(id=1, size=0, frontier=b"")
+        session.add(state)
+        try:
+            with session.begin_nested():
+                session.flush()
+        except IntegrityError:  # another process created it first
+            state = session.scalars(
+                select(LogState).where(LogState.id == 1).with_for_update()
+            ).one()
+    return state
+
+
+def _grow(frontier: list[bytes], size: int, leaf: bytes) -> list[dict[str, Any]]:
+    """Adds leaf number `size` to the frontier in place; returns the nodes it completes."""
+    nodes = []
+    carry, level = leaf, 0
+    while size >> level & 1:
+        carry = tree.node_hash(frontier.pop(), carry)
+        level += 1
+        nodes.append({"level": level, "index": size >> level, "hash": carry})
+    frontier.append(carry)
+    return nodes
+
+
+def _split_frontier(raw: bytes) -> list[bytes]:
+    return [raw[i : i + HASH] for i in range(0, len(raw), HASH)]
+
+
 def append(
     session: Session, kind: str, content: dict[str, Any], member_id: int | None = None
 ) -> LogEntry:
     """Appends one entry in the caller's transaction and returns it (with its index)."""
-    state = session.scalars(select(LogState).where(LogState.id == 1).with_for_update()).first()
-    if state is None:
-        state = LogState(id=1, size=0)
-        session.add(state)
-        session.flush()
+    return append_many(session, [(kind, content, member_id)])[0]
+
+
+def append_many(
+    session: Session, items: Sequence[tuple[str, dict[str, Any], int | None]]
+) -> list[LogEntry]:
+    """Appends several entries in one go (one lock, bulk inserts) in the caller's transaction."""
+    state = _locked_state(session)
+    frontier = _split_frontier(state.frontier)
+    size = state.size
     at = utcnow()
-    body = canonical_json(entry_body(kind, content, member_id, at))
-    entry = LogEntry(
-        index=state.size,
-        kind=kind,
-        member_id=member_id,
-        created_at=at,
-        body=body,
-        leaf_hash=leaf_hash(body),
-    )
-    state.size += 1
-    session.add(entry)
+    entries: list[LogEntry] = []
+    rows: list[dict[str, Any]] = []
+    nodes: list[dict[str, Any]] = []
+    for kind, content, member_id in items:
+        body = canonical_json(entry_body(kind, content, member_id, at))
+        leaf = tree.leaf_hash(body)
+        row = {
+            "index": size,
+            "kind": kind,
+            "member_id": member_id,
+            "created_at": at,
+            "body": body,
+            "leaf_hash": leaf,
+        }
+        rows.append(row)
+        nodes += _grow(frontier, size, leaf)
+        size += 1
+    session.execute(insert(LogEntry), rows)
+    if nodes:
+        session.execute(insert(LogNode), nodes)
+    state.size = size
+    state.frontier = b"".join(frontier)
     session.flush()
-    return entry
+    for row in rows:
+        entry = LogEntry(**row)
+        entries.append(entry)
+    return entries
 
 
 def size(session: Session) -> int:
-    """Number of entries committed."""
+    """Number of entries committed (as this transaction sees them)."""
     state = session.get(LogState, 1)
     return state.size if state else 0
+
+
+def current_root(session: Session) -> tuple[int, bytes]:
+    """(size, root) of the whole log, from the frontier alone."""
+    state = session.get(LogState, 1)
+    if state is None or state.size == 0:
+        return 0, tree.EMPTY_ROOT
+    frontier = _split_frontier(state.frontier)
+    root = frontier[-1]
+    for left in reversed(frontier[:-1]):
+        root = tree.node_hash(left, root)
+    return state.size, root
+
+
+class Nodes:
+    """Stored subtree hashes fetched in bulk: one query per level-0 batch and one for the rest."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.known: dict[tuple[int, int], bytes] = {}
+
+    def fetch(self, coords: Iterable[tuple[int, int]]) -> None:
+        wanted = [c for c in set(coords) if c not in self.known]
+        leaves = [i for level, i in wanted if level == 0]
+        inner = [(level, i) for level, i in wanted if level > 0]
+        # Core statements on the session's connection: no ORM row processing for plain pairs.
+        connection = self.session.connection()
+        for chunk in _chunks(leaves, 900):
+            for index, digest in connection.execute(
+                select(LogEntry.index, LogEntry.leaf_hash).where(LogEntry.index.in_(chunk))
+            ):
+                self.known[(0, index)] = digest
+        by_level: dict[int, list[int]] = {}
+        for level, index in inner:
+            by_level.setdefault(level, []).append(index)
+        # One `level = ? AND idx IN (…)` query per level: it walks the primary key, where a
+        # row-value IN over (level, idx) pairs makes SQLite scan.
+        for level, indices in by_level.items():
+            for chunk in _chunks(indices, 900):
+                for index, digest in connection.execute(
+                    select(LogNode.index, LogNode.hash).where(
+                        LogNode.level == level, LogNode.index.in_(chunk)
+                    )
+                ):
+                    self.known[(level, index)] = digest
+
+    def __call__(self, level: int, index: int) -> bytes:
+        if (level, index) not in self.known:
+            self.fetch([(level, index)])
+        try:
+            return self.known[(level, index)]
+        except KeyError:
+            raise UnknownEntry(index=index << level) from None
+
+
+def _chunks(items: list[Any], n: int) -> Iterable[list[Any]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+def _check_size(session: Session, tree_size: int) -> int:
+    current = size(session)
+    if tree_size < 0 or tree_size > current:
+        raise BadTreeSize(size=current, asked=tree_size)
+    return current
+
+
+def root_at(session: Session, tree_size: int, nodes: Nodes | None = None) -> bytes:
+    """MTH of the first `tree_size` entries."""
+    _check_size(session, tree_size)
+    nodes = nodes or Nodes(session)
+    nodes.fetch(tree.complete_subtrees(0, tree_size))
+    return tree.range_hash(0, tree_size, nodes)
+
+
+def inclusion_proof(session: Session, index: int, tree_size: int) -> list[bytes]:
+    """PATH(index, D[tree_size]) read from stored nodes."""
+    _check_size(session, tree_size)
+    if not 0 <= index < tree_size:
+        raise BadTreeSize(size=tree_size, asked=index)
+    return inclusion_proofs(session, [index], tree_size)[0]
+
+
+def inclusion_proofs(session: Session, indices: Sequence[int], tree_size: int) -> list[list[bytes]]:
+    """Many inclusion proofs against one size, fetching every node they need at once."""
+    nodes = Nodes(session)
+    plans = [tree.inclusion_ranges(i, tree_size) for i in indices]
+    nodes.fetch(c for plan in plans for c in tree.needed_nodes(plan))
+    return [[tree.range_hash(s, n, nodes) for s, n in plan] for plan in plans]
+
+
+def consistency_proof(session: Session, first: int, second: int) -> list[bytes]:
+    """PROOF(first, D[second]) read from stored nodes."""
+    current = size(session)
+    if not 0 < first <= second <= current:
+        raise BadProofRange(size=current, first=first, second=second)
+    nodes = Nodes(session)
+    plan = tree.consistency_ranges(first, second)
+    nodes.fetch(tree.needed_nodes(plan))
+    return [tree.range_hash(s, n, nodes) for s, n in plan]
+
+
+def consistency_proofs(
+    session: Session, pairs: Sequence[tuple[int, int]]
+) -> list[tuple[bytes, bytes, list[bytes]]]:
+    """For many (first, second) pairs: both roots and the proof, with one fetch of every node
+    they need — what an auditor replaying many heads asks for."""
+    current = size(session)
+    for first, second in pairs:
+        if not 0 < first <= second <= current:
+            raise BadProofRange(size=current, first=first, second=second)
+    nodes = Nodes(session)
+    plans = [tree.consistency_ranges(a, b) for a, b in pairs]
+    wanted: set[tuple[int, int]] = set()
+    for (a, b), plan in zip(pairs, plans, strict=True):
+        wanted |= tree.needed_nodes([*plan, (0, a), (0, b)])
+    nodes.fetch(wanted)
+    return [
+        (
+            tree.range_hash(0, a, nodes),
+            tree.range_hash(0, b, nodes),
+            [tree.range_hash(s, n, nodes) for s, n in plan],
+        )
+        for (a, b), plan in zip(pairs, plans, strict=True)
+    ]
+
+
+def entries(session: Session, start: int, end: int) -> list[LogEntry]:
+    """Entries with start ≤ index < end, in order."""
+    return list(
+        session.scalars(
+            select(LogEntry)
+            .where(LogEntry.index >= start, LogEntry.index < end)
+            .order_by(LogEntry.index)
+        ).all()
+    )
+
+
+def entry(session: Session, index: int) -> LogEntry:
+    row = session.get(LogEntry, index)
+    if row is None:
+        raise UnknownEntry(index=index)
+    return row
+
+
+# --- signed tree heads ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    size: int
+    root: bytes
+    timestamp: str
+    signature: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "size": self.size,
+            "root": self.root.hex(),
+            "timestamp": self.timestamp,
+            "signature": self.signature,
+        }
+
+
+def head_message(tree_size: int, root: bytes, timestamp: str) -> bytes:
+    """What the hub signs: canonical JSON of the head (RFC 9162's fields, JSON-encoded)."""
+    return canonical_json(
+        {"log": "concord", "root": root.hex(), "size": tree_size, "timestamp": timestamp}
+    )
+
+
+def _head(row: SignedHead) -> Head:
+    stamp = row.timestamp.isoformat().replace("+00:00", "Z")
+    return Head(row.size, row.root, stamp, row.signature)
+
+
+def latest_head(session: Session, key: Ed25519PrivateKey) -> Head:
+    """The newest signed head, signing a new one first if the log has grown since.
+
+    Heads are signed when someone asks for one rather than inside every appending
+    transaction: a transaction cannot know it is the last one before a commit, and signing
+    lazily gives one head per size that anyone has seen, each kept for consistency proofs.
+    """
+    tree_size, root = current_root(session)
+    row = session.scalars(select(SignedHead).order_by(SignedHead.size.desc())).first()
+    if row is not None and row.size >= tree_size:
+        return _head(row)
+    now = utcnow()
+    stamp = now.isoformat().replace("+00:00", "Z")
+    signature = base64.b64encode(key.sign(head_message(tree_size, root, stamp))).decode()
+    try:
+        with session.begin_nested():
+            session.add(SignedHead(size=tree_size, root=root, timestamp=now, signature=signature))
+    except IntegrityError:  # another hub process signed this size a moment ago
+        existing = session.get(SignedHead, tree_size)
+        assert existing is not None
+        return _head(existing)
+    session.commit()
+    return Head(tree_size, root, stamp, signature)
+
+
+def heads(session: Session, limit: int = 100) -> list[Head]:
+    rows = session.scalars(select(SignedHead).order_by(SignedHead.size.desc()).limit(limit))
+    return [_head(r) for r in rows]
+
+
+def verify_head(public_key: bytes, head: Head) -> bool:
+    """True if `head` carries a valid signature by `public_key` (raw 32 bytes)."""
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(
+            base64.b64decode(head.signature, validate=True),
+            head_message(head.size, head.root, head.timestamp),
+        )
+    except Exception:  # any decoding or signature failure means "not valid"
+        return False
+    return True

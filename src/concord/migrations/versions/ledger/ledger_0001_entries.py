@@ -1,4 +1,4 @@
-"""ledger: entries and state
+"""ledger: entries, nodes, state and signed heads
 
 Revision ID: ledger_0001
 Revises:
@@ -29,12 +29,26 @@ def upgrade() -> None:
         sa.Column("leaf_hash", sa.LargeBinary(32), nullable=False),
     )
     op.create_table(
+        "ledger_nodes",
+        sa.Column("level", sa.SmallInteger(), primary_key=True, autoincrement=False),
+        sa.Column("idx", sa.BigInteger(), primary_key=True, autoincrement=False),
+        sa.Column("hash", sa.LargeBinary(32), nullable=False),
+    )
+    op.create_table(
         "ledger_state",
         sa.Column("id", sa.Integer(), primary_key=True),
         sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.Column("frontier", sa.LargeBinary(), nullable=False),
+    )
+    op.create_table(
+        "ledger_heads",
+        sa.Column("size", sa.BigInteger(), primary_key=True, autoincrement=False),
+        sa.Column("root", sa.LargeBinary(32), nullable=False),
+        sa.Column("timestamp", UTCDateTime(), nullable=False),
+        sa.Column("signature", sa.String(120), nullable=False),
     )
 
 
 def downgrade() -> None:
-    op.drop_table("ledger_state")
-    op.drop_table("ledger_entries")
+    for table in ("ledger_heads", "ledger_state", "ledger_nodes", "ledger_entries"):
+        op.drop_table(table)

@@ -1,0 +1,142 @@
+"""The log's public API: heads, entries and proofs, open to anyone for auditing."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel
+
+from concord.http import Db
+from concord.hubkey import load_or_create, public_key_base64
+from concord.ledger import log
+from concord.ledger.tables import LogEntry
+
+router = APIRouter(prefix="/api/log", tags=["transparency log"])
+PAGE = 1000
+
+
+class HeadPublic(BaseModel):
+    size: int
+    root: str
+    timestamp: str
+    signature: str
+    public_key: str
+
+
+class EntryPublic(BaseModel):
+    index: int
+    kind: str
+    member: int | None
+    time: str
+    body: str
+    leaf_hash: str
+
+    @classmethod
+    def of(cls, e: LogEntry) -> EntryPublic:
+        return cls(
+            index=e.index,
+            kind=e.kind,
+            member=e.member_id,
+            time=e.created_at.isoformat().replace("+00:00", "Z"),
+            body=e.body.decode("utf-8"),
+            leaf_hash=e.leaf_hash.hex(),
+        )
+
+
+class InclusionPublic(BaseModel):
+    index: int
+    size: int
+    leaf_hash: str
+    audit_path: list[str]
+
+
+class ConsistencyPublic(BaseModel):
+    first: int
+    second: int
+    proof: list[str]
+
+
+def _key(request: Request) -> tuple[Ed25519PrivateKey, str]:
+    key = load_or_create(request.app.state.settings)
+    return key, public_key_base64(key)
+
+
+@router.get("/head")
+def latest_head(request: Request, db: Db) -> HeadPublic:
+    """The latest signed tree head, with the hub's Ed25519 public key (base64)."""
+    key, public = _key(request)
+    head = log.latest_head(db, key)
+    return HeadPublic(**head.to_json(), public_key=public)
+
+
+@router.get("/heads")
+def signed_heads(
+    request: Request, db: Db, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[HeadPublic]:
+    """Recent signed tree heads, newest first."""
+    _key_obj, public = _key(request)
+    return [HeadPublic(**h.to_json(), public_key=public) for h in log.heads(db, limit)]
+
+
+@router.get("/entries")
+def entries(
+    db: Db,
+    start: Annotated[int, Query(ge=0)] = 0,
+    end: Annotated[int | None, Query(ge=0)] = None,
+) -> list[EntryPublic]:
+    """Entries with start ≤ index < end (at most 1000 per request)."""
+    stop = min(end if end is not None else start + PAGE, start + PAGE)
+    return [EntryPublic.of(e) for e in log.entries(db, start, stop)]
+
+
+@router.get("/entries/{index}")
+def entry(index: int, db: Db) -> EntryPublic:
+    """One entry by index."""
+    return EntryPublic.of(log.entry(db, index))
+
+
+@router.get("/proof/inclusion")
+def inclusion(
+    db: Db, index: Annotated[int, Query()], size: Annotated[int, Query()]
+) -> InclusionPublic:
+    """RFC 9162 inclusion proof (audit path) of entry `index` in the tree of `size` entries."""
+    proof = log.inclusion_proof(db, index, size)
+    leaf = log.entry(db, index).leaf_hash
+    return InclusionPublic(
+        index=index, size=size, leaf_hash=leaf.hex(), audit_path=[p.hex() for p in proof]
+    )
+
+
+class InclusionPagePublic(BaseModel):
+    size: int
+    start: int
+    audit_paths: list[list[str]]
+
+
+@router.get("/proof/inclusion-range")
+def inclusion_range(
+    db: Db,
+    start: Annotated[int, Query()],
+    end: Annotated[int, Query()],
+    size: Annotated[int, Query()],
+) -> InclusionPagePublic:
+    """Inclusion proofs of entries start ≤ index < end (at most 1000) in the tree of `size`,
+    for auditors who check every entry."""
+    if not 0 <= start < end <= size or end - start > PAGE:
+        raise log.BadTreeSize(size=log.size(db), asked=end)
+    log.inclusion_proof(db, start, size)  # validates the size
+    proofs = log.inclusion_proofs(db, list(range(start, end)), size)
+    return InclusionPagePublic(
+        size=size, start=start, audit_paths=[[p.hex() for p in path] for path in proofs]
+    )
+
+
+@router.get("/proof/consistency")
+def consistency(
+    db: Db, first: Annotated[int, Query()], second: Annotated[int, Query()]
+) -> ConsistencyPublic:
+    """RFC 9162 consistency proof between the trees of `first` and `second` entries."""
+    proof = log.consistency_proof(db, first, second)
+    return ConsistencyPublic(first=first, second=second, proof=[p.hex() for p in proof])

@@ -1,0 +1,120 @@
+"""The stored log: appends in the caller's transaction, roots and proofs from stored nodes,
+signed heads, and the public API."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from concord.ledger import log, tree
+from concord.ledger.tables import LogEntry, LogNode
+from concord.members import directory
+
+from .conftest import fill
+
+
+def _leaves(db: Session) -> list[bytes]:
+    return list(db.scalars(select(LogEntry.leaf_hash).order_by(LogEntry.index)))
+
+
+def test_entries_are_canonical_json(sessions) -> None:
+    with sessions() as db, db.begin():
+        entry = log.append(db, "member.admitted", {"b": 1, "a": "é"}, member_id=7)
+    assert entry.index == 0
+    assert entry.body.startswith(b'{"content":{"a":"\xc3\xa9","b":1},"kind":"member.admitted"')
+    assert entry.leaf_hash == tree.leaf_hash(entry.body)
+
+
+def test_roots_and_proofs_from_stored_nodes(sessions) -> None:
+    fill(sessions, 77)
+    with sessions() as db:
+        leaves = _leaves(db)
+        assert log.current_root(db) == (77, tree.mth(leaves))
+        for size in (1, 2, 31, 64, 77):
+            assert log.root_at(db, size) == tree.mth(leaves[:size])
+        for index, size in [(0, 1), (5, 8), (63, 64), (64, 77), (76, 77), (10, 33)]:
+            assert log.inclusion_proof(db, index, size) == tree.path(index, leaves[:size])
+        for first, second in [(1, 77), (64, 77), (33, 64), (77, 77), (6, 8)]:
+            assert log.consistency_proof(db, first, second) == tree.proof(first, leaves[:second])
+        # One stored node per closed subtree: n - popcount(n) of them.
+        assert db.scalar(select(func.count()).select_from(LogNode)) == 77 - bin(77).count("1")
+
+
+def test_an_act_and_its_entry_commit_together(sessions) -> None:
+    with pytest.raises(RuntimeError), sessions() as db, db.begin():
+        directory.admit(db, slug="kenya", name="Kenya", kind="country", country_code="KE")
+        raise RuntimeError("the act fails after logging")
+    with sessions() as db:
+        assert log.size(db) == 0
+        assert db.scalar(select(func.count()).select_from(LogEntry)) == 0
+
+
+def test_signed_heads_are_kept_and_verify(sessions, settings) -> None:
+    from concord.hubkey import load_or_create, public_key_base64
+
+    key = load_or_create(settings)
+    public = base64.b64decode(public_key_base64(key))
+    fill(sessions, 3)
+    with sessions() as db:
+        first = log.latest_head(db, key)
+    with sessions() as db:
+        assert log.latest_head(db, key) == first  # no growth, no new head
+    fill(sessions, 2)
+    with sessions() as db:
+        second = log.latest_head(db, key)
+        assert [h.size for h in log.heads(db)] == [5, 3]
+    assert log.verify_head(public, first) and log.verify_head(public, second)
+    forged = log.Head(second.size, first.root, second.timestamp, second.signature)
+    assert not log.verify_head(public, forged)
+
+
+def test_public_api(client: TestClient, sessions: sessionmaker[Session]) -> None:
+    fill(sessions, 10)
+    head = client.get("/api/log/head").json()
+    assert head["size"] == 10 and len(head["root"]) == 64
+    page = client.get("/api/log/entries", params={"start": 2, "end": 5}).json()
+    assert [e["index"] for e in page] == [2, 3, 4]
+    one = client.get("/api/log/entries/3").json()
+    proof = client.get("/api/log/proof/inclusion", params={"index": 3, "size": 10}).json()
+    assert tree.verify_inclusion(
+        bytes.fromhex(one["leaf_hash"]),
+        3,
+        10,
+        [bytes.fromhex(p) for p in proof["audit_path"]],
+        bytes.fromhex(head["root"]),
+    )
+    cons = client.get("/api/log/proof/consistency", params={"first": 4, "second": 10}).json()
+    assert len(cons["proof"]) > 0
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "code"),
+    [
+        ("/api/log/proof/inclusion", {"index": 10, "size": 10}, "log.bad_size"),
+        ("/api/log/proof/inclusion", {"index": 0, "size": 11}, "log.bad_size"),
+        ("/api/log/proof/inclusion", {"index": -1, "size": 5}, "log.bad_size"),
+        ("/api/log/proof/consistency", {"first": 6, "second": 5}, "log.bad_range"),
+        ("/api/log/proof/consistency", {"first": 0, "second": 5}, "log.bad_range"),
+        ("/api/log/proof/consistency", {"first": 2, "second": 11}, "log.bad_range"),
+        ("/api/log/proof/consistency", {"first": "x", "second": 5}, "request.invalid"),
+        ("/api/log/entries/99", {}, "log.unknown_entry"),
+    ],
+)
+def test_malformed_proof_requests(client: TestClient, sessions, path, params, code) -> None:
+    fill(sessions, 10)
+    answer = client.get(path, params=params)
+    assert answer.status_code in (404, 422)
+    assert answer.json()["error"]["code"] == code
+
+
+def test_log_page_shows_head_kinds_and_an_entry(client: TestClient, make) -> None:
+    make.member("kenya", "KE")
+    page = client.get("/log")
+    assert page.status_code == 200
+    assert "member.admitted" in page.text
+    entry = client.get("/log", params={"entry": 0})
+    assert "&#34;slug&#34;:&#34;kenya&#34;" in entry.text or '"slug":"kenya"' in entry.text
