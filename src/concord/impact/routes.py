@@ -1,0 +1,65 @@
+"""The impact figures as JSON and CSV, for anyone to download and check."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from concord.http import Db
+from concord.impact import indicators
+
+router = APIRouter(prefix="/api/impact", tags=["impact"])
+
+
+def summary(i: indicators.Indicator) -> dict[str, Any]:
+    return {
+        "indicator": i.source.name,
+        "label": i.source.label,
+        "unit": i.source.unit,
+        "available": i.available,
+        "total": i.total,
+        "participants": i.participants,
+        "gini": round(i.gini, 4),
+        "global_south_share": round(i.south_share, 4),
+        "global_south_membership": round(i.south_membership, 4),
+        "low_and_lower_middle_share": round(i.poorer_share, 4),
+        "low_and_lower_middle_membership": round(i.poorer_membership, 4),
+        "by_region": [g.__dict__ for g in i.by_region],
+        "by_income": [g.__dict__ for g in i.by_income],
+        "by_bloc": [g.__dict__ for g in i.by_bloc],
+        "by_country": i.by_country,
+        "anonymous": i.anonymous,
+    }
+
+
+@router.get("")
+def dashboard(db: Db, year: int | None = None) -> list[dict[str, Any]]:
+    """Every indicator with its breakdowns and equity figures (optionally for one year)."""
+    return [summary(i) for i in indicators.dashboard(db, year)]
+
+
+@router.get("/{name}.csv")
+def indicator_csv(name: str, db: Db, year: int | None = None) -> Response:
+    """One indicator's breakdown as CSV."""
+    return Response(
+        to_csv(indicators.compute(db, name, year)),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )
+
+
+@router.get("/{name}")
+def indicator(name: str, db: Db, year: int | None = None) -> dict[str, Any]:
+    """One indicator with its breakdowns and equity figures."""
+    return summary(indicators.compute(db, name, year))
+
+
+def to_csv(i: indicators.Indicator) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, ["indicator", "dimension", "group", "members", "value"])
+    writer.writeheader()
+    writer.writerows(i.rows())
+    return buffer.getvalue()
