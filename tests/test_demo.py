@@ -16,7 +16,7 @@ def test_demo_is_idempotent_and_diverse(settings, db) -> None:
     assert len(members) >= 30
     countries = [country(m.country_code) for m in members]
     assert {c.region for c in countries} == {"Africa", "Americas", "Asia", "Europe", "Oceania"}
-    assert {c.income_group for c in countries} == {"low", "lower-middle", "upper-middle", "high"}
+    assert {c.income_group for c in countries} >= {"low", "lower-middle", "upper-middle", "high"}
     assert any(c.global_south for c in countries) and any(not c.global_south for c in countries)
     assert "kenya" in world.facts["tokens"]
     log_size = db.scalar(select(func.count()).select_from(LogEntry))

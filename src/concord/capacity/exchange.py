@@ -3,7 +3,6 @@ and funding."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from typing import Any
 
@@ -12,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from concord.capacity.programmes import zone
 from concord.capacity.tables import ExchangeItem
+from concord.commons import repositories
 from concord.db import utcnow
 from concord.errors import N_, Invalid, NotFound
 from concord.i18n import LANGUAGES
@@ -99,15 +99,9 @@ def post(
 
 
 def _check_dataset(session: Session, reference: str) -> None:
-    """An offered dataset must exist in the commons (when the commons is installed)."""
+    """An offered dataset must exist in the commons."""
     if not REPO.match(reference):
         raise UnknownDataset(dataset=reference)
-    if importlib.util.find_spec("concord.commons") is None:
-        return  # no commons on this hub yet: the reference's shape is all we can check
-    if importlib.util.find_spec("concord.commons.repositories") is None:
-        return
-    from concord.commons import repositories  # type: ignore[import-not-found,unused-ignore]
-
     if not repositories.exists(session, reference, kind="dataset"):
         raise UnknownDataset(dataset=reference)
 

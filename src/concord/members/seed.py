@@ -21,6 +21,7 @@ MEMBERS: list[tuple[str, str, str, str]] = [
     ("kenya", "Republic of Kenya", "country", "KE"),
     ("nigeria", "Federal Republic of Nigeria", "country", "NG"),
     ("ethiopia", "Federal Democratic Republic of Ethiopia", "country", "ET"),
+    ("malawi", "Republic of Malawi", "country", "MW"),
     ("rwanda", "Republic of Rwanda", "country", "RW"),
     ("senegal", "Republic of Senegal", "country", "SN"),
     ("egypt", "Arab Republic of Egypt", "country", "EG"),

@@ -1,0 +1,162 @@
+"""`concord push`, `concord pull` and `concord repo`: a member's commands against a hub."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+from rich.table import Table
+
+from concord.client import from_environment
+from concord.commons.pull import parse_size, pull
+from concord.console import out
+
+repo_app = typer.Typer(help="Model and dataset repositories.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("push")(push)
+    app.command("pull")(pull_command)
+    app.add_typer(repo_app, name="repo")
+
+
+def _split(repo: str) -> tuple[str, str]:
+    owner, _sep, name = repo.partition("/")
+    if not owner or not name:
+        raise typer.BadParameter("give the repository as owner/name")
+    return owner, name
+
+
+def push(
+    repo: str = typer.Argument(..., help="owner/name; the owner is your member."),
+    paths: list[Path] = typer.Argument(..., help="Files, or folders (pushed recursively)."),
+    kind: str = typer.Option("model", help="model or dataset"),
+    licence: str = typer.Option("apache-2.0", help="SPDX licence, used when creating."),
+    message: str = typer.Option("", help="What changed."),
+    hub: str = typer.Option(None, help="Hub URL (default: CONCORD_HUB)."),
+    token: str = typer.Option(None, help="API token (default: CONCORD_TOKEN)."),
+) -> None:
+    """Upload files and publish them as a new revision (creating the repository if needed)."""
+    owner, name = _split(repo)
+    files: dict[str, Path] = {}
+    for path in paths:
+        if path.is_dir():
+            for item in sorted(p for p in path.rglob("*") if p.is_file()):
+                if ".concord" not in item.relative_to(path).parts:
+                    files[item.relative_to(path).as_posix()] = item
+        else:
+            files[path.name] = path
+    with from_environment(hub, token) as client:
+        existing = client.get("/api/commons/repos", params={"kind": kind, "q": repo})
+        if not any(r["id"] == repo for r in existing):
+            client.post(
+                "/api/commons/repos",
+                json={"owner": owner, "name": name, "kind": kind, "licence": licence},
+            )
+        shas = {}
+        for path_in_repo, source in files.items():
+            digest = hashlib.sha256()
+            with source.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+            with source.open("rb") as handle:
+                answer = client.post(
+                    "/api/commons/uploads",
+                    params={"filename": path_in_repo},
+                    content=handle,
+                    headers={
+                        "X-Content-SHA256": digest.hexdigest(),
+                        "Content-Length": str(source.stat().st_size),
+                    },
+                )
+            shas[path_in_repo] = answer["sha256"]
+            out.print(
+                f"uploaded {path_in_repo} ({answer['size']} bytes, {answer['chunks']} chunks)"
+            )
+        result = client.post(
+            f"/api/commons/repos/{kind}/{owner}/{name}/commits",
+            json={"files": shas, "message": message},
+        )
+    out.print(f"[green]published[/] {repo} at {result['revision'][:12]}")
+
+
+def pull_command(
+    repo: str = typer.Argument(..., help="owner/name"),
+    files: list[str] = typer.Argument(None, help="Only these files."),
+    kind: str = typer.Option("model", help="model or dataset"),
+    revision: str = typer.Option("main", help="Branch or revision."),
+    to: Path = typer.Option(None, help="Folder (default: ./owner/name)."),
+    hub: str = typer.Option(None, help="Hub URL (default: CONCORD_HUB)."),
+    token: str = typer.Option(None, help="API token, to be counted as your member."),
+    workers: int = typer.Option(4, help="Parallel ranges."),
+    limit_rate: str = typer.Option(None, help="Bandwidth limit, e.g. 100k or 2M (bytes/s)."),
+    budget: str = typer.Option(None, help="Stop before downloading more than this, e.g. 50MB."),
+    quiet: bool = typer.Option(False, help="No progress bar."),
+) -> None:
+    """Download a repository, resuming after any interruption and fetching only what is new."""
+    import os
+
+    _split(repo)
+    folder = to or Path(repo)
+    url = hub or os.environ.get("CONCORD_HUB") or "http://127.0.0.1:8000"
+    with Progress(
+        "{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=out,
+        disable=quiet,
+    ) as bar:
+        task = bar.add_task(repo, total=None)
+        report = pull(
+            url,
+            repo,
+            kind=kind,
+            revision=revision,
+            only=files or None,
+            to=folder,
+            token=token or os.environ.get("CONCORD_TOKEN"),
+            workers=workers,
+            limit_rate=parse_size(limit_rate),
+            budget=parse_size(budget),
+            progress=lambda n: bar.advance(task, n),
+            total=lambda n: bar.update(task, total=n),
+        )
+    out.print(
+        f"[green]pulled[/] {repo} at {report.revision[:12]} into {folder}: "
+        f"{report.downloaded_bytes} bytes fetched, {report.reused_chunks} chunks reused"
+    )
+
+
+@repo_app.command("list")
+def repo_list(
+    kind: str = typer.Option("", help="model or dataset"),
+    q: str = typer.Option("", help="Text in the name."),
+    hub: str = typer.Option(None, help="Hub URL (default: CONCORD_HUB)."),
+) -> None:
+    """List repositories."""
+    with from_environment(hub, None) as client:
+        table = Table("repository", "kind", "licence", "revision")
+        for r in client.get("/api/commons/repos", params={"kind": kind, "q": q}):
+            table.add_row(r["id"], r["kind"], r["licence"], (r["revision"] or "")[:12])
+        out.print(table)
+
+
+@repo_app.command("create")
+def repo_create(
+    repo: str = typer.Argument(..., help="owner/name"),
+    kind: str = typer.Option("model", help="model or dataset"),
+    licence: str = typer.Option(..., help="SPDX licence, e.g. apache-2.0"),
+    hub: str = typer.Option(None),
+    token: str = typer.Option(None),
+) -> None:
+    """Create an empty repository owned by your member."""
+    owner, name = _split(repo)
+    with from_environment(hub, token) as client:
+        client.post(
+            "/api/commons/repos",
+            json={"owner": owner, "name": name, "kind": kind, "licence": licence},
+        )
+    out.print(f"[green]created[/] {repo}")

@@ -1,0 +1,353 @@
+"""Repositories and their revisions.
+
+A push uploads blobs first (chunks stored, nothing visible), then commits: one transaction
+checks every path, format, licence and adopted standard, then writes the revision, moves the
+branch and logs the publication. A push that fails at any point leaves no visible revision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from concord.commons import licences
+from concord.commons.formats import check_path
+from concord.commons.tables import Blob, Download, Ref, Repository, Revision
+from concord.db import utcnow
+from concord.errors import N_, Conflict, Invalid, NotFound
+from concord.governance.standards import evaluate
+from concord.ledger.log import append, canonical_json
+from concord.members.tables import Member
+
+KINDS = ("model", "dataset")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+SHA = re.compile(r"^[0-9a-f]{40}$")
+
+
+class UnknownRepository(NotFound):
+    code = "commons.unknown_repository"
+    message = N_("There is no {kind} repository “{repo}”.")
+
+
+class UnknownRevision(NotFound):
+    code = "commons.unknown_revision"
+    message = N_("Repository “{repo}” has no revision or branch “{revision}”.")
+
+
+class UnknownFile(NotFound):
+    code = "commons.unknown_file"
+    message = N_("Revision {revision} of “{repo}” has no file “{path}”.")
+
+
+class UnknownBlob(Invalid):
+    code = "commons.unknown_blob"
+    message = N_("No uploaded content has SHA-256 {sha256}; upload the file first.")
+
+
+class RepositoryExists(Conflict):
+    code = "commons.repository_exists"
+    message = N_("The {kind} repository “{repo}” exists already.")
+
+
+class BadRepository(Invalid):
+    code = "commons.bad_repository"
+    message = N_("The repository is not valid: {reason}")
+
+
+class StandardsRefused(Conflict):
+    code = "commons.standards_refused"
+    message = N_("Publication refused by adopted standards: {rules}")
+
+
+class StaleParent(Conflict):
+    code = "commons.stale_parent"
+    message = N_("The branch moved to {current} since you read it; pull and push again.")
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    path: str
+    blob: Blob
+
+
+def repo_id(repo: Repository) -> str:
+    return f"{repo.owner}/{repo.name}"
+
+
+def create(
+    session: Session, member: Member, *, kind: str, name: str, licence: str, mirrored_from: str = ""
+) -> Repository:
+    if kind not in KINDS:
+        raise BadRepository(reason=N_("the kind must be model or dataset"))
+    if not NAME.match(name):
+        raise BadRepository(reason=N_("names use letters, digits, “.”, “-” and “_” (1 to 96)"))
+    if get(session, kind, member.slug, name, missing_ok=True) is not None:
+        raise RepositoryExists(kind=kind, repo=f"{member.slug}/{name}")
+    repo = Repository(
+        kind=kind,
+        owner=member.slug,
+        name=name,
+        member_id=member.id,
+        licence=licences.check(licence),
+        mirrored_from=mirrored_from,
+        created_at=utcnow(),
+    )
+    session.add(repo)
+    session.flush()
+    return repo
+
+
+def get(
+    session: Session, kind: str, owner: str, name: str, missing_ok: bool = False
+) -> Repository | None:
+    repo = session.scalars(
+        select(Repository).where(
+            Repository.kind == kind, Repository.owner == owner, Repository.name == name
+        )
+    ).first()
+    if repo is None and not missing_ok:
+        raise UnknownRepository(kind=kind, repo=f"{owner}/{name}")
+    return repo
+
+
+def require(session: Session, kind: str, owner: str, name: str) -> Repository:
+    repo = get(session, kind, owner, name)
+    assert repo is not None
+    return repo
+
+
+def exists(session: Session, reference: str, kind: str = "dataset") -> bool:
+    owner, _sep, name = reference.partition("/")
+    return get(session, kind, owner, name, missing_ok=True) is not None
+
+
+def resolve(session: Session, repo: Repository, revision: str = "main") -> Revision:
+    """A branch or tag name, or a full commit sha, to its revision."""
+    ref = session.get(Ref, (repo.id, revision))
+    sha = ref.sha if ref is not None else revision
+    row = session.get(Revision, sha) if SHA.match(sha) else None
+    if row is None or row.repository_id != repo.id:
+        raise UnknownRevision(repo=repo_id(repo), revision=revision)
+    return row
+
+
+def head(session: Session, repo: Repository) -> Revision | None:
+    ref = session.get(Ref, (repo.id, "main"))
+    return session.get(Revision, ref.sha) if ref else None
+
+
+def files(session: Session, revision: Revision) -> list[FileEntry]:
+    blobs = {
+        b.sha256: b
+        for b in session.scalars(
+            select(Blob).where(Blob.sha256.in_(list(set(revision.files.values()))))
+        ).all()
+    }
+    return [FileEntry(path, blobs[sha]) for path, sha in sorted(revision.files.items())]
+
+
+def file(session: Session, repo: Repository, revision: Revision, path: str) -> Blob:
+    sha = revision.files.get(path)
+    blob = session.get(Blob, sha) if sha else None
+    if blob is None:
+        raise UnknownFile(revision=revision.sha[:12], repo=repo_id(repo), path=path)
+    return blob
+
+
+def parse_card(text: str) -> dict[str, Any]:
+    """The YAML metadata block at the top of a model card (README.md), or {}."""
+    if not text.startswith("---"):
+        return {}
+    _start, _sep, rest = text.partition("---")
+    block, sep, _body = rest.partition("\n---")
+    if not sep:
+        return {}
+    try:
+        data = yaml.safe_load(block)
+    except yaml.YAMLError as exc:
+        raise BadRepository(reason=N_("the model card's YAML metadata does not parse")) from exc
+    return data if isinstance(data, dict) else {}
+
+
+def commit(
+    session: Session,
+    repo: Repository,
+    *,
+    author: Member,
+    files_sha: dict[str, str],
+    delete: list[str] | None = None,
+    message: str = "",
+    parent: str | None = None,
+    provenance: dict[str, Any] | None = None,
+    card_text: str | None = None,
+) -> Revision:
+    """Creates a revision on `main` from uploaded blobs. Logged."""
+    previous = head(session, repo)
+    if parent is not None and previous is not None and parent != previous.sha:
+        raise StaleParent(current=previous.sha[:12])
+    tree: dict[str, str] = dict(previous.files) if previous else {}
+    for path in delete or []:
+        tree.pop(check_path(path), None)
+    for path, sha in files_sha.items():
+        check_path(path)
+        if session.get(Blob, sha) is None:
+            raise UnknownBlob(sha256=sha)
+        tree[path] = sha
+    card: dict[str, Any] = {}
+    if card_text is not None:
+        card = parse_card(card_text)
+    elif "README.md" in tree:
+        card = (
+            dict(previous.card)
+            if previous and previous.files.get("README.md") == tree["README.md"]
+            else {}
+        )
+    card_licence = str(card.get("license", repo.licence))
+    licences.check(card_licence)
+    provenance = dict(provenance or (previous.provenance if previous else {}))
+    context = {
+        "card": {**card, "license": card_licence},
+        "files": sorted(tree),
+        "provenance": provenance,
+        "repository": {"kind": repo.kind, "id": repo_id(repo)},
+    }
+    # Standards see models and datasets alike through the "model" subject (card and files).
+    report = evaluate(session, "model", context)
+    if report.blocking_failures:
+        rules = "; ".join(
+            f"{r.standard}/{r.rule}: {r.explanation}" for r in report.blocking_failures
+        )
+        raise StandardsRefused(rules=rules)
+    now = utcnow()
+    identity = canonical_json(
+        {
+            "parent": previous.sha if previous else "",
+            "tree": tree,
+            "message": message,
+            "time": now.isoformat(),
+            "repo": repo_id(repo),
+        }
+    )
+    # SHA-1 names a revision as git names commits (40 hex, what the Hub client expects);
+    # integrity rests on the files' SHA-256 and the log, not on this name.
+    sha = hashlib.sha1(identity).hexdigest()  # noqa: S324
+    revision = Revision(
+        sha=sha,
+        repository_id=repo.id,
+        parent=previous.sha if previous else "",
+        message=message,
+        files=tree,
+        card=card,
+        provenance=provenance,
+        conformance=report.to_json(),
+        author_id=author.id,
+        created_at=now,
+    )
+    session.add(revision)
+    ref = session.get(Ref, (repo.id, "main"))
+    if ref is None:
+        session.add(Ref(repository_id=repo.id, name="main", sha=sha))
+    else:
+        ref.sha = sha
+    session.flush()
+    entry = append(
+        session,
+        "commons.published",
+        {
+            "repository": repo_id(repo),
+            "kind": repo.kind,
+            "revision": sha,
+            "files": {p: tree[p] for p in sorted(tree)},
+            "licence": card_licence,
+            "provenance": provenance,
+            "conformance": report.passed,
+            "mirrored_from": repo.mirrored_from,
+        },
+        member_id=author.id,
+    )
+    revision.log_index = entry.index
+    return revision
+
+
+def publish_model(
+    session: Session,
+    store: Any,
+    member: Member,
+    name: str,
+    paths: dict[str, Path],
+    *,
+    licence: str,
+    card_text: str,
+    provenance: dict[str, Any],
+    message: str = "",
+) -> Revision:
+    """What the federation calls to publish a trained model with its card and provenance."""
+    from concord.commons.formats import check_content
+
+    repo = get(session, "model", member.slug, name, missing_ok=True) or create(
+        session, member, kind="model", name=name, licence=licence
+    )
+    shas = {}
+    for path, source in paths.items():
+        check_path(path)
+        check_content(path, source)
+        shas[path] = store.ingest(session, source).sha256
+    return commit(
+        session,
+        repo,
+        author=member,
+        files_sha=shas,
+        message=message,
+        provenance=provenance,
+        card_text=card_text,
+    )
+
+
+def list_repositories(
+    session: Session,
+    *,
+    kind: str = "",
+    query: str = "",
+    licence: str = "",
+    language: str = "",
+    task: str = "",
+) -> list[tuple[Repository, Revision | None]]:
+    stmt = select(Repository).order_by(Repository.owner, Repository.name)
+    if kind:
+        stmt = stmt.where(Repository.kind == kind)
+    out = []
+    for repo in session.scalars(stmt).all():
+        rev = head(session, repo)
+        card = rev.card if rev else {}
+        if query and query.lower() not in repo_id(repo).lower():
+            continue
+        if licence and str(card.get("license", repo.licence)) != licence:
+            continue
+        languages = card.get("language", [])
+        languages = [languages] if isinstance(languages, str) else list(languages or [])
+        if language and language not in languages:
+            continue
+        if task and card.get("pipeline_tag") != task:
+            continue
+        out.append((repo, rev))
+    return out
+
+
+def count_download(session: Session, repo: Repository, path: str, country: str | None) -> None:
+    session.add(Download(repository_id=repo.id, path=path[:500], country=country, at=utcnow()))
+
+
+def downloads_of(session: Session, repo: Repository) -> int:
+    return int(
+        session.scalar(
+            select(func.count()).select_from(Download).where(Download.repository_id == repo.id)
+        )
+        or 0
+    )
