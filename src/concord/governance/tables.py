@@ -21,13 +21,13 @@ class Proposal(Base):
     reference: Mapped[str] = mapped_column(String(32), unique=True)
     kind: Mapped[str] = mapped_column(String(20))
     title: Mapped[str] = mapped_column(String(300))
-    texts: Mapped[dict[str, Any]] = mapped_column(JSON)  # language → text
+    texts: Mapped[dict[str, Any]] = mapped_column()  # language → text
     sponsor_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
-    cosponsor_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    cosponsor_ids: Mapped[list[Any]] = mapped_column(default=list)
     author_person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
     status: Mapped[str] = mapped_column(String(20), default="draft")
     # project: the JobSpec; standard: {"blocking": bool, "rules": [...]}; resolution: {}
-    body: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    body: Mapped[dict[str, Any]] = mapped_column(default=dict)
     public_consultation: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     deliberation_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
@@ -37,7 +37,7 @@ class Proposal(Base):
     # The opinion map is cached here and recomputed when `votes_version` moves past it.
     votes_version: Mapped[int] = mapped_column(default=0)
     map_version: Mapped[int] = mapped_column(default=-1)
-    opinion_map: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    opinion_map: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
 
 
 class Amendment(Base):
@@ -94,7 +94,7 @@ class Ballot(Base):
     choice: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str] = mapped_column(Text, default="")
     nonce: Mapped[str] = mapped_column(String(64), unique=True)
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    payload: Mapped[dict[str, Any]] = mapped_column()
     signature: Mapped[str] = mapped_column(String(128))
     cast_at: Mapped[datetime] = mapped_column(UTCDateTime())
     log_index: Mapped[int] = mapped_column()
@@ -107,7 +107,7 @@ class Decision(Base):
     proposal_id: Mapped[int] = mapped_column(ForeignKey("governance_proposals.id"), unique=True)
     outcome: Mapped[str] = mapped_column(String(20))
     rule: Mapped[str] = mapped_column(String(64))
-    arithmetic: Mapped[dict[str, Any]] = mapped_column(JSON)
+    arithmetic: Mapped[dict[str, Any]] = mapped_column()
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime())
     log_index: Mapped[int] = mapped_column()
 
