@@ -78,10 +78,10 @@ def matrices(
 
     Each (row, col) pair must appear once (the caller keeps the latest vote)."""
     data = np.asarray(votes, dtype=np.float64)
+    # explicit zeros (passes) are kept by the COO → CSR conversion, so S can share V's structure
     v = sparse.csr_matrix((data, (rows, cols)), shape=shape)
-    s = sparse.csr_matrix((np.ones_like(data), (rows, cols)), shape=shape)
     v.sort_indices()
-    s.sort_indices()
+    s = sparse.csr_matrix((np.ones(v.nnz), v.indices, v.indptr), shape=shape)
     return v, s
 
 
@@ -207,10 +207,8 @@ def compute(
     g = sparse.csr_matrix(
         (np.ones(len(member)), (groups[member], member)), shape=(max(k, 1), n)
     )  # (k, n)
-    agree_m = v.copy()
-    agree_m.data = (v.data > 0).astype(np.float64)
-    disagree_m = v.copy()
-    disagree_m.data = (v.data < 0).astype(np.float64)
+    agree_m = sparse.csr_matrix(((v.data > 0).astype(np.float64), v.indices, v.indptr), v.shape)
+    disagree_m = sparse.csr_matrix(((v.data < 0).astype(np.float64), v.indices, v.indptr), v.shape)
     agree = np.asarray((g @ agree_m).todense()).astype(np.int64)  # (k, m)
     disagree = np.asarray((g @ disagree_m).todense()).astype(np.int64)
     seen = np.asarray((g @ s).todense()).astype(np.int64)
