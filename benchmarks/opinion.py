@@ -109,9 +109,21 @@ def measure(python: str, which: str, path: str, repeat: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "labels.npy")
         done = subprocess.run(
-            [python, __file__, "--worker", which, "--data", path, "--repeat", str(repeat),
-             "--out", out],
-            check=True, capture_output=True, text=True,
+            [
+                python,
+                __file__,
+                "--worker",
+                which,
+                "--data",
+                path,
+                "--repeat",
+                str(repeat),
+                "--out",
+                out,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         )
         figures = json.loads(done.stdout.strip().splitlines()[-1])
         figures["labels"] = np.load(out)
@@ -166,7 +178,7 @@ def main() -> None:
     figures = {
         "participants": participants,
         "statements": STATEMENTS,
-        "votes": int(len(data["votes"])),
+        "votes": len(data["votes"]),
         "planted_groups": 4,
         "ours_s": round(ours["median_s"], 4),
         "reddwarf_s": round(theirs["median_s"], 4),
@@ -174,8 +186,13 @@ def main() -> None:
         "ours_ari": round(ari(planted, ours["labels"]), 4),
         "reddwarf_ari": round(ari(planted, theirs["labels"]), 4),
         "ours_vs_reddwarf_ari": round(
-            float(__import__("sklearn.metrics").metrics.adjusted_rand_score(
-                ours["labels"], theirs["labels"])), 4),
+            float(
+                __import__("sklearn.metrics").metrics.adjusted_rand_score(
+                    ours["labels"], theirs["labels"]
+                )
+            ),
+            4,
+        ),
         "ours_peak_mb": round(ours["peak_mb"], 1),
         "reddwarf_peak_mb": round(theirs["peak_mb"], 1),
         "memory_ratio": round(theirs["peak_mb"] / ours["peak_mb"], 2),

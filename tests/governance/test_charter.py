@@ -9,9 +9,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from concord.ledger.tables import LogEntry
 from concord.governance import charter
 from concord.governance.tables import CharterVersion
+from concord.ledger.tables import LogEntry
 
 PRESETS = charter.parse(charter.DEFAULT_CHARTER).rules
 
@@ -27,7 +27,12 @@ def ballots(**counts: int) -> list[dict[str, Any]]:
     ("rule", "counts", "eligible", "outcome"),
     [
         ("un-ga-simple", {"yes": 5, "no": 5}, 10, "rejected"),  # a tie is not a majority
-        ("un-ga-simple", {"yes": 6, "no": 5, "abstain": 40}, 193, "adopted"),  # abstentions excluded
+        (
+            "un-ga-simple",
+            {"yes": 6, "no": 5, "abstain": 40},
+            193,
+            "adopted",
+        ),  # abstentions excluded
         ("un-ga-two-thirds", {"yes": 20, "no": 10}, 30, "adopted"),  # exactly 2/3
         ("un-ga-two-thirds", {"yes": 19, "no": 10}, 30, "rejected"),
         ("iso", {"yes": 8, "no": 2}, 10, "adopted"),  # 80 % yes, 20 % negative
@@ -45,8 +50,9 @@ def test_broad_consensus_needs_quorum_blocs_and_few_objections() -> None:
     blocs = {"global-south": ["s1", "s2", "s3"], "global-north": ["n1", "n2"]}
 
     def vote(**choices: str) -> dict[str, Any]:
-        return charter.apply(rule, [{"member": m, "choice": c, "reason": "r"}
-                                    for m, c in choices.items()], 5, blocs)
+        return charter.apply(
+            rule, [{"member": m, "choice": c, "reason": "r"} for m, c in choices.items()], 5, blocs
+        )
 
     assert vote(s1="yes", s2="yes", s3="yes", n1="yes", n2="abstain")["outcome"] == "adopted"
     assert vote(s1="yes", s2="yes")["outcome"] == "rejected"  # quorum 2/5 < 1/2 and no North
@@ -75,5 +81,7 @@ def test_bad_charters_are_refused(client: TestClient, make: Any, db: Session) ->
     stored = put(charter.DEFAULT_CHARTER.replace('threshold = "2/3"', 'threshold = "3/4"', 1))
     assert stored.json()["version"] == 1
     assert client.get("/api/charter").json()["rules"]["broad-consensus"]["threshold"] == "3/4"
-    logged = db.scalar(select(func.count()).select_from(LogEntry).where(LogEntry.kind == "governance.charter"))
+    logged = db.scalar(
+        select(func.count()).select_from(LogEntry).where(LogEntry.kind == "governance.charter")
+    )
     assert logged == 1

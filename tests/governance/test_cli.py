@@ -10,14 +10,15 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from concord.cli import app
-from concord.members import keys
 from concord.governance.tables import Ballot, CharterVersion
+from concord.members import keys
 
 runner = CliRunner()
 
 
-def test_draft_to_decision_from_the_cli(cli_env: Any, live_server: str, assembly: dict[str, Any],
-                                        tmp_path: Path, db: Session) -> None:
+def test_draft_to_decision_from_the_cli(
+    cli_env: Any, live_server: str, assembly: dict[str, Any], tmp_path: Path, db: Session
+) -> None:
     def as_(slug: str, *args: str) -> Any:
         result = runner.invoke(app, [*args, "--hub", live_server, "--token", assembly[slug].token])
         assert result.exit_code == 0, result.output
@@ -25,7 +26,9 @@ def test_draft_to_decision_from_the_cli(cli_env: Any, live_server: str, assembly
 
     for slug, actor in assembly.items():
         keys.save_private(actor.key, Path(cli_env["CONCORD_KEY_DIR"]) / f"{slug}.pem")
-    made = as_("kenya", "propose", "resolution", "--title", "Open models", "--text", "en=Share models.")
+    made = as_(
+        "kenya", "propose", "resolution", "--title", "Open models", "--text", "en=Share models."
+    )
     ref = made.output.split()[1].rstrip(":")
     as_("kenya", "proposal", "deliberate", ref)
     as_("brazil", "statement", ref, "Open weights help small labs.")
@@ -36,8 +39,20 @@ def test_draft_to_decision_from_the_cli(cli_env: Any, live_server: str, assembly
     # a wrong key file: the hub refuses the signature with its coded error
     other = tmp_path / "other.pem"
     keys.save_private(keys.generate(), other)
-    bad = runner.invoke(app, ["ballot", ref, "no", "--key-file", str(other), "--hub", live_server,
-                              "--token", assembly["kenya"].token])
+    bad = runner.invoke(
+        app,
+        [
+            "ballot",
+            ref,
+            "no",
+            "--key-file",
+            str(other),
+            "--hub",
+            live_server,
+            "--token",
+            assembly["kenya"].token,
+        ],
+    )
     assert bad.exit_code == 2 and "signature.invalid" in bad.output
     for slug in ("kenya", "brazil", "india", "france", "germany"):
         as_(slug, "ballot", ref, "yes")
@@ -56,8 +71,11 @@ def test_charter_from_the_cli(cli_env: Any, tmp_path: Path, db: Session) -> None
     refused = runner.invoke(app, ["charter", "set", str(bad)])
     assert refused.exit_code == 2 and "charter.unparsable" in refused.output
     good = tmp_path / "good.toml"
-    good.write_text(runner.invoke(app, ["charter", "presets"]).output.replace(
-        'resolution = "broad-consensus"', 'resolution = "un-ga-simple"'))
+    good.write_text(
+        runner.invoke(app, ["charter", "presets"]).output.replace(
+            'resolution = "broad-consensus"', 'resolution = "un-ga-simple"'
+        )
+    )
     stored = runner.invoke(app, ["charter", "set", str(good), "--note", "simpler resolutions"])
     assert stored.exit_code == 0, stored.output
     assert db.scalars(select(CharterVersion.version)).all() == [1]

@@ -9,16 +9,27 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from concord.config import Settings
+from concord.governance import ballots, seed
+from concord.governance.tables import Decision, Proposal
 from concord.ledger.tables import LogEntry
 from concord.members import keys, people
 from concord.members.directory import admit
-from concord.governance import ballots, seed
-from concord.governance.tables import Decision, Proposal
 from concord.seeding import World
 
-MEMBERS = [("kenya", "KE"), ("brazil", "BR"), ("india", "IN"), ("china", "CN"), ("ethiopia", "ET"),
-           ("nepal", "NP"), ("ghana", "GH"), ("peru", "PE"), ("chile", "CL"), ("fiji", "FJ"),
-           ("france", "FR"), ("germany", "DE")]
+MEMBERS = [
+    ("kenya", "KE"),
+    ("brazil", "BR"),
+    ("india", "IN"),
+    ("china", "CN"),
+    ("ethiopia", "ET"),
+    ("nepal", "NP"),
+    ("ghana", "GH"),
+    ("peru", "PE"),
+    ("chile", "CL"),
+    ("fiji", "FJ"),
+    ("france", "FR"),
+    ("germany", "DE"),
+]
 
 
 def test_seed_decides_three_proposals_once(settings: Settings, sessions: Any, db: Session) -> None:
@@ -26,8 +37,9 @@ def test_seed_decides_three_proposals_once(settings: Settings, sessions: Any, db
     with sessions() as session:
         for slug, code in MEMBERS:
             member = admit(session, slug=slug, name=slug.title(), kind="country", country_code=code)
-            people.add_person(session, name=slug, email=f"delegate@{slug}.example", role="delegate",
-                              member=slug)
+            people.add_person(
+                session, name=slug, email=f"delegate@{slug}.example", role="delegate", member=slug
+            )
             private = keys.generate()
             keys.register(session, member, keys.public_base64(private))
             keys.save_private(private, world.keys_dir / f"{slug}.pem")

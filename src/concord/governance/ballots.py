@@ -22,18 +22,18 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from concord import events
 from concord.db import utcnow
 from concord.errors import N_, Conflict, Forbidden, Invalid
-from concord import events
+from concord.governance import charter
+from concord.governance.proposals import WrongPhase, sponsors
+from concord.governance.tables import Ballot, Decision, Proposal
 from concord.ledger.log import append, canonical_json
 from concord.ledger.tables import LogEntry
 from concord.members import keys
 from concord.members.blocs import bloc_member_ids
 from concord.members.people import acting_member, require_role
 from concord.members.tables import Member, Person
-from concord.governance import charter
-from concord.governance.proposals import WrongPhase, sponsors
-from concord.governance.tables import Ballot, Decision, Proposal
 
 CHOICES = ("yes", "no", "abstain", "objection")
 FIELDS = {"proposal", "choice", "reason", "member", "nonce", "time"}
@@ -70,8 +70,14 @@ def message(payload: dict[str, Any]) -> bytes:
     return canonical_json(payload)
 
 
-def make_payload(proposal: str, member: str, choice: str, reason: str = "",
-                 nonce: str | None = None, at: datetime | None = None) -> dict[str, Any]:
+def make_payload(
+    proposal: str,
+    member: str,
+    choice: str,
+    reason: str = "",
+    nonce: str | None = None,
+    at: datetime | None = None,
+) -> dict[str, Any]:
     """A ballot ready to sign (client side)."""
     import secrets
 
@@ -217,8 +223,12 @@ def close(session: Session, person: Person | None, proposal: Proposal) -> Decisi
     entry = append(
         session,
         "governance.decision",
-        {"proposal": proposal.reference, "kind": proposal.kind, "outcome": proposal.status,
-         "arithmetic": arithmetic},
+        {
+            "proposal": proposal.reference,
+            "kind": proposal.kind,
+            "outcome": proposal.status,
+            "arithmetic": arithmetic,
+        },
     )
     decision = Decision(
         proposal_id=proposal.id,
@@ -240,9 +250,13 @@ def close(session: Session, person: Person | None, proposal: Proposal) -> Decisi
             "sponsor": sponsor.slug if sponsor else "",
         }
         if proposal.kind == "project":
-            events.publish(session, "governance.project_adopted", {**payload, "spec": proposal.body})
+            events.publish(
+                session, "governance.project_adopted", {**payload, "spec": proposal.body}
+            )
         elif proposal.kind == "standard":
-            events.publish(session, "governance.standard_adopted", {**payload, "standard": proposal.body})
+            events.publish(
+                session, "governance.standard_adopted", {**payload, "standard": proposal.body}
+            )
     return decision
 
 
@@ -307,26 +321,31 @@ def recount(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
             )
             counted_members = {b["member"] for b in logged["ballots"]}
             counted = [
-                b for slug, b in sorted(latest.get(content["proposal"], {}).items())
+                b
+                for slug, b in sorted(latest.get(content["proposal"], {}).items())
                 if slug in counted_members
             ]
             again = charter.apply(rule, counted, logged["eligible"], logged["bloc_members"])
-            results.append({
-                "proposal": content["proposal"],
-                "logged_outcome": content["outcome"],
-                "recounted_outcome": again["outcome"],
-                "counts": again["counts"],
-                "matches": again["outcome"] == content["outcome"]
-                and again["counts"] == logged["counts"]
-                and again["ballots"] == logged["ballots"]
-                and sorted(b["log_index"] for b in counted) == logged["ballot_entries"],
-            })
+            results.append(
+                {
+                    "proposal": content["proposal"],
+                    "logged_outcome": content["outcome"],
+                    "recounted_outcome": again["outcome"],
+                    "counts": again["counts"],
+                    "matches": again["outcome"] == content["outcome"]
+                    and again["counts"] == logged["counts"]
+                    and again["ballots"] == logged["ballots"]
+                    and sorted(b["log_index"] for b in counted) == logged["ballot_entries"],
+                }
+            )
     return results
 
 
 def recount_log(session: Session) -> list[dict[str, Any]]:
     """`recount` over this hub's whole log."""
-    bodies = [json.loads(b) for b in session.scalars(select(LogEntry.body).order_by(LogEntry.index))]
+    bodies = [
+        json.loads(b) for b in session.scalars(select(LogEntry.body).order_by(LogEntry.index))
+    ]
     return recount(bodies)
 
 

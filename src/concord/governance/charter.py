@@ -30,10 +30,10 @@ from sqlalchemy.orm import Session
 
 from concord.db import utcnow
 from concord.errors import N_, Invalid
+from concord.governance.tables import CharterVersion
 from concord.ledger.log import append
 from concord.members.blocs import UnknownBloc, require_bloc
 from concord.members.tables import Person
-from concord.governance.tables import CharterVersion
 
 KINDS = ("standard", "project", "resolution")
 RULE_KEYS = {
@@ -346,8 +346,10 @@ def apply(
         "checks": checks,
         "blocs": per_bloc,
         "ballots": sorted(
-            ({"member": b["member"], "choice": b["choice"], "reason": b.get("reason", "")}
-             for b in ballots),
+            (
+                {"member": b["member"], "choice": b["choice"], "reason": b.get("reason", "")}
+                for b in ballots
+            ),
             key=lambda b: b["member"],
         ),
         "outcome": "adopted" if adopted else "rejected",

@@ -19,8 +19,8 @@ from rich.table import Table
 from concord.client import HubClient, from_environment
 from concord.console import local_sessions, out
 from concord.errors import N_, Invalid
-from concord.members import keys
 from concord.governance import ballots, charter
+from concord.members import keys
 
 proposal_app = typer.Typer(
     help="List, show and move proposals through their phases.", no_args_is_help=True
@@ -51,7 +51,7 @@ def _texts(values: list[str]) -> dict[str, str]:
     for value in values:
         language, sep, text = value.partition("=")
         if not sep:
-            raise BadOption(reason="--text takes LANG=TEXT, e.g. en=\"…\"")
+            raise BadOption(reason='--text takes LANG=TEXT, e.g. en="…"')
         texts[language.strip()] = text
     return texts
 
@@ -68,15 +68,25 @@ def propose(
     """Draft a proposal sponsored by your member. Logged."""
     body: dict[str, Any] = json.loads(body_file.read_text()) if body_file else {}
     with from_environment(hub, token) as client:
-        made = client.post("/api/proposals", json={
-            "kind": kind, "title": title, "texts": _texts(text), "body": body,
-            "cosponsors": cosponsor})
+        made = client.post(
+            "/api/proposals",
+            json={
+                "kind": kind,
+                "title": title,
+                "texts": _texts(text),
+                "body": body,
+                "cosponsors": cosponsor,
+            },
+        )
     out.print(f"[green]drafted[/] {made['reference']}: {made['title']}")
 
 
 @proposal_app.command("list")
-def proposal_list(status: str = typer.Option("", help="Only this phase."), hub: str = HUB,
-                  as_json: bool = JSON_OPTION) -> None:
+def proposal_list(
+    status: str = typer.Option("", help="Only this phase."),
+    hub: str = HUB,
+    as_json: bool = JSON_OPTION,
+) -> None:
     """List proposals."""
     with from_environment(hub, None) as client:
         rows = client.get("/api/proposals", params={"status": status})
@@ -94,7 +104,9 @@ def proposal_show(ref: str, hub: str = HUB) -> None:
     """Show a proposal, its statements and, once decided, its arithmetic."""
     with from_environment(hub, None) as client:
         p = client.get(f"/api/proposals/{ref}")
-        out.print(f"[bold]{p['reference']}[/] {p['title']} — {p['status']} (sponsor {p['sponsor']})")
+        out.print(
+            f"[bold]{p['reference']}[/] {p['title']} — {p['status']} (sponsor {p['sponsor']})"
+        )
         for language, text in p["texts"].items():
             out.print(f"[{language}] {text}")
         for s in client.get(f"/api/proposals/{ref}/statements"):
@@ -105,8 +117,11 @@ def proposal_show(ref: str, hub: str = HUB) -> None:
 
 
 def _arithmetic(a: dict[str, Any]) -> str:
-    lines = [f"{a['outcome']} under {a['rule']['name']}: " + ", ".join(
-        f"{k} {v}" for k, v in a["counts"].items()) + f" of {a['eligible']} eligible"]
+    lines = [
+        f"{a['outcome']} under {a['rule']['name']}: "
+        + ", ".join(f"{k} {v}" for k, v in a["counts"].items())
+        + f" of {a['eligible']} eligible"
+    ]
     for c in a["checks"]:
         figures = {k: v for k, v in c.items() if k not in ("check", "met")}
         lines.append(f"  {'✓' if c['met'] else '✗'} {c['check']} {figures}")
@@ -126,39 +141,57 @@ def proposal_deliberate(ref: str, hub: str = HUB, token: str = TOKEN) -> None:
 
 @proposal_app.command("open-ballot")
 def proposal_open_ballot(
-    ref: str, closes_at: str = typer.Option(None, help="ISO time the ballot closes."),
-    hub: str = HUB, token: str = TOKEN,
+    ref: str,
+    closes_at: str = typer.Option(None, help="ISO time the ballot closes."),
+    hub: str = HUB,
+    token: str = TOKEN,
 ) -> None:
     """End deliberation and open the ballot (sponsors)."""
     out.print(f"{ref}: {_act(ref, 'ballot', hub, token, {'closes_at': closes_at})['status']}")
 
 
 @proposal_app.command("consultation")
-def proposal_consultation(ref: str, public: bool = typer.Option(True, "--open/--close"),
-                          hub: str = HUB, token: str = TOKEN) -> None:
+def proposal_consultation(
+    ref: str,
+    public: bool = typer.Option(True, "--open/--close"),
+    hub: str = HUB,
+    token: str = TOKEN,
+) -> None:
     """Open or close the public consultation (sponsors)."""
     p = _act(ref, "consultation", hub, token, {"public": public})
     out.print(f"{ref}: public consultation {'open' if p['public_consultation'] else 'closed'}")
 
 
 @proposal_app.command("withdraw")
-def proposal_withdraw(ref: str, reason: str = typer.Option(""), hub: str = HUB,
-                      token: str = TOKEN) -> None:
+def proposal_withdraw(
+    ref: str, reason: str = typer.Option(""), hub: str = HUB, token: str = TOKEN
+) -> None:
     """Withdraw a proposal (sponsors)."""
     out.print(f"{ref}: {_act(ref, 'withdraw', hub, token, {'reason': reason})['status']}")
 
 
 @proposal_app.command("amend")
-def proposal_amend(ref: str, text: str = typer.Option(...), language: str = typer.Option("en"),
-                   reason: str = typer.Option(""), hub: str = HUB, token: str = TOKEN) -> None:
+def proposal_amend(
+    ref: str,
+    text: str = typer.Option(...),
+    language: str = typer.Option("en"),
+    reason: str = typer.Option(""),
+    hub: str = HUB,
+    token: str = TOKEN,
+) -> None:
     """Propose an amendment: a new text in one language."""
     a = _act(ref, "amendments", hub, token, {"language": language, "text": text, "reason": reason})
     out.print(f"amendment {a['id']} to {ref}: {a['status']}")
 
 
 @proposal_app.command("decide-amendment")
-def proposal_decide_amendment(ref: str, amendment: int, accept: bool = typer.Option(
-        True, "--accept/--decline"), hub: str = HUB, token: str = TOKEN) -> None:
+def proposal_decide_amendment(
+    ref: str,
+    amendment: int,
+    accept: bool = typer.Option(True, "--accept/--decline"),
+    hub: str = HUB,
+    token: str = TOKEN,
+) -> None:
     """Accept or decline an amendment (sponsors)."""
     path = f"amendments/{amendment}/{'accept' if accept else 'decline'}"
     out.print(f"amendment {amendment}: {_act(ref, path, hub, token)['status']}")
@@ -214,7 +247,9 @@ def ballot(
     reason: str = typer.Option("", help="Why (required for an objection)."),
     member: str = typer.Option(None, help="Your member (default: your token's)."),
     key_file: Path = typer.Option(None, help="The member's private key (default: keys dir)."),
-    print_only: bool = typer.Option(False, "--print", help="Print the signed ballot; send nothing."),
+    print_only: bool = typer.Option(
+        False, "--print", help="Print the signed ballot; send nothing."
+    ),
     hub: str = HUB,
     token: str = TOKEN,
 ) -> None:
@@ -248,8 +283,10 @@ def charter_show(version: int = typer.Option(None, help="An earlier version.")) 
 
 
 @charter_app.command("set")
-def charter_set(path: Path = typer.Argument(..., help="The new charter, TOML."),
-                note: str = typer.Option("", help="What changed and why.")) -> None:
+def charter_set(
+    path: Path = typer.Argument(..., help="The new charter, TOML."),
+    note: str = typer.Option("", help="What changed and why."),
+) -> None:
     """Store a new version of the charter. Logged."""
     with local_sessions()() as db:
         row = charter.update(db, path.read_text(), None, note)
@@ -262,7 +299,9 @@ def charter_versions() -> None:
     """List the charter's versions."""
     with local_sessions()() as db:
         for row in charter.versions(db):
-            out.print(f"{row.version}  {row.created_at:%Y-%m-%d %H:%M}  log #{row.log_index}  {row.note}")
+            out.print(
+                f"{row.version}  {row.created_at:%Y-%m-%d %H:%M}  log #{row.log_index}  {row.note}"
+            )
 
 
 @charter_app.command("presets")

@@ -16,12 +16,12 @@ from sqlalchemy.orm import Session
 
 from concord.db import utcnow
 from concord.errors import N_, Forbidden, Invalid, NotFound
+from concord.governance import opinion
+from concord.governance.tables import Proposal, Statement, StatementVote
 from concord.ledger.log import append
 from concord.members.directory import require_active
 from concord.members.people import RoleRequired
 from concord.members.tables import Member, Person
-from concord.governance import opinion
-from concord.governance.tables import Proposal, Statement, StatementVote
 
 VOTES = {"agree": 1, "disagree": -1, "pass": 0}
 MAX_STATEMENT = 500
@@ -54,7 +54,9 @@ class NotDeliberating(Forbidden):
 
 class ConsultationClosed(Forbidden):
     code = "deliberation.members_only"
-    message = N_("Only members' delegates deliberate on {proposal}: there is no public consultation.")
+    message = N_(
+        "Only members' delegates deliberate on {proposal}: there is no public consultation."
+    )
 
 
 def participant(session: Session, person: Person, proposal: Proposal) -> Member | None:
@@ -92,8 +94,12 @@ def add_statement(session: Session, person: Person, proposal: Proposal, text: st
     append(
         session,
         "governance.statement",
-        {"proposal": proposal.reference, "statement": statement.id, "text": text,
-         "observer": member is None},
+        {
+            "proposal": proposal.reference,
+            "statement": statement.id,
+            "text": text,
+            "observer": member is None,
+        },
         member_id=member.id if member else None,
     )
     return statement
@@ -178,8 +184,15 @@ def build_map(session: Session, proposal: Proposal) -> dict[str, Any]:
     v = np.array([x for _p, _s, x in rows], dtype=np.float64)
     texts = [{"id": s.id, "text": s.text} for s in items]
     if not people or not items:
-        return {"k": 0, "participants": 0, "votes": 0, "points": [], "groups": [],
-                "consensus": [], "statements": texts}
+        return {
+            "k": 0,
+            "participants": 0,
+            "votes": 0,
+            "points": [],
+            "groups": [],
+            "consensus": [],
+            "statements": texts,
+        }
     m = opinion.compute(r, c, v, (len(people), len(items)))
     # totals over everyone who voted, clustered or not
     agree_all = np.bincount(c[v > 0], minlength=len(items))
@@ -187,24 +200,34 @@ def build_map(session: Session, proposal: Proposal) -> dict[str, Any]:
     seen_all = np.bincount(c, minlength=len(items))
     groups = []
     for g in range(m.k):
-        groups.append({
-            "id": g,
-            "size": int((m.groups == g).sum()),
-            "representative": [
-                {"statement": items[rep.statement].id, "text": items[rep.statement].text,
-                 "direction": rep.direction, "p_in": round(rep.p_in, 3),
-                 "p_out": round(rep.p_out, 3)}
-                for rep in m.repness[g]
-            ],
-        })
+        groups.append(
+            {
+                "id": g,
+                "size": int((m.groups == g).sum()),
+                "representative": [
+                    {
+                        "statement": items[rep.statement].id,
+                        "text": items[rep.statement].text,
+                        "direction": rep.direction,
+                        "p_in": round(rep.p_in, 3),
+                        "p_out": round(rep.p_out, 3),
+                    }
+                    for rep in m.repness[g]
+                ],
+            }
+        )
     return {
         "k": m.k,
         "silhouette": round(m.silhouette, 3),
         "participants": m.n_participants,
         "votes": m.n_votes,
         "points": [
-            [round(float(m.xy[i, 0]), 4), round(float(m.xy[i, 1]), 4), int(m.groups[i]),
-             labels.get(people[i], "")]
+            [
+                round(float(m.xy[i, 0]), 4),
+                round(float(m.xy[i, 1]), 4),
+                int(m.groups[i]),
+                labels.get(people[i], ""),
+            ]
             for i in range(len(people))
         ],
         "groups": groups,
@@ -213,9 +236,13 @@ def build_map(session: Session, proposal: Proposal) -> dict[str, Any]:
             for j in m.consensus
         ],
         "statements": [
-            {**texts[j], "agree": int(agree_all[j]), "disagree": int(disagree_all[j]),
-             "pass": int(seen_all[j] - agree_all[j] - disagree_all[j]),
-             "gic": round(float(m.gic[j]), 3)}
+            {
+                **texts[j],
+                "agree": int(agree_all[j]),
+                "disagree": int(disagree_all[j]),
+                "pass": int(seen_all[j] - agree_all[j] - disagree_all[j]),
+                "gic": round(float(m.gic[j]), 3),
+            }
             for j in range(len(items))
         ],
     }

@@ -8,8 +8,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from concord.members.tables import Member
 from concord.governance.tables import Amendment, Ballot, Decision, Proposal, Statement
+from concord.members.tables import Member
 
 
 class ProposalCreate(BaseModel):
@@ -17,7 +17,7 @@ class ProposalCreate(BaseModel):
 
     kind: Literal["standard", "project", "resolution"]
     title: str = Field(max_length=300)
-    texts: dict[str, str] = Field(description="Language code → text, e.g. {\"en\": \"…\"}")
+    texts: dict[str, str] = Field(description='Language code → text, e.g. {"en": "…"}')
     body: dict[str, Any] = Field(
         default_factory=dict,
         description="project: the job spec; standard: {blocking, rules: [{id, subject, "
@@ -103,8 +103,15 @@ class AmendmentPublic(BaseModel):
 
     @classmethod
     def of(cls, a: Amendment, slug: str) -> AmendmentPublic:
-        return cls(id=a.id, member=slug, language=a.language, text=a.text, reason=a.reason,
-                   status=a.status, created_at=a.created_at)
+        return cls(
+            id=a.id,
+            member=slug,
+            language=a.language,
+            text=a.text,
+            reason=a.reason,
+            status=a.status,
+            created_at=a.created_at,
+        )
 
 
 class StatementPublic(BaseModel):
@@ -129,8 +136,15 @@ class BallotPublic(BaseModel):
 
     @classmethod
     def of(cls, b: Ballot, slug: str) -> BallotPublic:
-        return cls(member=slug, choice=b.choice, reason=b.reason, payload=b.payload,
-                   signature=b.signature, cast_at=b.cast_at, log_index=b.log_index)
+        return cls(
+            member=slug,
+            choice=b.choice,
+            reason=b.reason,
+            payload=b.payload,
+            signature=b.signature,
+            cast_at=b.cast_at,
+            log_index=b.log_index,
+        )
 
 
 class DecisionPublic(BaseModel):
@@ -143,8 +157,14 @@ class DecisionPublic(BaseModel):
 
     @classmethod
     def of(cls, d: Decision) -> DecisionPublic:
-        return cls(id=d.id, outcome=d.outcome, rule=d.rule, arithmetic=d.arithmetic,
-                   decided_at=d.decided_at, log_index=d.log_index)
+        return cls(
+            id=d.id,
+            outcome=d.outcome,
+            rule=d.rule,
+            arithmetic=d.arithmetic,
+            decided_at=d.decided_at,
+            log_index=d.log_index,
+        )
 
 
 class ProposalPublic(BaseModel):
@@ -171,9 +191,19 @@ class ProposalPublic(BaseModel):
             return m.slug if m else str(i)
 
         return cls(
-            id=p.id, reference=p.reference, kind=p.kind, title=p.title, texts=p.texts,
-            sponsor=slug(p.sponsor_id), cosponsors=[slug(i) for i in p.cosponsor_ids],
-            status=p.status, body=p.body, public_consultation=p.public_consultation,
-            created_at=p.created_at, deliberation_at=p.deliberation_at, ballot_at=p.ballot_at,
-            closes_at=p.closes_at, closed_at=p.closed_at,
+            id=p.id,
+            reference=p.reference,
+            kind=p.kind,
+            title=p.title,
+            texts=p.texts,
+            sponsor=slug(p.sponsor_id),
+            cosponsors=[slug(i) for i in p.cosponsor_ids],
+            status=p.status,
+            body=p.body,
+            public_consultation=p.public_consultation,
+            created_at=p.created_at,
+            deliberation_at=p.deliberation_at,
+            ballot_at=p.ballot_at,
+            closes_at=p.closes_at,
+            closed_at=p.closed_at,
         )

@@ -112,7 +112,7 @@ def power_pca(
         q = q_next
     # order and orient the axes inside the subspace (Rayleigh-Ritz), for stable output
     small = (x @ q).T @ (x @ q)  # (c, c)
-    values, vectors = np.linalg.eigh(small)
+    _values, vectors = np.linalg.eigh(small)
     axes = (q @ vectors[:, ::-1]).T  # (c, m), largest first
     signs = np.sign(axes[np.arange(n_components), np.abs(axes).argmax(axis=1)])
     return np.asarray(axes * signs[:, None])
@@ -131,7 +131,7 @@ def pca_plain(dense: FloatArray) -> tuple[FloatArray, FloatArray]:
     mu = np.where(seen.any(axis=0), np.nanmean(np.where(seen, dense, np.nan), axis=0), 0.0)
     imputed = np.where(seen, dense, mu)  # mean imputation
     x = imputed - mu  # centring
-    values, vectors = np.linalg.eigh(x.T @ x)
+    _values, vectors = np.linalg.eigh(x.T @ x)
     axes = vectors[:, ::-1][:, :2].T
     signs = np.sign(axes[np.arange(2), np.abs(axes).argmax(axis=1)])
     axes = axes * signs[:, None]
@@ -213,7 +213,6 @@ def compute(
     disagree = np.asarray((g @ disagree_m).todense()).astype(np.int64)
     seen = np.asarray((g @ s).todense()).astype(np.int64)
     pa = (agree + 1) / (seen + 2)
-    pd = (disagree + 1) / (seen + 2)
     gic = np.prod(pa, axis=0)
     result = OpinionMap(
         n_participants=n,
@@ -261,7 +260,9 @@ def representative(
                 candidates.append(
                     (
                         float(metric[j]),
-                        Repness(int(j), direction, float(p_in[j]), float(p_out[j]), float(ratio[j])),
+                        Repness(
+                            int(j), direction, float(p_in[j]), float(p_out[j]), float(ratio[j])
+                        ),
                     )
                 )
         candidates.sort(key=lambda c: -c[0])

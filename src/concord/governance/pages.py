@@ -15,12 +15,12 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from concord.errors import N_
+from concord.governance import ballots, charter, deliberation, proposals
+from concord.governance.ballots import BallotMalformed
 from concord.http import Db
 from concord.members.auth import CsrfChecked, PagePerson
 from concord.members.tables import Member, Person
 from concord.members.tokens import BadToken
-from concord.governance import ballots, charter, deliberation, proposals
-from concord.governance.ballots import BallotMalformed
 from concord.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -53,19 +53,27 @@ def scatter(opinion: dict[str, Any]) -> dict[str, Any]:
         return round(HEIGHT - PAD - (y - min(ys)) / span_y * (HEIGHT - 2 * PAD), 1)
 
     out = [
-        {"x": sx(x), "y": sy(y), "group": g, "label": label,
-         "colour": COLOURS[g % len(COLOURS)] if g >= 0 else "#999"}
+        {
+            "x": sx(x),
+            "y": sy(y),
+            "group": g,
+            "label": label,
+            "colour": COLOURS[g % len(COLOURS)] if g >= 0 else "#999",
+        }
         for x, y, g, label in points
     ]
     centres = []
     for g in range(opinion.get("k", 0)):
         mine = [p for p in out if p["group"] == g]
         if mine:
-            centres.append({
-                "x": round(sum(p["x"] for p in mine) / len(mine), 1),
-                "y": round(sum(p["y"] for p in mine) / len(mine), 1),
-                "name": chr(ord("A") + g), "colour": COLOURS[g % len(COLOURS)],
-            })
+            centres.append(
+                {
+                    "x": round(sum(p["x"] for p in mine) / len(mine), 1),
+                    "y": round(sum(p["y"] for p in mine) / len(mine), 1),
+                    "name": chr(ord("A") + g),
+                    "colour": COLOURS[g % len(COLOURS)],
+                }
+            )
     return {"points": out, "centres": centres, "width": WIDTH, "height": HEIGHT}
 
 
@@ -73,8 +81,9 @@ def scatter(opinion: dict[str, Any]) -> dict[str, Any]:
 def proposal_list(request: Request, db: Db, status: str = "") -> HTMLResponse:
     rows = proposals.listing(db, status=status)
     sponsors = {m.id: m.slug for m in db.query(Member).all()}
-    return render(request, "governance/list.html",
-                  {"rows": rows, "sponsors": sponsors, "status": status})
+    return render(
+        request, "governance/list.html", {"rows": rows, "sponsors": sponsors, "status": status}
+    )
 
 
 def _member_of(db: Db, person: Person | None) -> Member | None:
@@ -84,8 +93,9 @@ def _member_of(db: Db, person: Person | None) -> Member | None:
 
 
 @router.get("/proposals/{ref}", response_class=HTMLResponse)
-def proposal_page(request: Request, ref: str, db: Db, person: PagePerson,
-                  choice: str = "", reason: str = "") -> HTMLResponse:
+def proposal_page(
+    request: Request, ref: str, db: Db, person: PagePerson, choice: str = "", reason: str = ""
+) -> HTMLResponse:
     p = proposals.get(db, ref)
     opinion = deliberation.opinion_map(db, p)
     db.commit()
@@ -109,36 +119,49 @@ def proposal_page(request: Request, ref: str, db: Db, person: PagePerson,
 
         from concord.governance.tables import StatementVote
 
-        mine = {v.statement_id: v.vote for v in db.scalars(
-            select(StatementVote).where(StatementVote.proposal_id == p.id,
-                                        StatementVote.person_id == person.id))}
+        mine = {
+            v.statement_id: v.vote
+            for v in db.scalars(
+                select(StatementVote).where(
+                    StatementVote.proposal_id == p.id, StatementVote.person_id == person.id
+                )
+            )
+        }
     slugs = {m.id: m.slug for m in db.query(Member).all()}
-    return render(request, "governance/proposal.html", {
-        "p": p,
-        "sponsor": slugs.get(p.sponsor_id, ""),
-        "cosponsors": [slugs.get(i, "") for i in p.cosponsor_ids],
-        "opinion": opinion,
-        "svg": scatter(opinion),
-        "statements": deliberation.statements(db, p),
-        "mine": mine,
-        "amendments": proposals.amendments(db, p),
-        "slugs": slugs,
-        "member": member,
-        "can_deliberate": person is not None and p.status in ("deliberation", "ballot") and (
-            person.role == "delegate" or (person.role == "observer" and p.public_consultation)),
-        "ballot_open": ballots.is_open(p),
-        "to_sign": to_sign,
-        "choice": choice,
-        "reason": reason,
-        "decision": ballots.decision_of(db, p),
-        "rule": charter.current(db).kinds.get(p.kind, ""),
-        "body_json": json.dumps(p.body, indent=1, ensure_ascii=False) if p.body else "",
-    })
+    return render(
+        request,
+        "governance/proposal.html",
+        {
+            "p": p,
+            "sponsor": slugs.get(p.sponsor_id, ""),
+            "cosponsors": [slugs.get(i, "") for i in p.cosponsor_ids],
+            "opinion": opinion,
+            "svg": scatter(opinion),
+            "statements": deliberation.statements(db, p),
+            "mine": mine,
+            "amendments": proposals.amendments(db, p),
+            "slugs": slugs,
+            "member": member,
+            "can_deliberate": person is not None
+            and p.status in ("deliberation", "ballot")
+            and (
+                person.role == "delegate" or (person.role == "observer" and p.public_consultation)
+            ),
+            "ballot_open": ballots.is_open(p),
+            "to_sign": to_sign,
+            "choice": choice,
+            "reason": reason,
+            "decision": ballots.decision_of(db, p),
+            "rule": charter.current(db).kinds.get(p.kind, ""),
+            "body_json": json.dumps(p.body, indent=1, ensure_ascii=False) if p.body else "",
+        },
+    )
 
 
 @router.post("/proposals/{ref}/statements")
-def statement_form(ref: str, db: Db, person: PagePerson, _csrf: CsrfChecked,
-                   text: str = Form("")) -> Response:
+def statement_form(
+    ref: str, db: Db, person: PagePerson, _csrf: CsrfChecked, text: str = Form("")
+) -> Response:
     p = proposals.get(db, ref)
     deliberation.add_statement(db, _signed_in(person), p, text)
     db.commit()
@@ -146,8 +169,14 @@ def statement_form(ref: str, db: Db, person: PagePerson, _csrf: CsrfChecked,
 
 
 @router.post("/proposals/{ref}/statements/{statement_id}/vote")
-def vote_form(ref: str, statement_id: int, db: Db, person: PagePerson, _csrf: CsrfChecked,
-              vote: str = Form("")) -> Response:
+def vote_form(
+    ref: str,
+    statement_id: int,
+    db: Db,
+    person: PagePerson,
+    _csrf: CsrfChecked,
+    vote: str = Form(""),
+) -> Response:
     p = proposals.get(db, ref)
     deliberation.vote(db, _signed_in(person), p, statement_id, vote)
     db.commit()
@@ -155,8 +184,14 @@ def vote_form(ref: str, statement_id: int, db: Db, person: PagePerson, _csrf: Cs
 
 
 @router.post("/proposals/{ref}/ballot")
-def ballot_form(ref: str, db: Db, person: PagePerson, _csrf: CsrfChecked,
-                payload: str = Form(""), signature: str = Form("")) -> Response:
+def ballot_form(
+    ref: str,
+    db: Db,
+    person: PagePerson,
+    _csrf: CsrfChecked,
+    payload: str = Form(""),
+    signature: str = Form(""),
+) -> Response:
     p = proposals.get(db, ref)
     try:
         parsed = json.loads(payload)

@@ -19,15 +19,15 @@ from sqlalchemy.orm import Session
 
 from concord.db import utcnow
 from concord.errors import N_, Conflict, Forbidden, Invalid, NotFound
+from concord.governance import standards
+from concord.governance.jobspec import JobSpec
+from concord.governance.tables import Amendment, Proposal
 from concord.i18n import LANGUAGES
 from concord.ledger.log import append
 from concord.members import blocs as member_blocs
 from concord.members.directory import get_member, require_active
 from concord.members.people import acting_member
 from concord.members.tables import Member, Person
-from concord.governance import standards
-from concord.governance.jobspec import JobSpec
-from concord.governance.tables import Amendment, Proposal
 
 KINDS = ("standard", "project", "resolution")
 PREFIX = {"standard": "CS", "project": "CP", "resolution": "CR"}
@@ -82,7 +82,9 @@ def get(session: Session, ref: str | int) -> Proposal:
     if isinstance(ref, int) or ref.isdigit():
         proposal = session.get(Proposal, int(ref))
     else:
-        proposal = session.scalars(select(Proposal).where(Proposal.reference == ref.upper())).first()
+        proposal = session.scalars(
+            select(Proposal).where(Proposal.reference == ref.upper())
+        ).first()
     if proposal is None:
         raise ProposalNotFound(proposal=str(ref))
     return proposal
@@ -149,7 +151,9 @@ def check_job(session: Session, body: dict[str, Any]) -> JobSpec:
     report = standards.evaluate(session, "job", spec.context())
     if report.blocking_failures:
         raise NonConformingJob(
-            rules="; ".join(f"{r.standard}/{r.rule}: {r.explanation}" for r in report.blocking_failures)
+            rules="; ".join(
+                f"{r.standard}/{r.rule}: {r.explanation}" for r in report.blocking_failures
+            )
         )
     return spec
 
@@ -171,7 +175,9 @@ def check_body(session: Session, kind: str, body: dict[str, Any]) -> dict[str, A
     return {}
 
 
-def _log(session: Session, proposal: Proposal, act: str, member: Member | None, **extra: Any) -> None:
+def _log(
+    session: Session, proposal: Proposal, act: str, member: Member | None, **extra: Any
+) -> None:
     append(
         session,
         f"governance.{act}",
@@ -251,7 +257,9 @@ def require_sponsor(session: Session, person: Person, proposal: Proposal) -> Mem
 
 def _phase(proposal: Proposal, *needed: str) -> None:
     if proposal.status not in needed:
-        raise WrongPhase(proposal=proposal.reference, status=proposal.status, needed="|".join(needed))
+        raise WrongPhase(
+            proposal=proposal.reference, status=proposal.status, needed="|".join(needed)
+        )
 
 
 def open_deliberation(session: Session, person: Person, proposal: Proposal) -> Proposal:
@@ -290,7 +298,9 @@ def withdraw(session: Session, person: Person, proposal: Proposal, reason: str =
     return proposal
 
 
-def set_consultation(session: Session, person: Person, proposal: Proposal, public: bool) -> Proposal:
+def set_consultation(
+    session: Session, person: Person, proposal: Proposal, public: bool
+) -> Proposal:
     """The sponsor opens (or closes) the deliberation to signed-in observers. Logged."""
     member = require_sponsor(session, person, proposal)
     _phase(proposal, "draft", "deliberation")
@@ -325,8 +335,16 @@ def propose_amendment(
     )
     session.add(amendment)
     session.flush()
-    _log(session, proposal, "amendment", member, amendment=amendment.id, language=language,
-         text=amendment.text, reason=amendment.reason)
+    _log(
+        session,
+        proposal,
+        "amendment",
+        member,
+        amendment=amendment.id,
+        language=language,
+        text=amendment.text,
+        reason=amendment.reason,
+    )
     return amendment
 
 
@@ -349,6 +367,12 @@ def decide_amendment(
     amendment.decided_at = utcnow()
     if accept:
         proposal.texts = {**proposal.texts, amendment.language: amendment.text}
-    _log(session, proposal, "amendment_decided", member, amendment=amendment.id,
-         decision=amendment.status)
+    _log(
+        session,
+        proposal,
+        "amendment_decided",
+        member,
+        amendment=amendment.id,
+        decision=amendment.status,
+    )
     return amendment

@@ -7,10 +7,6 @@ from typing import Any
 from fastapi import APIRouter, status
 
 from concord.errors import N_, NotFound
-from concord.http import Db
-from concord.members.auth import CurrentPerson
-from concord.members.people import require_role
-from concord.members.tables import Member
 from concord.governance import ballots, charter, deliberation, proposals, standards
 from concord.governance.models import (
     AmendmentCreate,
@@ -29,6 +25,10 @@ from concord.governance.models import (
     VoteCreate,
     Withdrawal,
 )
+from concord.http import Db
+from concord.members.auth import CurrentPerson
+from concord.members.people import require_role
+from concord.members.tables import Member
 
 router = APIRouter(prefix="/api", tags=["governance"])
 
@@ -55,8 +55,14 @@ def list_proposals(db: Db, status: str = "", kind: str = "") -> list[ProposalPub
 def create_proposal(body: ProposalCreate, db: Db, person: CurrentPerson) -> ProposalPublic:
     """Drafts a proposal sponsored by your member (delegates). Logged."""
     p = proposals.create(
-        db, person, kind=body.kind, title=body.title, texts=body.texts, body=body.body,
-        cosponsors=body.cosponsors, member=body.member,
+        db,
+        person,
+        kind=body.kind,
+        title=body.title,
+        texts=body.texts,
+        body=body.body,
+        cosponsors=body.cosponsors,
+        member=body.member,
     )
     db.commit()
     return ProposalPublic.of(db, p)
@@ -104,7 +110,9 @@ def consultation(ref: str, body: Consultation, db: Db, person: CurrentPerson) ->
 def list_amendments(ref: str, db: Db) -> list[AmendmentPublic]:
     """The amendments proposed to a proposal."""
     p = proposals.get(db, ref)
-    return [AmendmentPublic.of(a, _slug(db, a.member_id) or "") for a in proposals.amendments(db, p)]
+    return [
+        AmendmentPublic.of(a, _slug(db, a.member_id) or "") for a in proposals.amendments(db, p)
+    ]
 
 
 @router.post("/proposals/{ref}/amendments", status_code=status.HTTP_201_CREATED)
@@ -121,7 +129,9 @@ def propose_amendment(
 
 def _decide(ref: str, amendment_id: int, db: Db, person: Any, accept: bool) -> AmendmentPublic:
     p = proposals.get(db, ref)
-    a = proposals.decide_amendment(db, person, p, proposals.get_amendment(db, p, amendment_id), accept)
+    a = proposals.decide_amendment(
+        db, person, p, proposals.get_amendment(db, p, amendment_id), accept
+    )
     db.commit()
     return AmendmentPublic.of(a, _slug(db, a.member_id) or "")
 
@@ -133,7 +143,9 @@ def accept_amendment(ref: str, amendment_id: int, db: Db, person: CurrentPerson)
 
 
 @router.post("/proposals/{ref}/amendments/{amendment_id}/decline")
-def decline_amendment(ref: str, amendment_id: int, db: Db, person: CurrentPerson) -> AmendmentPublic:
+def decline_amendment(
+    ref: str, amendment_id: int, db: Db, person: CurrentPerson
+) -> AmendmentPublic:
     """Declines an amendment (sponsors). Logged."""
     return _decide(ref, amendment_id, db, person, False)
 
@@ -146,7 +158,9 @@ def list_statements(ref: str, db: Db) -> list[StatementPublic]:
 
 
 @router.post("/proposals/{ref}/statements", status_code=status.HTTP_201_CREATED)
-def add_statement(ref: str, body: StatementCreate, db: Db, person: CurrentPerson) -> StatementPublic:
+def add_statement(
+    ref: str, body: StatementCreate, db: Db, person: CurrentPerson
+) -> StatementPublic:
     """Adds a statement (delegates; observers during a public consultation). Logged."""
     s = deliberation.add_statement(db, person, proposals.get(db, ref), body.text)
     db.commit()
@@ -180,7 +194,9 @@ def list_ballots(ref: str, db: Db) -> list[BallotPublic]:
 
 
 @router.post("/proposals/{ref}/ballots", status_code=status.HTTP_201_CREATED)
-def cast_ballots(ref: str, body: BallotsCreate, db: Db, person: CurrentPerson) -> list[BallotPublic]:
+def cast_ballots(
+    ref: str, body: BallotsCreate, db: Db, person: CurrentPerson
+) -> list[BallotPublic]:
     """Casts your member's signed ballot (the last one before close counts). Logged."""
     p = proposals.get(db, ref)
     rows = ballots.cast(db, person, p, [b.model_dump() for b in body.ballots])
@@ -216,15 +232,27 @@ def recount(db: Db) -> list[dict[str, Any]]:
 def get_charter(db: Db) -> dict[str, Any]:
     """The charter in force: its TOML text, rules and the rule of each kind."""
     c = charter.current(db)
-    return {"version": c.version, "text": c.text, "kinds": c.kinds,
-            "rules": {n: r.describe() for n, r in c.rules.items()}}
+    return {
+        "version": c.version,
+        "text": c.text,
+        "kinds": c.kinds,
+        "rules": {n: r.describe() for n, r in c.rules.items()},
+    }
 
 
 @router.get("/charter/versions")
 def charter_versions(db: Db) -> list[dict[str, Any]]:
     """Every stored version of the charter."""
-    return [{"version": v.version, "note": v.note, "created_at": v.created_at.isoformat(),
-             "log_index": v.log_index, "text": v.text} for v in charter.versions(db)]
+    return [
+        {
+            "version": v.version,
+            "note": v.note,
+            "created_at": v.created_at.isoformat(),
+            "log_index": v.log_index,
+            "text": v.text,
+        }
+        for v in charter.versions(db)
+    ]
 
 
 @router.put("/charter")

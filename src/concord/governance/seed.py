@@ -15,11 +15,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from concord.errors import N_
+from concord.governance import ballots, deliberation, proposals
+from concord.governance.tables import Proposal
 from concord.members import keys
 from concord.members.blocs import bloc_member_ids
 from concord.members.tables import Member, Person
-from concord.governance import ballots, deliberation, proposals
-from concord.governance.tables import Proposal
 from concord.seeding import World
 
 STEP = N_("Proposals, deliberation and decisions")
@@ -182,9 +182,15 @@ def seed(world: World) -> None:
             sponsor = _person(db, spec["sponsor"])
             if sponsor is None or any(c not in members for c in spec["cosponsors"]):
                 continue
-            p = proposals.create(db, sponsor, kind=spec["kind"], title=spec["title"],
-                                 texts=spec["texts"], body=spec["body"],
-                                 cosponsors=spec["cosponsors"])
+            p = proposals.create(
+                db,
+                sponsor,
+                kind=spec["kind"],
+                title=spec["title"],
+                texts=spec["texts"],
+                body=spec["body"],
+                cosponsors=spec["cosponsors"],
+            )
             proposals.open_deliberation(db, sponsor, p)
             if spec.get("consultation"):
                 proposals.set_consultation(db, sponsor, p, True)
@@ -199,7 +205,9 @@ def seed(world: World) -> None:
                 if person is None or slug not in members:
                     continue
                 south = members[slug].id in south_ids
-                for j, (statement, (_text, stance)) in enumerate(zip(items, spec["statements"])):
+                for j, (statement, (_text, stance)) in enumerate(
+                    zip(items, spec["statements"], strict=True)
+                ):
                     deliberation.vote(db, person, p, statement.id, _lean(stance, south, turn + j))
             if spec.get("consultation"):
                 observer = db.scalars(
@@ -207,7 +215,9 @@ def seed(world: World) -> None:
                 ).first()
                 if observer is not None:
                     for j, statement in enumerate(items):
-                        deliberation.vote(db, observer, p, statement.id, "agree" if j % 2 else "pass")
+                        deliberation.vote(
+                            db, observer, p, statement.id, "agree" if j % 2 else "pass"
+                        )
             deliberation.opinion_map(db, p)
             proposals.open_ballot(db, sponsor, p)
             for turn, slug in enumerate(slugs):

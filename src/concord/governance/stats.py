@@ -37,9 +37,7 @@ def participation(
         ("proposals", Proposal.sponsor_id, Proposal.created_at),
     )
     for name, member, at in sources:
-        query = window(
-            select(member, func.count()).where(member.is_not(None)).group_by(member), at
-        )
+        query = window(select(member, func.count()).where(member.is_not(None)).group_by(member), at)
         for member_id, count in session.execute(query).all():
             out[int(member_id)][name] = int(count)
     return dict(out)

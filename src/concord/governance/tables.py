@@ -122,4 +122,3 @@ class CharterVersion(Base):
     person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     log_index: Mapped[int] = mapped_column()
-
