@@ -25,6 +25,25 @@ from concord.web.render import render
 
 router = APIRouter(include_in_schema=False)
 NAV = [("/proposals", N_("Proposals"))]
+# Words the templates translate with `_(value)`: phases, kinds, choices, amendment states.
+LABELS = (
+    N_("draft"),
+    N_("deliberation"),
+    N_("ballot"),
+    N_("adopted"),
+    N_("rejected"),
+    N_("withdrawn"),
+    N_("standard"),
+    N_("project"),
+    N_("resolution"),
+    N_("yes"),
+    N_("no"),
+    N_("abstain"),
+    N_("objection"),
+    N_("proposed"),
+    N_("accepted"),
+    N_("declined"),
+)
 
 COLOURS = ("#1b6ca8", "#d1495b", "#2e8b57", "#edae49", "#6a4c93")
 WIDTH, HEIGHT, PAD = 420, 300, 16
