@@ -35,6 +35,12 @@ def test_draft_to_decision_from_the_cli(
     listed = as_("brazil", "statement", ref)
     statement_id = listed.output.split()[0].lstrip("#")
     as_("france", "vote", ref, statement_id, "agree")
+    amended = as_("france", "proposal", "amend", ref, "--text", "Share open models.")
+    amendment = amended.output.split()[1]
+    as_("kenya", "proposal", "amendment-ballot", ref, amendment)
+    for slug in ("kenya", "brazil", "india", "france"):
+        as_(slug, "ballot", ref, "yes", "--amendment", amendment)
+    assert "adopted" in as_("kenya", "proposal", "close", ref, "--amendment", amendment).output
     as_("kenya", "proposal", "open-ballot", ref)
     # a wrong key file: the hub refuses the signature with its coded error
     other = tmp_path / "other.pem"

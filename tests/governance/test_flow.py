@@ -282,3 +282,51 @@ def test_job_spec_checked_at_proposal_time(
     assert propose({**base, "rounds": 0}).json()["error"]["code"] == "proposal.job_spec"
     assert db.scalar(select(func.count()).select_from(Proposal)) == 0
     assert propose(base).status_code == 201
+
+
+def test_amendment_put_to_its_own_ballot(
+    client: TestClient, assembly: dict[str, Any], db: Session
+) -> None:
+    kenya = assembly["kenya"]
+    ref = resolution(client, kenya)
+    client.post(f"/api/proposals/{ref}/deliberation", headers=kenya.headers)
+    made = client.post(
+        f"/api/proposals/{ref}/amendments",
+        headers=assembly["germany"].headers,
+        json={"language": "fr", "text": "L'organisation promeut les modèles ouverts."},
+    ).json()
+    base = f"/api/proposals/{ref}/amendments/{made['id']}"
+    assert client.post(f"{base}/ballot", headers=kenya.headers).json()["status"] == "ballot"
+    # the proposal's own ballot waits for the amendment
+    waiting = client.post(f"/api/proposals/{ref}/ballot", headers=kenya.headers, json={})
+    assert waiting.json()["error"]["code"] == "proposal.invalid"
+    target = f"{ref}/A{made['id']}"
+    wrong = client.post(
+        f"{base}/ballots", headers=kenya.headers, json={"ballots": [signed(kenya, ref, "yes")]}
+    )
+    assert wrong.json()["error"]["code"] == "ballot.malformed"  # names the proposal, not A<id>
+    for slug in assembly:
+        answer = client.post(
+            f"{base}/ballots",
+            headers=assembly[slug].headers,
+            json={"ballots": [signed(assembly[slug], target, "yes")]},
+        )
+        assert answer.status_code == 201, answer.text
+    closed = client.post(f"{base}/close", headers=kenya.headers).json()
+    assert closed["status"] == "adopted" and closed["arithmetic"]["counts"]["yes"] == 5
+    texts = client.get(f"/api/proposals/{ref}").json()["texts"]
+    assert texts["fr"] == "L'organisation promeut les modèles ouverts."
+    recount = client.get("/api/governance/recount").json()
+    assert recount == [
+        {
+            "proposal": target,
+            "logged_outcome": "adopted",
+            "recounted_outcome": "adopted",
+            "counts": closed["arithmetic"]["counts"],
+            "matches": True,
+        }
+    ]
+    assert (
+        client.post(f"/api/proposals/{ref}/ballot", headers=kenya.headers, json={}).status_code
+        == 200
+    )

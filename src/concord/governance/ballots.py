@@ -27,7 +27,7 @@ from concord.db import utcnow
 from concord.errors import N_, Conflict, Forbidden, Invalid
 from concord.governance import charter
 from concord.governance.proposals import WrongPhase, sponsors
-from concord.governance.tables import Ballot, Decision, Proposal
+from concord.governance.tables import Amendment, AmendmentBallot, Ballot, Decision, Proposal
 from concord.ledger.log import append, canonical_json
 from concord.ledger.tables import LogEntry
 from concord.members import keys
@@ -91,12 +91,17 @@ def make_payload(
     }
 
 
-def _check_payload(payload: dict[str, Any], proposal: Proposal) -> None:
+def target(proposal: Proposal, amendment: Amendment | None = None) -> str:
+    """What a ballot names: the proposal (CS-2026-1) or one of its amendments (CS-2026-1/A3)."""
+    return proposal.reference if amendment is None else f"{proposal.reference}/A{amendment.id}"
+
+
+def _check_payload(payload: dict[str, Any], reference: str) -> None:
     if set(payload) != FIELDS:
         raise BallotMalformed(reason="the fields are " + ", ".join(sorted(FIELDS)))
     if not all(isinstance(payload[f], str) for f in FIELDS):
         raise BallotMalformed(reason=N_("every field is a string"))
-    if payload["proposal"] != proposal.reference:
+    if payload["proposal"] != reference:
         raise BallotMalformed(reason=N_("the ballot names another proposal"))
     if payload["choice"] not in CHOICES:
         raise BallotMalformed(reason=N_("the choice is yes, no, abstain or objection"))
@@ -115,12 +120,23 @@ def is_open(proposal: Proposal) -> bool:
 
 
 def cast(
-    session: Session, person: Person, proposal: Proposal, items: list[dict[str, Any]]
-) -> list[Ballot]:
-    """Verifies and records signed ballots ({"payload": …, "signature": …}); all or nothing."""
+    session: Session,
+    person: Person,
+    proposal: Proposal,
+    items: list[dict[str, Any]],
+    amendment: Amendment | None = None,
+) -> list[Any]:
+    """Verifies and records signed ballots ({"payload": …, "signature": …}); all or nothing.
+
+    With `amendment`, the ballots are on that amendment (put to a ballot of its own)."""
     member = acting_member(session, person)  # refuses suspended members and other roles
-    if not is_open(proposal):
-        raise BallotClosed(proposal=proposal.reference)
+    reference = target(proposal, amendment)
+    if amendment is None and not is_open(proposal):
+        raise BallotClosed(proposal=reference)
+    if amendment is not None and (
+        amendment.status != "ballot" or proposal.status != "deliberation"
+    ):
+        raise BallotClosed(proposal=reference)
     if not items:
         raise BallotMalformed(reason=N_("send one ballot"))
     seen: set[str] = set()
@@ -135,16 +151,17 @@ def cast(
     recorded = []
     for item in items:
         payload, signature = item["payload"], str(item.get("signature", ""))
-        _check_payload(payload, proposal)
+        _check_payload(payload, reference)
         acting_member(session, person, payload["member"])  # one's own member only
-        if session.scalars(select(Ballot.id).where(Ballot.nonce == payload["nonce"])).first():
-            raise BallotReplay()
+        for table in (Ballot, AmendmentBallot):
+            if session.scalars(select(table.id).where(table.nonce == payload["nonce"])).first():
+                raise BallotReplay()
         key = keys.verify(session, member, message(payload), signature)
         entry = append(
             session,
             "governance.ballot",
             {
-                "proposal": proposal.reference,
+                "proposal": reference,
                 "payload": payload,
                 "signature": signature,
                 "public_key": base64.b64encode(key.public_key).decode(),
@@ -152,12 +169,26 @@ def cast(
             },
             member_id=member.id,
         )
-        row = session.scalars(
-            select(Ballot).where(Ballot.proposal_id == proposal.id, Ballot.member_id == member.id)
-        ).first()
-        if row is None:
-            row = Ballot(proposal_id=proposal.id, member_id=member.id)
-            session.add(row)
+        row: Ballot | AmendmentBallot | None
+        if amendment is None:
+            row = session.scalars(
+                select(Ballot).where(
+                    Ballot.proposal_id == proposal.id, Ballot.member_id == member.id
+                )
+            ).first()
+            if row is None:
+                row = Ballot(proposal_id=proposal.id, member_id=member.id)
+                session.add(row)
+        else:
+            row = session.scalars(
+                select(AmendmentBallot).where(
+                    AmendmentBallot.amendment_id == amendment.id,
+                    AmendmentBallot.member_id == member.id,
+                )
+            ).first()
+            if row is None:
+                row = AmendmentBallot(amendment_id=amendment.id, member_id=member.id)
+                session.add(row)
         row.choice = payload["choice"]
         row.reason = payload["reason"]
         row.nonce = payload["nonce"]
@@ -187,36 +218,11 @@ def close(session: Session, person: Person | None, proposal: Proposal) -> Decisi
 
     Counted: the last ballot of each member active at close; eligible: members active at close.
     """
-    if person is not None:
-        if person.role == "secretariat":
-            pass
-        else:
-            try:
-                member = acting_member(session, person)
-            except Forbidden:
-                raise CloseForbidden(proposal=proposal.reference) from None
-            if member.id not in sponsors(proposal):
-                raise CloseForbidden(proposal=proposal.reference)
+    _may_close(session, person, proposal, proposal.reference)
     if proposal.status != "ballot":
         raise WrongPhase(proposal=proposal.reference, status=proposal.status, needed="ballot")
-    current = charter.current(session)
-    rule = current.rule_for(proposal.kind)
-    active = session.scalars(select(Member).where(Member.status == "active")).all()
-    active_slugs = {m.slug for m in active}
-    counted = [
-        {"member": m.slug, "choice": b.choice, "reason": b.reason, "log_index": b.log_index}
-        for b, m in ballots(session, proposal)
-        if m.slug in active_slugs
-    ]
-    slug_of = {m.id: m.slug for m in active}
-    blocs = {
-        name: sorted(slug_of[i] for i in bloc_member_ids(session, name) if i in slug_of)
-        for name in rule.bloc_majority
-    }
-    arithmetic = charter.apply(rule, counted, len(active), blocs)
-    arithmetic["charter_version"] = current.version
-    arithmetic["bloc_members"] = blocs
-    arithmetic["ballot_entries"] = sorted(b["log_index"] for b in counted)
+    counted = [(b.choice, b.reason, b.log_index, m) for b, m in ballots(session, proposal)]
+    arithmetic = tally(session, proposal.kind, counted)
     now = utcnow()
     proposal.status = arithmetic["outcome"]
     proposal.closed_at = now
@@ -233,7 +239,7 @@ def close(session: Session, person: Person | None, proposal: Proposal) -> Decisi
     decision = Decision(
         proposal_id=proposal.id,
         outcome=proposal.status,
-        rule=rule.name,
+        rule=arithmetic["rule"]["name"],
         arithmetic=arithmetic,
         decided_at=now,
         log_index=entry.index,
@@ -258,6 +264,78 @@ def close(session: Session, person: Person | None, proposal: Proposal) -> Decisi
                 session, "governance.standard_adopted", {**payload, "standard": proposal.body}
             )
     return decision
+
+
+def tally(
+    session: Session, kind: str, cast_ballots: list[tuple[str, str, int, Member]]
+) -> dict[str, Any]:
+    """The charter rule of `kind` applied to (choice, reason, log index, member) ballots."""
+    current = charter.current(session)
+    rule = current.rule_for(kind)
+    active = session.scalars(select(Member).where(Member.status == "active")).all()
+    active_slugs = {m.slug for m in active}
+    counted = [
+        {"member": m.slug, "choice": choice, "reason": reason, "log_index": index}
+        for choice, reason, index, m in cast_ballots
+        if m.slug in active_slugs
+    ]
+    slug_of = {m.id: m.slug for m in active}
+    blocs = {
+        name: sorted(slug_of[i] for i in bloc_member_ids(session, name) if i in slug_of)
+        for name in rule.bloc_majority
+    }
+    arithmetic = charter.apply(rule, counted, len(active), blocs)
+    arithmetic["charter_version"] = current.version
+    arithmetic["bloc_members"] = blocs
+    arithmetic["ballot_entries"] = sorted(b["log_index"] for b in counted)
+    return arithmetic
+
+
+def _may_close(session: Session, person: Person | None, proposal: Proposal, ref: str) -> None:
+    if person is None or person.role == "secretariat":
+        return
+    try:
+        member = acting_member(session, person)
+    except Forbidden:
+        raise CloseForbidden(proposal=ref) from None
+    if member.id not in sponsors(proposal):
+        raise CloseForbidden(proposal=ref)
+
+
+def close_amendment(
+    session: Session, person: Person | None, proposal: Proposal, amendment: Amendment
+) -> Amendment:
+    """Closes an amendment's own ballot under the rule of the proposal's kind. Logged; if
+    adopted, the amendment's text replaces the proposal's in its language."""
+    reference = target(proposal, amendment)
+    _may_close(session, person, proposal, reference)
+    if amendment.status != "ballot":
+        raise BallotClosed(proposal=reference)
+    rows = session.execute(
+        select(AmendmentBallot, Member)
+        .join(Member, Member.id == AmendmentBallot.member_id)
+        .where(AmendmentBallot.amendment_id == amendment.id)
+        .order_by(Member.slug)
+    ).all()
+    arithmetic = tally(
+        session, proposal.kind, [(b.choice, b.reason, b.log_index, m) for b, m in rows]
+    )
+    amendment.status = arithmetic["outcome"]
+    amendment.decided_at = utcnow()
+    amendment.arithmetic = arithmetic
+    if amendment.status == "adopted":
+        proposal.texts = {**proposal.texts, amendment.language: amendment.text}
+    append(
+        session,
+        "governance.decision",
+        {
+            "proposal": reference,
+            "kind": "amendment",
+            "outcome": amendment.status,
+            "arithmetic": arithmetic,
+        },
+    )
+    return amendment
 
 
 def decision_of(session: Session, proposal: Proposal) -> Decision | None:

@@ -197,10 +197,23 @@ def proposal_decide_amendment(
     out.print(f"amendment {amendment}: {_act(ref, path, hub, token)['status']}")
 
 
+@proposal_app.command("amendment-ballot")
+def proposal_amendment_ballot(ref: str, amendment: int, hub: str = HUB, token: str = TOKEN) -> None:
+    """Put an amendment to a ballot of its own (sponsors)."""
+    answer = _act(ref, f"amendments/{amendment}/ballot", hub, token)
+    out.print(f"amendment {amendment}: {answer['status']}")
+
+
 @proposal_app.command("close")
-def proposal_close(ref: str, hub: str = HUB, token: str = TOKEN) -> None:
+def proposal_close(
+    ref: str,
+    amendment: int = typer.Option(None, help="Close this amendment's ballot instead."),
+    hub: str = HUB,
+    token: str = TOKEN,
+) -> None:
     """Close the ballot and record the decision (sponsors, secretariat)."""
-    out.print(_arithmetic(_act(ref, "close", hub, token)["arithmetic"]))
+    path = f"amendments/{amendment}/close" if amendment else "close"
+    out.print(_arithmetic(_act(ref, path, hub, token)["arithmetic"]))
 
 
 def statement(
@@ -247,6 +260,7 @@ def ballot(
     reason: str = typer.Option("", help="Why (required for an objection)."),
     member: str = typer.Option(None, help="Your member (default: your token's)."),
     key_file: Path = typer.Option(None, help="The member's private key (default: keys dir)."),
+    amendment: int = typer.Option(None, help="Vote on this amendment of the proposal."),
     print_only: bool = typer.Option(
         False, "--print", help="Print the signed ballot; send nothing."
     ),
@@ -257,13 +271,15 @@ def ballot(
     with from_environment(hub, token) as client:
         slug = _member(client, member)
         private = keys.load_private(key_file or keys.default_key_path(slug))
-        payload = ballots.make_payload(ref.upper(), slug, choice, reason)
+        reference = ref.upper() + (f"/A{amendment}" if amendment else "")
+        payload = ballots.make_payload(reference, slug, choice, reason)
         signed = {"payload": payload, "signature": keys.sign(private, ballots.message(payload))}
         if print_only:
             out.print_json(json.dumps(signed))
             return
-        client.post(f"/api/proposals/{ref}/ballots", json={"ballots": [signed]})
-    out.print(f"[green]cast[/] {choice} on {ref.upper()} for {slug} (signed here)")
+        path = f"amendments/{amendment}/ballots" if amendment else "ballots"
+        client.post(f"/api/proposals/{ref}/{path}", json={"ballots": [signed]})
+    out.print(f"[green]cast[/] {choice} on {reference} for {slug} (signed here)")
 
 
 @charter_app.command("show")

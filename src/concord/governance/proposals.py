@@ -279,7 +279,7 @@ def open_ballot(
     now = utcnow()
     if closes_at is not None and closes_at <= now:
         raise BadProposal(reason=N_("the ballot must close in the future"))
-    pending = [a for a in amendments(session, proposal) if a.status == "proposed"]
+    pending = [a for a in amendments(session, proposal) if a.status in ("proposed", "ballot")]
     if pending:
         raise BadProposal(reason=N_("decide every pending amendment before the ballot"))
     proposal.status = "ballot"
@@ -375,4 +375,17 @@ def decide_amendment(
         amendment=amendment.id,
         decision=amendment.status,
     )
+    return amendment
+
+
+def put_amendment_to_ballot(
+    session: Session, person: Person, proposal: Proposal, amendment: Amendment
+) -> Amendment:
+    """The sponsors put an amendment to a ballot of its own instead of deciding it."""
+    member = require_sponsor(session, person, proposal)
+    _phase(proposal, "deliberation")
+    if amendment.status != "proposed":
+        raise AmendmentDecided(amendment=amendment.id)
+    amendment.status = "ballot"
+    _log(session, proposal, "amendment_ballot", member, amendment=amendment.id)
     return amendment

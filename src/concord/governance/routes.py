@@ -150,6 +150,43 @@ def decline_amendment(
     return _decide(ref, amendment_id, db, person, False)
 
 
+@router.post("/proposals/{ref}/amendments/{amendment_id}/ballot")
+def amendment_to_ballot(
+    ref: str, amendment_id: int, db: Db, person: CurrentPerson
+) -> AmendmentPublic:
+    """Puts an amendment to a ballot of its own instead of deciding it (sponsors). Logged."""
+    p = proposals.get(db, ref)
+    a = proposals.put_amendment_to_ballot(
+        db, person, p, proposals.get_amendment(db, p, amendment_id)
+    )
+    db.commit()
+    return AmendmentPublic.of(a, _slug(db, a.member_id) or "")
+
+
+@router.post(
+    "/proposals/{ref}/amendments/{amendment_id}/ballots", status_code=status.HTTP_201_CREATED
+)
+def cast_amendment_ballots(
+    ref: str, amendment_id: int, body: BallotsCreate, db: Db, person: CurrentPerson
+) -> dict[str, Any]:
+    """Casts your member's signed ballot on an amendment; the payload names `REF/A<id>`."""
+    p = proposals.get(db, ref)
+    a = proposals.get_amendment(db, p, amendment_id)
+    rows = ballots.cast(db, person, p, [b.model_dump() for b in body.ballots], amendment=a)
+    db.commit()
+    return {"amendment": a.id, "log_indices": [r.log_index for r in rows]}
+
+
+@router.post("/proposals/{ref}/amendments/{amendment_id}/close")
+def close_amendment(ref: str, amendment_id: int, db: Db, person: CurrentPerson) -> dict[str, Any]:
+    """Closes an amendment's ballot under the rule of the proposal's kind (sponsors,
+    secretariat); adopted amendments replace the text in their language."""
+    p = proposals.get(db, ref)
+    a = ballots.close_amendment(db, person, p, proposals.get_amendment(db, p, amendment_id))
+    db.commit()
+    return {"amendment": a.id, "status": a.status, "arithmetic": a.arithmetic}
+
+
 @router.get("/proposals/{ref}/statements")
 def list_statements(ref: str, db: Db) -> list[StatementPublic]:
     """The statements of the deliberation."""

@@ -52,6 +52,8 @@ class Amendment(Base):
     status: Mapped[str] = mapped_column(String(20), default="proposed")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # set when the amendment was put to a ballot of its own and closed
+    arithmetic: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
 
 
 class Statement(Base):
@@ -90,6 +92,24 @@ class Ballot(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     proposal_id: Mapped[int] = mapped_column(ForeignKey("governance_proposals.id"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    choice: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    nonce: Mapped[str] = mapped_column(String(64), unique=True)
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    signature: Mapped[str] = mapped_column(String(128))
+    cast_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    log_index: Mapped[int] = mapped_column()
+
+
+class AmendmentBallot(Base):
+    """A member's current ballot on an amendment put to a ballot of its own."""
+
+    __tablename__ = "governance_amendment_ballots"
+    __table_args__ = (UniqueConstraint("amendment_id", "member_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    amendment_id: Mapped[int] = mapped_column(ForeignKey("governance_amendments.id"), index=True)
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
     choice: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str] = mapped_column(Text, default="")

@@ -60,6 +60,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(20), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("decided_at", UTCDateTime(), nullable=True),
+        sa.Column("arithmetic", sa.JSON(), nullable=True),
     )
     op.create_table(
         "governance_statements",
@@ -96,6 +97,20 @@ def upgrade() -> None:
         sa.UniqueConstraint("proposal_id", "member_id"),
     )
     op.create_table(
+        "governance_amendment_ballots",
+        _id(),
+        _fk("amendment_id", "governance_amendments.id", index=True),
+        _fk("member_id", "members.id"),
+        sa.Column("choice", sa.String(20), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("nonce", sa.String(64), nullable=False, unique=True),
+        sa.Column("payload", sa.JSON(), nullable=False),
+        sa.Column("signature", sa.String(128), nullable=False),
+        sa.Column("cast_at", UTCDateTime(), nullable=False),
+        sa.Column("log_index", sa.Integer(), nullable=False),
+        sa.UniqueConstraint("amendment_id", "member_id"),
+    )
+    op.create_table(
         "governance_decisions",
         _id(),
         _fk("proposal_id", "governance_proposals.id"),
@@ -122,6 +137,7 @@ def downgrade() -> None:
     for name in (
         "governance_charter_versions",
         "governance_decisions",
+        "governance_amendment_ballots",
         "governance_ballots",
         "governance_statement_votes",
         "governance_statements",
