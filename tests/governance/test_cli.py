@@ -86,3 +86,33 @@ def test_charter_from_the_cli(cli_env: Any, tmp_path: Path, db: Session) -> None
     assert stored.exit_code == 0, stored.output
     assert db.scalars(select(CharterVersion.version)).all() == [1]
     assert "un-ga-simple" in runner.invoke(app, ["charter", "show"]).output
+
+
+def test_close_due_closes_only_expired_ballots(
+    cli_env: Any, client: Any, assembly: dict[str, Any], sessions: Any, db: Session
+) -> None:
+    from datetime import timedelta
+
+    from concord.db import utcnow
+    from concord.governance.tables import Proposal
+    from tests.governance.conftest import cast, resolution
+
+    kenya = assembly["kenya"]
+    refs = [resolution(client, kenya, t) for t in ("Due", "Later")]
+    for ref in refs:
+        client.post(f"/api/proposals/{ref}/deliberation", headers=kenya.headers)
+        later = (utcnow() + timedelta(hours=1)).isoformat()
+        client.post(
+            f"/api/proposals/{ref}/ballot", headers=kenya.headers, json={"closes_at": later}
+        )
+        cast(client, kenya, ref, "yes")
+    with sessions() as session:  # the first one's time has come
+        due = session.query(Proposal).filter_by(reference=refs[0]).one()
+        due.closes_at = utcnow() - timedelta(seconds=1)
+        session.commit()
+    result = runner.invoke(app, ["proposal", "close-due"])
+    assert result.exit_code == 0, result.output
+    statuses = {p.reference: p.status for p in db.scalars(select(Proposal))}
+    assert statuses == {refs[0]: "rejected", refs[1]: "ballot"}
+    late = cast(client, kenya, refs[0], "no")
+    assert late.json()["error"]["code"] == "ballot.closed"

@@ -216,6 +216,16 @@ def proposal_close(
     out.print(_arithmetic(_act(ref, path, hub, token)["arithmetic"]))
 
 
+@proposal_app.command("close-due")
+def proposal_close_due() -> None:
+    """Close every ballot whose closing time has passed (on the hub; run it from cron)."""
+    with local_sessions()() as db:
+        decisions = ballots.close_due(db)
+        db.commit()
+        for d in decisions:
+            out.print(f"{d.arithmetic['rule']['name']}: {d.outcome} (log #{d.log_index})")
+
+
 def statement(
     ref: str = typer.Argument(..., help="The proposal."),
     text: str = typer.Argument(None, help="The statement; omit to list them."),

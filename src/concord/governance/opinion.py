@@ -142,9 +142,14 @@ def pca_plain(dense: FloatArray) -> tuple[FloatArray, FloatArray]:
 def cluster(points: FloatArray, max_groups: int = MAX_GROUPS) -> tuple[IntArray, int, float]:
     """Polis' two-level k-means; returns (labels, k, silhouette)."""
     n = len(points)
-    distinct = len(np.unique(np.round(points, 9), axis=0)) if n else 0
-    if distinct < 3:
+    unique, inverse = (
+        np.unique(np.round(points, 9), axis=0, return_inverse=True) if n else (points, None)
+    )
+    distinct = len(unique)
+    if distinct < 2:
         return np.zeros(n, dtype=np.int64), 1, 0.0
+    if distinct == 2:  # two camps voting as blocks: two groups, perfectly separated
+        return np.asarray(inverse, dtype=np.int64).ravel(), 2, 1.0
     n_base = min(BASE_CLUSTERS, distinct)
     base = KMeans(n_clusters=n_base, n_init=1, random_state=0, max_iter=50).fit(points)
     centres = base.cluster_centers_
@@ -228,7 +233,8 @@ def compute(
         seen=seen,
         gic=np.asarray(gic),
     )
-    result.repness = representative(agree, disagree, seen, max_representative)
+    # with one group there is nothing to set it apart from (Polis shows no repness then)
+    result.repness = representative(agree, disagree, seen, max_representative) if k > 1 else [[]]
     everyone = np.all(pa > 0.5, axis=0) & (seen.sum(axis=0) > 0)
     result.consensus = [int(j) for j in np.argsort(-gic) if everyone[j]][:max_representative]
     return result
@@ -256,10 +262,13 @@ def representative(
             if k == 1:
                 significant = _z_prop(p_in, n_in) > Z_90
             metric = ratio * p_in
-            for j in np.flatnonzero(significant & (n_in > 0)):
+            # as Polis: significant statements first; in small groups, where no test can be
+            # significant, the clearest majority that differs from the others (ranked below)
+            fallback = ~significant & (n_in > 0) & (p_in > 0.5) & (ratio > 1)
+            for j in np.flatnonzero((significant | fallback) & (n_in > 0)):
                 candidates.append(
                     (
-                        float(metric[j]),
+                        float(metric[j]) + (1e6 if significant[j] else 0.0),
                         Repness(
                             int(j), direction, float(p_in[j]), float(p_out[j]), float(ratio[j])
                         ),

@@ -62,14 +62,16 @@ def scatter(opinion: dict[str, Any]) -> dict[str, Any]:
         return {"points": [], "centres": [], "width": WIDTH, "height": HEIGHT}
     xs = [p[0] for p in points]
     ys = [p[1] for p in points]
-    span_x = (max(xs) - min(xs)) or 1.0
-    span_y = (max(ys) - min(ys)) or 1.0
+    span_x = max(xs) - min(xs)
+    span_y = max(ys) - min(ys)
 
-    def sx(x: float) -> float:
-        return round(PAD + (x - min(xs)) / span_x * (WIDTH - 2 * PAD), 1)
+    def sx(x: float) -> float:  # a flat axis is drawn through the middle
+        share = (x - min(xs)) / span_x if span_x > 1e-9 else 0.5
+        return round(PAD + share * (WIDTH - 2 * PAD), 1)
 
     def sy(y: float) -> float:
-        return round(HEIGHT - PAD - (y - min(ys)) / span_y * (HEIGHT - 2 * PAD), 1)
+        share = (y - min(ys)) / span_y if span_y > 1e-9 else 0.5
+        return round(HEIGHT - PAD - share * (HEIGHT - 2 * PAD), 1)
 
     out = [
         {
