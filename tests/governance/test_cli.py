@@ -93,9 +93,10 @@ def test_close_due_closes_only_expired_ballots(
 ) -> None:
     from datetime import timedelta
 
+    from tests.governance.conftest import cast, resolution
+
     from concord.db import utcnow
     from concord.governance.tables import Proposal
-    from tests.governance.conftest import cast, resolution
 
     kenya = assembly["kenya"]
     refs = [resolution(client, kenya, t) for t in ("Due", "Later")]
