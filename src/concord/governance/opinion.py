@@ -81,7 +81,7 @@ def matrices(
     # explicit zeros (passes) are kept by the COO → CSR conversion, so S can share V's structure
     v = sparse.csr_matrix((data, (rows, cols)), shape=shape)
     v.sort_indices()
-    s = sparse.csr_matrix((np.ones(v.nnz), v.indices, v.indptr), shape=shape)
+    s = sparse.csr_matrix((np.ones(v.nnz, dtype=np.float32), v.indices, v.indptr), shape=shape)
     return v, s
 
 
@@ -101,7 +101,7 @@ def power_pca(
     m = x.shape[1]
     rng = np.random.default_rng(0)
     q, _ = np.linalg.qr(rng.standard_normal((m, n_components)))  # (m, c)
-    xt = x.T.tocsr()
+    xt = x.T  # a CSC view: no copy
     for _ in range(iterations):
         z = xt @ (x @ q)  # (m, c)
         q_next, _ = np.linalg.qr(z)
@@ -212,8 +212,8 @@ def compute(
     g = sparse.csr_matrix(
         (np.ones(len(member)), (groups[member], member)), shape=(max(k, 1), n)
     )  # (k, n)
-    agree_m = sparse.csr_matrix(((v.data > 0).astype(np.float64), v.indices, v.indptr), v.shape)
-    disagree_m = sparse.csr_matrix(((v.data < 0).astype(np.float64), v.indices, v.indptr), v.shape)
+    agree_m = sparse.csr_matrix(((v.data > 0).astype(np.float32), v.indices, v.indptr), v.shape)
+    disagree_m = sparse.csr_matrix(((v.data < 0).astype(np.float32), v.indices, v.indptr), v.shape)
     agree = np.asarray((g @ agree_m).todense()).astype(np.int64)  # (k, m)
     disagree = np.asarray((g @ disagree_m).todense()).astype(np.int64)
     seen = np.asarray((g @ s).todense()).astype(np.int64)
