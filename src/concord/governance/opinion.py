@@ -34,6 +34,7 @@ import numpy.typing as npt
 from scipy import sparse
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
+from threadpoolctl import threadpool_limits
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -140,7 +141,15 @@ def pca_plain(dense: FloatArray) -> tuple[FloatArray, FloatArray]:
 
 
 def cluster(points: FloatArray, max_groups: int = MAX_GROUPS) -> tuple[IntArray, int, float]:
-    """Polis' two-level k-means; returns (labels, k, silhouette)."""
+    """Polis' two-level k-means; returns (labels, k, silhouette).
+
+    Runs on one thread: the work is small, and OpenMP threads spinning on a busy shared hub
+    made the time vary two-fold in our measurements."""
+    with threadpool_limits(1):
+        return _cluster(points, max_groups)
+
+
+def _cluster(points: FloatArray, max_groups: int) -> tuple[IntArray, int, float]:
     n = len(points)
     unique, inverse = (
         np.unique(np.round(points, 9), axis=0, return_inverse=True) if n else (points, None)
