@@ -1,0 +1,248 @@
+"""Deliberation: short statements, agree / disagree / pass votes, and the cached opinion map.
+
+Delegates always take part (for their member). Observers take part only while the sponsor
+keeps a public consultation open. The secretariat moderates but does not deliberate.
+Statements are logged; votes on statements are deliberation signals, not decisions: they are
+kept in the database (one row per person and statement, the latest counts) and not logged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from concord.db import utcnow
+from concord.errors import N_, Forbidden, Invalid, NotFound
+from concord.governance import opinion
+from concord.governance.tables import Proposal, Statement, StatementVote
+from concord.ledger.log import append
+from concord.members.directory import require_active
+from concord.members.people import RoleRequired
+from concord.members.tables import Member, Person
+
+VOTES = {"agree": 1, "disagree": -1, "pass": 0}
+MAX_STATEMENT = 500
+
+
+class StatementNotFound(NotFound):
+    code = "statement.unknown"
+    message = N_("There is no statement {statement}.")
+
+
+class StatementElsewhere(Invalid):
+    code = "statement.other_proposal"
+    message = N_("Statement {statement} belongs to another proposal, not {proposal}.")
+
+
+class BadStatement(Invalid):
+    code = "statement.invalid"
+    message = N_("A statement has 1 to 500 characters.")
+
+
+class BadVote(Invalid):
+    code = "statement.bad_vote"
+    message = N_("A vote on a statement is agree, disagree or pass.")
+
+
+class NotDeliberating(Forbidden):
+    code = "deliberation.closed"
+    message = N_("Proposal {proposal} is not open for deliberation.")
+
+
+class ConsultationClosed(Forbidden):
+    code = "deliberation.members_only"
+    message = N_(
+        "Only members' delegates deliberate on {proposal}: there is no public consultation."
+    )
+
+
+def participant(session: Session, person: Person, proposal: Proposal) -> Member | None:
+    """The member a delegate speaks for, or None for an observer in a public consultation."""
+    if proposal.status not in ("deliberation", "ballot"):
+        raise NotDeliberating(proposal=proposal.reference)
+    if person.role == "delegate":
+        member = session.get(Member, person.member_id) if person.member_id else None
+        if member is None:
+            raise RoleRequired(roles="delegate")
+        require_active(member)
+        return member
+    if person.role == "observer":
+        if not proposal.public_consultation:
+            raise ConsultationClosed(proposal=proposal.reference)
+        return None
+    raise RoleRequired(roles="delegate, observer")
+
+
+def add_statement(session: Session, person: Person, proposal: Proposal, text: str) -> Statement:
+    member = participant(session, person, proposal)
+    text = " ".join(text.split())
+    if not text or len(text) > MAX_STATEMENT:
+        raise BadStatement()
+    statement = Statement(
+        proposal_id=proposal.id,
+        person_id=person.id,
+        member_id=member.id if member else None,
+        text=text,
+        created_at=utcnow(),
+    )
+    session.add(statement)
+    session.flush()
+    proposal.votes_version += 1
+    append(
+        session,
+        "governance.statement",
+        {
+            "proposal": proposal.reference,
+            "statement": statement.id,
+            "text": text,
+            "observer": member is None,
+        },
+        member_id=member.id if member else None,
+    )
+    return statement
+
+
+def statements(session: Session, proposal: Proposal) -> list[Statement]:
+    return list(
+        session.scalars(
+            select(Statement).where(Statement.proposal_id == proposal.id).order_by(Statement.id)
+        ).all()
+    )
+
+
+def vote(
+    session: Session, person: Person, proposal: Proposal, statement_id: int, choice: str
+) -> StatementVote:
+    """Records (or changes) a person's vote on a statement of `proposal`."""
+    if choice not in VOTES:
+        raise BadVote()
+    statement = session.get(Statement, statement_id)
+    if statement is None:
+        raise StatementNotFound(statement=statement_id)
+    if statement.proposal_id != proposal.id:
+        raise StatementElsewhere(statement=statement_id, proposal=proposal.reference)
+    member = participant(session, person, proposal)
+    row = session.scalars(
+        select(StatementVote).where(
+            StatementVote.statement_id == statement_id, StatementVote.person_id == person.id
+        )
+    ).first()
+    if row is None:
+        row = StatementVote(
+            proposal_id=proposal.id,
+            statement_id=statement_id,
+            person_id=person.id,
+            member_id=member.id if member else None,
+            vote=VOTES[choice],
+            created_at=utcnow(),
+        )
+        session.add(row)
+    else:
+        row.vote = VOTES[choice]
+        row.created_at = utcnow()
+    proposal.votes_version += 1
+    session.flush()
+    return row
+
+
+def opinion_map(session: Session, proposal: Proposal) -> dict[str, Any]:
+    """The map as JSON, recomputed only when statements or votes changed since the last one.
+
+    The caller commits (pages and routes do) so the cache survives the request."""
+    if proposal.opinion_map is not None and proposal.map_version == proposal.votes_version:
+        return proposal.opinion_map
+    result = build_map(session, proposal)
+    proposal.opinion_map = result
+    proposal.map_version = proposal.votes_version
+    session.flush()
+    return result
+
+
+def build_map(session: Session, proposal: Proposal) -> dict[str, Any]:
+    items = statements(session, proposal)
+    rows = session.execute(
+        select(StatementVote.person_id, StatementVote.statement_id, StatementVote.vote).where(
+            StatementVote.proposal_id == proposal.id
+        )
+    ).all()
+    column = {s.id: j for j, s in enumerate(items)}
+    people = sorted({r[0] for r in rows})
+    row_of = {p: i for i, p in enumerate(people)}
+    labels: dict[int, str] = {}
+    if people:
+        for person_id, slug in session.execute(
+            select(Person.id, Member.slug)
+            .join(Member, Member.id == Person.member_id)
+            .where(Person.id.in_(people))
+        ).all():
+            labels[person_id] = slug
+    r = np.array([row_of[p] for p, _s, _v in rows], dtype=np.int64)
+    c = np.array([column[s] for _p, s, _v in rows], dtype=np.int64)
+    v = np.array([x for _p, _s, x in rows], dtype=np.float64)
+    texts = [{"id": s.id, "text": s.text} for s in items]
+    if not people or not items:
+        return {
+            "k": 0,
+            "participants": 0,
+            "votes": 0,
+            "points": [],
+            "groups": [],
+            "consensus": [],
+            "statements": texts,
+        }
+    m = opinion.compute(r, c, v, (len(people), len(items)))
+    # totals over everyone who voted, clustered or not
+    agree_all = np.bincount(c[v > 0], minlength=len(items))
+    disagree_all = np.bincount(c[v < 0], minlength=len(items))
+    seen_all = np.bincount(c, minlength=len(items))
+    groups = []
+    for g in range(m.k):
+        groups.append(
+            {
+                "id": g,
+                "size": int((m.groups == g).sum()),
+                "representative": [
+                    {
+                        "statement": items[rep.statement].id,
+                        "text": items[rep.statement].text,
+                        "direction": rep.direction,
+                        "p_in": round(rep.p_in, 3),
+                        "p_out": round(rep.p_out, 3),
+                    }
+                    for rep in m.repness[g]
+                ],
+            }
+        )
+    return {
+        "k": m.k,
+        "silhouette": round(m.silhouette, 3),
+        "participants": m.n_participants,
+        "votes": m.n_votes,
+        "points": [
+            [
+                round(float(m.xy[i, 0]), 4),
+                round(float(m.xy[i, 1]), 4),
+                int(m.groups[i]),
+                labels.get(people[i], ""),
+            ]
+            for i in range(len(people))
+        ],
+        "groups": groups,
+        "consensus": [
+            {"statement": items[j].id, "text": items[j].text, "gic": round(float(m.gic[j]), 3)}
+            for j in m.consensus
+        ],
+        "statements": [
+            {
+                **texts[j],
+                "agree": int(agree_all[j]),
+                "disagree": int(disagree_all[j]),
+                "pass": int(seen_all[j] - agree_all[j] - disagree_all[j]),
+                "gic": round(float(m.gic[j]), 3),
+            }
+            for j in range(len(items))
+        ],
+    }

@@ -1,0 +1,234 @@
+"""Demo step: three proposals deliberated by the demo members.
+
+- a standard, adopted: open licences, declared data provenance, DP ε ≤ 8 with personal data;
+- a project, adopted: logistic regression on handwritten digits across both blocs;
+- a resolution, rejected: a compute levy the Global North's members do not carry.
+
+Ballots are signed with each member's demo key, exactly as a delegate's machine would.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from concord.errors import N_
+from concord.governance import ballots, deliberation, proposals
+from concord.governance.tables import Proposal
+from concord.members import keys
+from concord.members.blocs import bloc_member_ids
+from concord.members.tables import Member, Person
+from concord.seeding import World
+
+STEP = N_("Proposals, deliberation and decisions")
+
+STANDARD_RULES: dict[str, Any] = {
+    "blocking": True,
+    "rules": [
+        {
+            "id": "open-licence",
+            "subject": "model",
+            "expression": 'has(card.license) && card.license in ["apache-2.0", "mit", '
+            '"bsd-3-clause", "cc-by-4.0", "openrail", "openrail++", "bigscience-openrail-m"]',
+            "explanation": "The licence is OSI-approved or an open RAIL licence.",
+        },
+        {
+            "id": "data-provenance",
+            "subject": "model",
+            "expression": "has(card.datasets) && size(card.datasets) > 0",
+            "explanation": "Training data provenance is declared.",
+        },
+        {
+            "id": "dp-personal-data",
+            "subject": "job",
+            "expression": "!job.privacy.personal_data || (job.privacy.differential_privacy "
+            "!= null && job.privacy.differential_privacy.epsilon <= 8.0)",
+            "explanation": "Differential privacy with ε ≤ 8 for projects with personal data.",
+        },
+        {
+            "id": "open-result",
+            "subject": "job",
+            "expression": 'job.licence in ["Apache-2.0", "MIT", "BSD-3-Clause", "CC-BY-4.0"]',
+            "explanation": "The trained model is released under an open licence.",
+        },
+    ],
+}
+
+PROJECT_SPEC: dict[str, Any] = {
+    "task": "logreg-digits",
+    "participants": {"members": ["kenya", "brazil", "india", "france", "germany"]},
+    "rounds": 5,
+    "min_participants": 3,
+    "strategy": {"name": "fedavg"},
+    "local": {"epochs": 1, "batch_size": 32, "learning_rate": 0.1},
+    "publish_as": "concord/logreg-digits",
+    "licence": "Apache-2.0",
+}
+
+# (title, kind, sponsor, co-sponsors, texts, body, statements as (text, stance))
+# stance: "all" everyone tends to agree; "south" the South agrees, the North disagrees; "north"
+# the reverse; "split" members disagree across blocs.
+PROPOSALS: list[dict[str, Any]] = [
+    {
+        "title": "Standard for open and accountable shared models",
+        "kind": "standard",
+        "sponsor": "kenya",
+        "cosponsors": ["france", "brazil"],
+        "texts": {
+            "en": "Models published in the commons carry an open licence and declare the data "
+            "they were trained on; joint projects that use personal data apply differential "
+            "privacy with ε no greater than 8.",
+            "fr": "Les modèles publiés dans le patrimoine commun portent une licence ouverte et "
+            "déclarent leurs données d'entraînement ; les projets communs qui utilisent des "
+            "données personnelles appliquent une confidentialité différentielle avec ε ≤ 8.",
+            "es": "Los modelos publicados en el acervo común llevan una licencia abierta y "
+            "declaran sus datos de entrenamiento; los proyectos conjuntos con datos personales "
+            "aplican privacidad diferencial con ε no mayor que 8.",
+        },
+        "body": STANDARD_RULES,
+        "statements": [
+            ("Open licences let small labs build on shared models.", "all"),
+            ("Declaring training data is the minimum for trust.", "all"),
+            ("ε = 8 is too weak a guarantee for health data.", "north"),
+            ("Strict privacy budgets make models useless for small countries.", "south"),
+            ("Model cards should be available in all six UN languages.", "all"),
+        ],
+        "outcome": "adopted",
+    },
+    {
+        "title": "Handwritten digit recognition across five continents",
+        "kind": "project",
+        "sponsor": "india",
+        "cosponsors": ["germany"],
+        "texts": {
+            "en": "A federated logistic regression on handwritten digits, trained by members "
+            "from both blocs on data that never leaves them, as the organisation's first joint "
+            "training exercise.",
+            "zh": "联邦逻辑回归手写数字识别项目：来自两个集团的成员在不离开本地的数据上共同训练，"
+            "作为本组织的第一次联合训练演练。",
+        },
+        "body": PROJECT_SPEC,
+        "statements": [
+            ("A small first project builds confidence in the infrastructure.", "all"),
+            ("Five rounds are enough to show the method works.", "all"),
+            ("We should start with a real public-health task instead.", "south"),
+            ("Each node must report its energy use.", "north"),
+        ],
+        "outcome": "adopted",
+    },
+    {
+        "title": "Levy on large AI developers to fund compute in the Global South",
+        "kind": "resolution",
+        "sponsor": "ethiopia",
+        "cosponsors": ["nepal"],
+        "texts": {
+            "en": "The organisation calls for a levy of 1% of the revenue of developers of large "
+            "AI models, paid into a fund that provides compute to members in the Global South.",
+            "ar": "تدعو المنظمة إلى فرض رسم قدره 1٪ من إيرادات مطوري نماذج الذكاء الاصطناعي "
+            "الكبيرة، يُدفع إلى صندوق يوفر قدرات الحوسبة للأعضاء في الجنوب العالمي.",
+        },
+        "body": {},
+        "statements": [
+            ("Compute is the main barrier to AI capacity in our region.", "all"),
+            ("A levy on revenue is the fairest way to fund shared compute.", "south"),
+            ("A levy would push development out of member countries.", "north"),
+            ("Voluntary pledges have never reached the promised amounts.", "south"),
+            ("Shared compute should be governed by all members equally.", "all"),
+        ],
+        "consultation": True,
+        "outcome": "rejected",
+    },
+]
+
+
+def _person(db: Session, slug: str) -> Person | None:
+    return db.scalars(select(Person).where(Person.email == f"delegate@{slug}.example")).first()
+
+
+def _lean(stance: str, south: bool, turn: int) -> str:
+    """A deterministic but not uniform vote, so the map shows groups and some noise."""
+    if turn % 7 == 3:
+        return "pass"
+    if stance == "all":
+        return "disagree" if turn % 11 == 5 else "agree"
+    agrees = south if stance == "south" else not south
+    if turn % 9 == 4:
+        agrees = not agrees
+    return "agree" if agrees else "disagree"
+
+
+def _ballot_choice(spec: dict[str, Any], slug: str, south: bool, turn: int) -> tuple[str, str]:
+    if spec["outcome"] == "rejected":
+        if south:
+            return "yes", ""
+        return ("yes", "") if turn % 5 == 0 else ("no", "")
+    if slug == "norway" and spec["kind"] == "standard":
+        return "objection", "ε = 8 is too weak for health data; we ask for ε ≤ 3."
+    if turn % 8 == 7:
+        return "abstain", ""
+    return "yes", ""
+
+
+def seed(world: World) -> None:
+    slugs: list[str] = world.facts.get("members", [])
+    with world.sessions() as db:
+        members = {m.slug: m for m in db.scalars(select(Member)).all() if m.slug in slugs}
+        south_ids = bloc_member_ids(db, "global-south")
+        for spec in PROPOSALS:
+            if db.scalars(select(Proposal).where(Proposal.title == spec["title"])).first():
+                continue
+            sponsor = _person(db, spec["sponsor"])
+            if sponsor is None or any(c not in members for c in spec["cosponsors"]):
+                continue
+            p = proposals.create(
+                db,
+                sponsor,
+                kind=spec["kind"],
+                title=spec["title"],
+                texts=spec["texts"],
+                body=spec["body"],
+                cosponsors=spec["cosponsors"],
+            )
+            proposals.open_deliberation(db, sponsor, p)
+            if spec.get("consultation"):
+                proposals.set_consultation(db, sponsor, p, True)
+            speakers = [spec["sponsor"], *spec["cosponsors"], *slugs]
+            items = []
+            for i, (text, _stance) in enumerate(spec["statements"]):
+                speaker = _person(db, speakers[i % len(speakers)])
+                assert speaker is not None
+                items.append(deliberation.add_statement(db, speaker, p, text))
+            for turn, slug in enumerate(slugs):
+                person = _person(db, slug)
+                if person is None or slug not in members:
+                    continue
+                south = members[slug].id in south_ids
+                for j, (statement, (_text, stance)) in enumerate(
+                    zip(items, spec["statements"], strict=True)
+                ):
+                    deliberation.vote(db, person, p, statement.id, _lean(stance, south, turn + j))
+            if spec.get("consultation"):
+                observer = db.scalars(
+                    select(Person).where(Person.email == "observer@public.example")
+                ).first()
+                if observer is not None:
+                    for j, statement in enumerate(items):
+                        deliberation.vote(
+                            db, observer, p, statement.id, "agree" if j % 2 else "pass"
+                        )
+            deliberation.opinion_map(db, p)
+            proposals.open_ballot(db, sponsor, p)
+            for turn, slug in enumerate(slugs):
+                person = _person(db, slug)
+                key_path = world.keys_dir / f"{slug}.pem"
+                if person is None or slug not in members or not key_path.exists():
+                    continue
+                choice, reason = _ballot_choice(spec, slug, members[slug].id in south_ids, turn)
+                payload = ballots.make_payload(p.reference, slug, choice, reason)
+                signature = keys.sign(keys.load_private(key_path), ballots.message(payload))
+                ballots.cast(db, person, p, [{"payload": payload, "signature": signature}])
+            decision = ballots.close(db, sponsor, p)
+            world.notes.append(f"{p.reference} “{p.title}”: {decision.outcome}")
+        db.commit()
