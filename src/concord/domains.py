@@ -21,9 +21,6 @@ def domain_modules(kind: str) -> list[ModuleType]:
         if importlib.util.find_spec(f"concord.{domain}") is None:
             continue
         name = f"concord.{domain}.{kind}"
-        # a domain not built yet has no package: find_spec on its submodule would raise
-        if importlib.util.find_spec(f"concord.{domain}") is None:
-            continue
         if importlib.util.find_spec(name) is not None:
             modules.append(importlib.import_module(name))
     return modules

@@ -23,6 +23,8 @@ language:
 - multilingual
 pipeline_tag: voice-activity-detection
 library_name: onnx
+datasets:
+- silero-vad-training-corpus  # not published; described at github.com/snakers4/silero-vad
 tags:
 - audio
 - vad
