@@ -36,7 +36,7 @@ format: install
 	$(VENV)/bin/ruff check --fix src tests benchmarks
 
 bench: install
-	@for b in $(wildcard benchmarks/*.py); do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in $(filter-out benchmarks/_%,$(wildcard benchmarks/*.py)); do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) concord-data .demo-ci .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Federation: cross-border training where data never leaves its owner."""

@@ -1,0 +1,197 @@
+"""`concord simulate`: many clients on one machine, for choosing settings before members commit.
+
+The cohort of a round trains as ONE batched computation: the clients' parameters are stacked
+(C, d, k), their data padded to (C, n_max, d) with a mask, and every SGD step is two einsums
+for all clients at once. Models that cannot be batched fall back to a loop over clients; a test
+checks that both give the same parameters. The strategies are the ones the hub runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from concord.federation.parameters import Parameters
+from concord.federation.strategies.base import ClientUpdate, Strategy
+from concord.federation.tasks.base import TaskData
+from concord.federation.tasks.logreg import LogisticRegression, one_hot, softmax
+
+F = NDArray[np.float64]
+
+
+@dataclass
+class SimulationResult:
+    parameters: Parameters
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def client_seed(seed: int, round_number: int, client: int) -> int:
+    return int(np.random.SeedSequence([seed, round_number, client]).generate_state(1)[0])
+
+
+def batched_logreg(
+    w0: F,
+    b0: F,
+    xs: list[F],
+    ys: list[NDArray[Any]],
+    classes: int,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    mu: float,
+    seeds: list[int],
+) -> tuple[F, F]:
+    """Local SGD of C clients at once. Returns W (C, d, k) and b (C, k)."""
+    c = len(xs)
+    d = w0.shape[0]
+    n = np.array([len(x) for x in xs])  # (C,)
+    n_max = int(n.max())
+    # float32 on the batched path: half the memory traffic of the plain loop's float64, and
+    # results within 1e-5 of it (tested), as the parameters travel as float32 anyway.
+    y = np.zeros((c, n_max, classes), dtype=np.float32)  # (C, N, k)
+    if (n == n_max).all():
+        x = np.stack(xs).astype(np.float32, copy=False)  # (C, N, d)
+        y[:] = np.eye(classes, dtype=np.float32)[np.stack(ys).astype(int)]
+    else:
+        x = np.zeros((c, n_max, d), dtype=np.float32)
+        for i in range(c):
+            x[i, : n[i]] = xs[i]
+            y[i, : n[i]] = one_hot(ys[i], classes)
+    w0 = w0.astype(np.float32)
+    b0 = b0.astype(np.float32)
+    w = np.broadcast_to(w0, (c, *w0.shape)).copy()  # (C, d, k)
+    b = np.broadcast_to(b0, (c, *b0.shape)).copy()  # (C, k)
+    shared = True  # every client still holds w0: the logits are one large matrix product
+    rngs = [np.random.default_rng(s) for s in seeds]
+    full = batch_size <= 0 or batch_size >= n_max
+    for _ in range(epochs):
+        if full:
+            batches = [np.broadcast_to(np.arange(n_max), (c, n_max))]
+            valid = [np.arange(n_max)[None, :] < n[:, None]]  # (C, N)
+        else:
+            # Each client's own shuffle (as the plain loop draws it), cut into batches.
+            orders = np.zeros((c, n_max), dtype=np.int64)
+            for i in range(c):
+                orders[i, : n[i]] = rngs[i].permutation(n[i])
+            steps = int(np.ceil(n_max / batch_size))
+            batches, valid = [], []
+            for j in range(steps):
+                cols = np.arange(j * batch_size, min((j + 1) * batch_size, n_max))
+                batches.append(orders[:, cols])  # (C, B)
+                valid.append(cols[None, :] < n[:, None])  # (C, B)
+        for idx, ok in zip(batches, valid, strict=True):
+            if full:
+                xb, yb = x, y  # the whole padded data: no gathered copy
+            else:
+                rows = np.arange(c)[:, None]
+                xb, yb = x[rows, idx], y[rows, idx]  # (C, B, d), (C, B, k)
+            m = ok[..., None].astype(np.float32)  # (C, B, 1)
+            count = np.maximum(ok.sum(axis=1), 1)[:, None, None]  # (C, 1, 1)
+            active = np.asarray(ok.any(axis=1), dtype=np.float32)  # clients with a batch now
+            if shared:
+                z = (xb.reshape(-1, d) @ w0).reshape(*xb.shape[:2], -1) + b0  # (C, B, k)
+            else:
+                z = np.matmul(xb, w) + b[:, None, :]  # batched GEMM: (C, B, d) @ (C, d, k)
+            p = softmax(z)  # (C, B, k)
+            g = (p - yb) * m / count  # (C, B, k)
+            grad_w = np.matmul(xb.transpose(0, 2, 1), g)  # (C, d, k)
+            if mu:
+                grad_w += np.float32(mu) * (w - w0)
+            shared = False
+            step = np.float32(lr) * active[:, None, None]
+            w = w - step * grad_w
+            b = b - np.float32(lr) * active[:, None] * g.sum(axis=1)
+    return w, b
+
+
+def _cohorts(
+    task: LogisticRegression,
+    params: Parameters,
+    x: F,
+    y: NDArray[Any],
+    partitions: list[NDArray[np.int64]],
+    chosen: list[int],
+    config: dict[str, Any],
+    seeds: list[int],
+    cohort: int,
+) -> Iterator[ClientUpdate]:
+    """Trains the chosen clients `cohort` at a time and yields their updates, so memory
+    grows with the cohort, not with the number of clients."""
+    for start in range(0, len(chosen), cohort):
+        group = chosen[start : start + cohort]
+        w, b = batched_logreg(
+            params["weight"].astype(np.float64),
+            params["bias"].astype(np.float64),
+            [x[partitions[c]] for c in group],
+            [y[partitions[c]] for c in group],
+            task.classes,
+            epochs=int(config.get("epochs", 1)),
+            batch_size=int(config.get("batch_size", 10)),
+            lr=float(config.get("learning_rate", 0.1)),
+            mu=float(config.get("proximal_mu", 0.0)),
+            seeds=seeds[start : start + cohort],
+        )
+        for i, c in enumerate(group):
+            yield ClientUpdate(
+                {"weight": w[i].astype(np.float32), "bias": b[i].astype(np.float32)},
+                len(partitions[c]),
+                str(c),
+            )
+
+
+def simulate(
+    task: LogisticRegression,
+    x: F,
+    y: NDArray[Any],
+    partitions: list[NDArray[np.int64]],
+    strategy: Strategy,
+    *,
+    rounds: int,
+    local: dict[str, Any],
+    clients_per_round: int | None = None,
+    test: tuple[F, NDArray[Any]] | None = None,
+    seed: int = 0,
+    vectorised: bool = True,
+    cohort: int = 2048,
+) -> SimulationResult:
+    params = task.init_parameters(seed)
+    result = SimulationResult(params)
+    names = [str(i) for i in range(len(partitions))]
+    for r in range(1, rounds + 1):
+        started = time.perf_counter()
+        chosen = [int(c) for c in strategy.select(r, names, clients_per_round, seed)]
+        config = strategy.configure(r, local)
+        seeds = [client_seed(seed, r, c) for c in chosen]
+        if vectorised:
+            updates = _cohorts(task, params, x, y, partitions, chosen, config, seeds, cohort)
+        else:
+            updates = (
+                ClientUpdate(
+                    task.train(
+                        params, TaskData(x[partitions[c]], y[partitions[c]]), {**config, "seed": s}
+                    ).parameters,
+                    len(partitions[c]),
+                    str(c),
+                )
+                for c, s in zip(chosen, seeds, strict=True)
+            )
+        params = strategy.aggregate(
+            r, params, list(updates) if strategy.needs_all_updates else updates
+        )
+        entry: dict[str, float] = {
+            "round": r,
+            "clients": len(chosen),
+            "seconds": time.perf_counter() - started,
+        }
+        if test is not None:
+            evaluation = task.evaluate(params, TaskData(test[0], test[1]))
+            entry.update(loss=evaluation.loss, **evaluation.metrics)
+        result.history.append(entry)
+    result.parameters = params
+    return result

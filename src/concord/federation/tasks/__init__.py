@@ -1,0 +1,1 @@
+"""Tasks: Python installed at the node (entry points `concord.tasks`), never sent by the hub."""
