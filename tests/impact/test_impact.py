@@ -74,8 +74,10 @@ def test_absent_domains_report_no_data(db) -> None:
     training = indicators.compute(db, "training")
     import importlib.util
 
-    has_stats = importlib.util.find_spec("concord.federation") is not None and \
-        importlib.util.find_spec("concord.federation.stats") is not None
+    has_stats = (
+        importlib.util.find_spec("concord.federation") is not None
+        and importlib.util.find_spec("concord.federation.stats") is not None
+    )
     assert training.available == has_stats
 
 
