@@ -40,10 +40,19 @@ class Wide(LogisticRegression):
 
 
 def data(clients: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Binarised 784-pixel inputs (uint8, as binarised MNIST) labelled by a fixed random
+    linear model; generated in blocks so that 100,000 clients fit in memory."""
     rng = np.random.default_rng(seed)
-    truth = rng.standard_normal((FEATURES, CLASSES))
-    x = (rng.random((clients * EXAMPLES, FEATURES)) < 0.2).astype(np.float32)  # binarised
-    y = (x @ truth + rng.gumbel(size=(clients * EXAMPLES, CLASSES))).argmax(axis=1)
+    truth = rng.standard_normal((FEATURES, CLASSES)).astype(np.float32)
+    rows = clients * EXAMPLES
+    x = np.empty((rows, FEATURES), dtype=np.uint8)
+    y = np.empty(rows, dtype=np.int64)
+    for start in range(0, rows, 50_000):
+        end = min(rows, start + 50_000)
+        block = (rng.random((end - start, FEATURES), dtype=np.float32) < 0.2).astype(np.uint8)
+        x[start:end] = block
+        noise = rng.gumbel(size=(end - start, CLASSES)).astype(np.float32)
+        y[start:end] = (block @ truth + noise).argmax(axis=1)
     return x, y
 
 
@@ -78,7 +87,7 @@ clients, rounds = int(sys.argv[1]), int(sys.argv[2])
 EX, D, K, LR = 20, 784, 10, 0.1
 rng = np.random.default_rng(0)
 truth = rng.standard_normal((D, K))
-X = (rng.random((clients * EX, D)) < 0.2).astype(np.float32)
+X = (rng.random((clients * EX, D), dtype=np.float32) < 0.2).astype(np.float32)
 Y = (X @ truth + rng.gumbel(size=(clients * EX, K))).argmax(axis=1)
 
 class Client(NumPyClient):
