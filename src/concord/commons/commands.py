@@ -8,18 +8,89 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
+from sqlalchemy.orm import Session, sessionmaker
 
 from concord.client import from_environment
+from concord.commons.chunks import ChunkStore
 from concord.commons.pull import parse_size, pull
 from concord.console import out
 
 repo_app = typer.Typer(help="Model and dataset repositories.", no_args_is_help=True)
 
 
+bundle_app = typer.Typer(help="Offline bundles: repositories in one file.", no_args_is_help=True)
+
+
 def register(app: typer.Typer) -> None:
     app.command("push")(push)
     app.command("pull")(pull_command)
+    app.command("mirror")(mirror_command)
     app.add_typer(repo_app, name="repo")
+    app.add_typer(bundle_app, name="bundle")
+
+
+def _local() -> tuple[sessionmaker[Session], ChunkStore]:
+    from concord.config import get_settings
+    from concord.console import local_sessions
+
+    settings = get_settings()
+    return local_sessions(settings), ChunkStore(settings.storage())
+
+
+def mirror_command(
+    repos_: list[str] = typer.Argument(..., metavar="REPO...", help="owner/name, one or more."),
+    source: str = typer.Option(..., "--from", help="The hub to mirror from."),
+    kind: str = typer.Option("model", help="model or dataset"),
+) -> None:
+    """Keep repositories of another hub in step on this hub, copying only missing chunks."""
+    from concord.commons.mirror import mirror
+
+    sessions, store = _local()
+    for ref in repos_:
+        with sessions() as db:
+            copied = mirror(db, store, source, ref, kind)
+            db.commit()
+        out.print(f"[green]mirrored[/] {ref} from {source}: {copied} chunks copied")
+
+
+@bundle_app.command("export")
+def bundle_export(
+    repos_: list[str] = typer.Argument(..., metavar="REPO...", help="owner/name, one or more."),
+    output: Path = typer.Option(..., "-o", "--output", help="The bundle file to write."),
+    kind: str = typer.Option("model", help="model or dataset"),
+) -> None:
+    """Write repositories into one signed file that can travel on a USB stick."""
+    from concord.commons.mirror import export_bundle
+    from concord.config import get_settings
+    from concord.hubkey import load_or_create
+
+    sessions, store = _local()
+    settings = get_settings()
+    with sessions() as db:
+        manifest = export_bundle(
+            db,
+            store,
+            load_or_create(settings),
+            [(kind, r) for r in repos_],
+            output,
+            settings.public_url,
+        )
+    out.print(f"[green]exported[/] {len(manifest['repositories'])} repositories to {output}")
+
+
+@bundle_app.command("import")
+def bundle_import(
+    bundle: Path = typer.Argument(..., help="A bundle written by `concord bundle export`."),
+    trust: str = typer.Option(None, help="Accept only bundles signed by this hub key (base64)."),
+) -> None:
+    """Verify a bundle completely, then make its repositories visible on this hub."""
+    from concord.commons.mirror import import_bundle
+
+    sessions, store = _local()
+    with sessions() as db:
+        names = import_bundle(db, store, bundle, trust)
+        db.commit()
+    out.print(f"[green]imported[/] {', '.join(names)}")
 
 
 def _split(repo: str) -> tuple[str, str]:
