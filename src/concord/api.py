@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
@@ -65,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.on_event("startup")
     def deliver_events() -> None:
-        events.deliver_pending(app.state.sessions)
+        events.deliver_pending(app.state.sessions, settings)
 
     return app
 
@@ -157,6 +158,15 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
         try:
             response = await call_next(request)
             status = response.status_code
+            if request.method in ("POST", "PUT", "PATCH", "DELETE") and status < 400:
+                # A write may have announced an event (a project adopted): deliver it beside
+                # the request, not inside it — on SQLite the request's session may still hold
+                # the write lock until it closes, and waiting for it here would deadlock.
+                threading.Thread(
+                    target=events.deliver_pending,
+                    args=(app.state.sessions, settings),
+                    daemon=True,
+                ).start()
             return response
         finally:
             elapsed = time.perf_counter() - started

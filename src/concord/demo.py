@@ -33,7 +33,7 @@ def run_demo(settings: Settings) -> World:
         for module in steps:
             task = progress.add_task(f"  {module.STEP}", total=1)
             module.seed(world)
-            deliver_pending(world.sessions)
+            deliver_pending(world.sessions, settings)
             progress.update(task, completed=1)
             progress.advance(overall)
     out.print()

@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, String, Text, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
+from concord.config import Settings
 from concord.db import Base, UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Session, dict[str, Any]], None]
 _handlers: dict[str, list[Handler]] = {}
+# The settings of the hub delivering events, for handlers that need the store or the key.
+delivering_for: ContextVar[Settings | None] = ContextVar("delivering_for", default=None)
 
 
 class Event(Base):
@@ -54,8 +58,18 @@ def publish(session: Session, name: str, payload: dict[str, Any]) -> Event:
     return event
 
 
-def deliver_pending(factory: sessionmaker[Session], limit: int = 100) -> int:
+def deliver_pending(
+    factory: sessionmaker[Session], settings: Settings | None = None, limit: int = 100
+) -> int:
     """Runs the handlers of undelivered events, each event in its own transaction."""
+    token = delivering_for.set(settings)
+    try:
+        return _deliver(factory, limit)
+    finally:
+        delivering_for.reset(token)
+
+
+def _deliver(factory: sessionmaker[Session], limit: int) -> int:
     from concord.domains import domain_modules
 
     domain_modules("handlers")  # subscribers register at import

@@ -36,7 +36,8 @@ def test_parameters_round_trip_and_checks() -> None:
     with pytest.raises(BadParameters):
         check_compatible(params, {"w": params["w"].astype(np.float64), "b": params["b"]})
     with pytest.raises(BadParameters):
-        check_compatible(params, {"b": params["b"], "w": params["w"]})
+        check_compatible(params, {"w": params["w"], "extra": params["b"]})
+    check_compatible(params, {"b": params["b"], "w": params["w"]})  # order does not matter
 
 
 def test_aggregation_functions_by_hand() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import typer
@@ -10,9 +11,105 @@ from rich.table import Table
 
 from concord.console import out
 
+job_app = typer.Typer(help="Federated jobs at this hub.", no_args_is_help=True)
+
 
 def register(app: typer.Typer) -> None:
     app.command("simulate")(simulate_command)
+    app.command("node")(node_command)
+    app.add_typer(job_app, name="job")
+
+
+def node_command(
+    member: str = typer.Option(..., help="Your member's handle."),
+    data: Path = typer.Option(..., help="Folder with this site's data (train.npz)."),
+    hub: str = typer.Option(None, help="Hub URL (default: CONCORD_HUB)."),
+    token: str = typer.Option(None, help="Your API token (default: CONCORD_TOKEN)."),
+    key_file: Path = typer.Option(None, help="Your member's private key."),
+    policy: Path = typer.Option(None, help="Site policy (TOML): tasks and projects accepted."),
+    once: bool = typer.Option(False, help="Train one round, then exit."),
+    max_rounds: int = typer.Option(None, help="Exit after this many rounds."),
+    idle_exit: float = typer.Option(None, help="Exit after this many idle seconds."),
+    energy: bool = typer.Option(True, help="Measure energy with codecarbon's offline tracker."),
+) -> None:
+    """Run a member's node: pull work, train on local data, push signed updates."""
+    import os
+
+    from concord.federation.node import SitePolicy, run_node
+    from concord.members.keys import default_key_path
+
+    report = run_node(
+        hub or os.environ.get("CONCORD_HUB") or "http://127.0.0.1:8000",
+        member,
+        data,
+        token or os.environ.get("CONCORD_TOKEN") or "",
+        key_file or default_key_path(member),
+        policy=SitePolicy.read(policy),
+        once=once,
+        max_rounds=max_rounds,
+        energy=energy,
+        idle_exit=idle_exit,
+    )
+    out.print(
+        f"[green]node {member}[/]: trained {len(report.trained)} rounds, declined "
+        f"{len(report.declined)}"
+    )
+
+
+@job_app.command("create")
+def job_create(
+    spec: Path = typer.Argument(..., help="A job spec (JSON), as a project proposal carries."),
+    title: str = typer.Option(..., help="What the job trains."),
+) -> None:
+    """Create a job for the secretariat's experiments (adopted projects create their own)."""
+    from concord.config import get_settings
+    from concord.console import local_sessions
+    from concord.federation import jobs
+    from concord.governance.jobspec import JobSpec
+
+    settings = get_settings()
+    with local_sessions(settings)() as db:
+        job = jobs.create_job(
+            db, settings, JobSpec.model_validate_json(spec.read_text()), title=title
+        )
+        db.commit()
+        out.print(f"[green]created[/] job {job.id}")
+
+
+@job_app.command("list")
+def job_list() -> None:
+    """Jobs and their progress."""
+    from sqlalchemy import select
+
+    from concord.console import local_sessions
+    from concord.federation.tables import Job
+
+    with local_sessions()() as db:
+        table = Table("job", "title", "task", "status", "rounds")
+        for j in db.scalars(select(Job).order_by(Job.id)).all():
+            table.add_row(
+                str(j.id),
+                j.title,
+                str(j.spec.get("task")),
+                j.status,
+                f"{j.rounds_done}/{j.spec.get('rounds')}",
+            )
+        out.print(table)
+
+
+@job_app.command("advance")
+def job_advance(job_id: int = typer.Argument(...)) -> None:
+    """Move a job on (close a due round, open the next): what nodes' requests also do."""
+    from concord.config import get_settings
+    from concord.console import local_sessions
+    from concord.federation import jobs
+
+    settings = get_settings()
+    with local_sessions(settings)() as db:
+        job = jobs.get_job(db, job_id)
+        jobs.advance(db, settings, job)
+        db.commit()
+        out.print(f"job {job.id}: {job.status}, {job.rounds_done} rounds done")
 
 
 def simulate_command(

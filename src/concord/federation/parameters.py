@@ -55,7 +55,7 @@ def to_state_dict(params: Parameters) -> dict[str, Any]:
 
 def check_compatible(reference: Parameters, update: Parameters) -> None:
     """Refuses an update whose names, shapes or dtypes differ, or that holds NaN or Inf."""
-    if list(reference) != list(update):
+    if set(reference) != set(update):  # names matter, not their order in the file
         raise BadParameters(reason=N_("the tensor names differ from the model's"))
     for name, ref in reference.items():
         value = update[name]

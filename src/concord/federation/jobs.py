@@ -1,0 +1,498 @@
+"""Jobs and rounds at the hub.
+
+The hub holds no state outside the database and the store: `advance(job)` looks at the rows
+and moves the job on (open a round, close a round whose updates are in or whose deadline has
+passed, finish the job), and any hub process may call it — when a node asks for work, when an
+update arrives, or from `concord job advance`. Each step is one transaction, so a hub killed at
+any point resumes from the last completed round, and an update is counted at most once (one
+row per member and round). Checkpoints and updates are safetensors files in the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from concord.config import Settings
+from concord.db import utcnow
+from concord.errors import N_, Conflict, Forbidden, Invalid, NotFound
+from concord.federation.parameters import (
+    Parameters,
+    check_compatible,
+    digest,
+    from_safetensors,
+    to_safetensors,
+)
+from concord.federation.strategies import ClientUpdate, make_strategy
+from concord.federation.tables import Job, Node, Round, Update
+from concord.federation.tasks.base import TaskData, load_task
+from concord.governance.jobspec import JobSpec
+from concord.governance.standards import evaluate
+from concord.ledger.log import append, canonical_json
+from concord.members.blocs import bloc_member_ids
+from concord.members.directory import get_member
+from concord.members.keys import verify
+from concord.members.tables import Member
+
+
+class JobRefused(Conflict):
+    code = "federation.job_refused"
+    message = N_("The job breaks adopted standards: {rules}")
+
+
+class UnknownJob(NotFound):
+    code = "federation.unknown_job"
+    message = N_("There is no job {job}.")
+
+
+class RoundClosed(Conflict):
+    code = "federation.round_closed"
+    message = N_("Round {round} of job {job} is not open; a late update is not mixed in.")
+
+
+class NotSelected(Forbidden):
+    code = "federation.not_selected"
+    message = N_("Member “{member}” was not selected for round {round} of job {job}.")
+
+
+class DuplicateUpdate(Conflict):
+    code = "federation.duplicate_update"
+    message = N_("Member “{member}” already sent its update for round {round}.")
+
+
+class BadUpdate(Invalid):
+    code = "federation.bad_update"
+    message = N_("The update is refused: {reason}")
+
+
+def folder(settings: Settings) -> Path:
+    root = Path(urlparse(settings.storage()).path) / "federation"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _write(settings: Settings, relative: str, data: bytes) -> str:
+    path = folder(settings) / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    return relative
+
+
+def read_parameters(settings: Settings, relative: str) -> Parameters:
+    return from_safetensors((folder(settings) / relative).read_bytes())
+
+
+def get_job(session: Session, job_id: int) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise UnknownJob(job=job_id)
+    return job
+
+
+def eligible(session: Session, spec: JobSpec) -> set[int]:
+    ids: set[int] = set()
+    for ref in spec.participants.members:
+        member = get_member(session, ref)
+        if member.status == "active":
+            ids.add(member.id)
+    for bloc in spec.participants.blocs:
+        ids |= set(bloc_member_ids(session, bloc))
+    return ids
+
+
+def create_job(
+    session: Session,
+    settings: Settings,
+    spec: JobSpec,
+    *,
+    title: str,
+    reference: str = "",
+    proposal_id: int | None = None,
+    decision_id: int | None = None,
+) -> Job:
+    """A job from an adopted project (or the secretariat), checked against the standards."""
+    report = evaluate(session, "job", spec.context())
+    if report.blocking_failures:
+        raise JobRefused(
+            rules="; ".join(
+                f"{r.standard}/{r.rule}: {r.explanation}" for r in report.blocking_failures
+            )
+        )
+    task = load_task(spec.task)
+    job = Job(
+        title=title,
+        reference=reference,
+        proposal_id=proposal_id,
+        decision_id=decision_id,
+        spec=spec.model_dump(mode="json"),
+        status="running",
+        rounds_done=0,
+        conformance=report.to_json(),
+        created_at=utcnow(),
+    )
+    session.add(job)
+    session.flush()
+    params = task.init_parameters(job.id)
+    job.parameters = _write(settings, f"job-{job.id}/round-0.safetensors", to_safetensors(params))
+    job.digest = digest(params)
+    append(
+        session,
+        "federation.job_created",
+        {
+            "job": job.id,
+            "title": title,
+            "reference": reference,
+            "decision": decision_id,
+            "task": spec.task,
+            "rounds": spec.rounds,
+            "initial": job.digest,
+        },
+    )
+    return job
+
+
+def open_round(session: Session, settings: Settings, job: Job) -> Round | None:
+    spec = JobSpec.model_validate(job.spec)
+    nodes = {
+        n.member_id for n in session.scalars(select(Node)).all() if spec.task in (n.tasks or [])
+    }
+    candidates = sorted(eligible(session, spec) & nodes)
+    if len(candidates) < spec.min_participants:
+        return None  # wait until enough members' nodes have registered
+    number = job.rounds_done + 1
+    attempt = 1 + len(
+        session.scalars(
+            select(Round.id).where(Round.job_id == job.id, Round.number == number)
+        ).all()
+    )
+    strategy = make_strategy(spec.strategy)
+    chosen = strategy.select(
+        number * 100 + attempt, [str(c) for c in candidates], spec.clients_per_round, seed=job.id
+    )
+    now = utcnow()
+    row = Round(
+        job_id=job.id,
+        number=number,
+        attempt=attempt,
+        status="open",
+        participants=[int(c) for c in chosen],
+        parameters=job.parameters,
+        deadline=now + timedelta(seconds=spec.round_deadline_s),
+        opened_at=now,
+        examples=0,
+        metrics={},
+        digest="",
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def current_round(session: Session, job: Job) -> Round | None:
+    return session.scalars(
+        select(Round)
+        .where(Round.job_id == job.id, Round.status == "open")
+        .order_by(Round.id.desc())
+    ).first()
+
+
+def _updates(
+    settings: Settings,
+    rows: list[Update],
+    reference: Parameters,
+) -> Iterator[ClientUpdate]:
+    for row in rows:  # one update in memory at a time
+        params = read_parameters(settings, row.path)
+        yield ClientUpdate(params, row.examples, str(row.member_id), dict(row.metrics))
+
+
+def advance(session: Session, settings: Settings, job: Job) -> None:
+    """Moves the job on as far as its rows allow. The caller commits."""
+    if job.status != "running":
+        return
+    spec = JobSpec.model_validate(job.spec)
+    row = current_round(session, job)
+    if row is None:
+        if job.rounds_done >= spec.rounds:
+            _finish(session, settings, job)
+            return
+        open_round(session, settings, job)
+        return
+    updates = list(
+        session.scalars(
+            select(Update).where(Update.round_id == row.id).order_by(Update.member_id)
+        ).all()
+    )
+    everyone = len(updates) >= len(row.participants)
+    expired = utcnow() >= row.deadline
+    if not everyone and not expired:
+        return
+    if len(updates) < spec.min_participants:
+        row.status = "expired"
+        row.closed_at = utcnow()
+        append(
+            session,
+            "federation.round_expired",
+            {
+                "job": job.id,
+                "round": row.number,
+                "attempt": row.attempt,
+                "received": len(updates),
+                "needed": spec.min_participants,
+            },
+        )
+        open_round(session, settings, job)
+        return
+    _close(session, settings, job, row, updates, spec)
+
+
+def _close(
+    session: Session, settings: Settings, job: Job, row: Round, updates: list[Update], spec: JobSpec
+) -> None:
+    global_params = read_parameters(settings, row.parameters)
+    strategy = make_strategy(spec.strategy)
+    stream = _updates(settings, updates, global_params)
+    aggregate = strategy.aggregate(
+        row.number, global_params, list(stream) if strategy.needs_all_updates else stream
+    )
+    path = _write(
+        settings, f"job-{job.id}/round-{row.number}.safetensors", to_safetensors(aggregate)
+    )
+    examples = sum(u.examples for u in updates)
+    metrics = _evaluate(spec, aggregate, updates, examples)
+    row.status, row.closed_at, row.examples = "closed", utcnow(), examples
+    row.metrics, row.digest = metrics, digest(aggregate)
+    members = {
+        m.id: m.slug
+        for m in session.scalars(
+            select(Member).where(Member.id.in_([u.member_id for u in updates]))
+        ).all()
+    }
+    entry = append(
+        session,
+        "federation.round",
+        {
+            "job": job.id,
+            "round": row.number,
+            "participants": sorted(members.values()),
+            "examples": examples,
+            "aggregate_sha256": row.digest,
+            "metrics": metrics,
+            "energy_kwh": round(sum(u.energy_kwh for u in updates), 9),
+        },
+    )
+    row.log_index = entry.index
+    job.parameters, job.digest, job.rounds_done = path, row.digest, row.number
+    if job.rounds_done >= spec.rounds:
+        _finish(session, settings, job)
+    else:
+        open_round(session, settings, job)
+
+
+def _evaluate(
+    spec: JobSpec, params: Parameters, updates: list[Update], examples: int
+) -> dict[str, float]:
+    """The hub evaluates on a public test split when the task has one; otherwise the nodes'
+    own evaluations, weighted by their examples."""
+    task = load_task(spec.task)
+    public = getattr(task, "public_test", None)
+    if public is not None:
+        x, y = public()
+        result = task.evaluate(params, TaskData(x, y))
+        return {
+            "loss": round(result.loss, 6),
+            **{k: round(v, 6) for k, v in result.metrics.items()},
+        }
+    totals: dict[str, float] = {}
+    for u in updates:
+        for k, v in u.metrics.items():
+            totals[k] = totals.get(k, 0.0) + float(v) * u.examples
+    return {k: round(v / max(examples, 1), 6) for k, v in totals.items()}
+
+
+def model_card(job: Job, participants: list[str], metrics: dict[str, Any]) -> str:
+    spec = job.spec
+    privacy = spec.get("privacy", {})
+    return (
+        "---\n"
+        f"license: {str(spec.get('licence', 'apache-2.0')).lower()}\n"
+        "datasets:\n"
+        + "".join(f"- {p}/local-data  # stayed with {p}\n" for p in participants)
+        + "tags:\n- concord\n- federated-learning\n"
+        f"model-index:\n- name: {job.title}\n  results:\n  - metrics:\n"
+        f"    - type: accuracy\n      value: {metrics.get('accuracy', 0)}\n"
+        "---\n"
+        f"# {job.title}\n\nTrained with Concord by federated learning: {len(participants)} "
+        f"members ({', '.join(participants)}) trained task `{spec.get('task')}` for "
+        f"{job.rounds_done} rounds with {spec.get('strategy', {}).get('name')}; no data left "
+        f"its owner. Decision: {job.reference or '—'}. Privacy: {privacy}.\n"
+    )
+
+
+def _finish(session: Session, settings: Settings, job: Job) -> None:
+    job.status = "completed"
+    job.finished_at = utcnow()
+    rounds = session.scalars(
+        select(Round).where(Round.job_id == job.id, Round.status == "closed")
+    ).all()
+    ids = sorted({m for r in rounds for m in r.participants})
+    names = [m.slug for m in session.scalars(select(Member).where(Member.id.in_(ids))).all()]
+    metrics = rounds[-1].metrics if rounds else {}
+    _write(
+        settings,
+        f"job-{job.id}/model/model.safetensors",
+        (folder(settings) / job.parameters).read_bytes(),
+    )
+    _write(settings, f"job-{job.id}/model/README.md", model_card(job, names, metrics).encode())
+    job.model_path = f"job-{job.id}/model"
+    append(
+        session,
+        "federation.job_completed",
+        {"job": job.id, "rounds": job.rounds_done, "model_sha256": job.digest},
+    )
+
+
+def update_message(job: int, round_number: int, member: str, sha256: str, examples: int) -> bytes:
+    """What a node signs for its update."""
+    return canonical_json(
+        {
+            "job": job,
+            "round": round_number,
+            "member": member,
+            "sha256": sha256,
+            "examples": examples,
+        }
+    )
+
+
+def submit(
+    session: Session,
+    settings: Settings,
+    job: Job,
+    round_number: int,
+    member: Member,
+    body: bytes,
+    *,
+    examples: int,
+    metrics: dict[str, float],
+    signature: str,
+    energy_kwh: float = 0.0,
+    emissions_kg: float = 0.0,
+) -> Update:
+    """Receives one node's update; refusals are coded, logged, and change nothing else."""
+    row = current_round(session, job)
+    try:
+        if row is None or row.number != round_number:
+            raise RoundClosed(round=round_number, job=job.id)
+        if member.id not in row.participants:
+            raise NotSelected(member=member.slug, round=round_number, job=job.id)
+        if session.scalars(
+            select(Update).where(Update.round_id == row.id, Update.member_id == member.id)
+        ).first():
+            raise DuplicateUpdate(member=member.slug, round=round_number)
+        sha = hashlib.sha256(body).hexdigest()
+        if not 0 < examples < 10**9:
+            raise BadUpdate(reason=N_("the number of examples must be positive"))
+        verify(
+            session,
+            member,
+            update_message(job.id, round_number, member.slug, sha, examples),
+            signature,
+        )
+        params = from_safetensors(body)
+        check_compatible(read_parameters(settings, row.parameters), params)
+    except (RoundClosed, NotSelected, DuplicateUpdate, BadUpdate) as exc:
+        _refusal(session, job, round_number, member, exc.code)
+        raise
+    except Invalid as exc:  # bad signature, bad parameters
+        _refusal(session, job, round_number, member, exc.code)
+        raise
+    path = _write(
+        settings, f"job-{job.id}/round-{round_number}/member-{member.id}.safetensors", body
+    )
+    update = Update(
+        round_id=row.id,
+        member_id=member.id,
+        path=path,
+        sha256=sha,
+        examples=examples,
+        metrics={k: float(v) for k, v in metrics.items()},
+        energy_kwh=max(0.0, energy_kwh),
+        emissions_kg=max(0.0, emissions_kg),
+        signature=signature,
+        received_at=utcnow(),
+    )
+    session.add(update)
+    session.flush()
+    return update
+
+
+def _refusal(session: Session, job: Job, round_number: int, member: Member, code: str) -> None:
+    """Logs a refusal: whatever the request did is rolled back, the refusal is committed (one
+    session — on SQLite a second one would wait for this one's lock)."""
+    job_id, slug, member_id = job.id, member.slug, member.id
+    session.rollback()
+    append(
+        session,
+        "federation.update_refused",
+        {"job": job_id, "round": round_number, "member": slug, "reason": code},
+        member_id=member_id,
+    )
+    session.commit()
+
+
+def register_node(session: Session, member: Member, tasks: list[str]) -> Node:
+    node = session.scalars(select(Node).where(Node.member_id == member.id)).first()
+    now = utcnow()
+    if node is None:
+        node = Node(member_id=member.id, tasks=tasks, registered_at=now, last_seen=now)
+        session.add(node)
+    else:
+        node.tasks, node.last_seen = tasks, now
+    session.flush()
+    return node
+
+
+def work_for(session: Session, settings: Settings, member: Member) -> dict[str, Any] | None:
+    """The round this member should train now, if any (advancing jobs on the way)."""
+    for job in session.scalars(select(Job).where(Job.status == "running").order_by(Job.id)):
+        advance(session, settings, job)
+        row = current_round(session, job)
+        if row is None or member.id not in row.participants:
+            continue
+        done = session.scalars(
+            select(Update.id).where(Update.round_id == row.id, Update.member_id == member.id)
+        ).first()
+        if done:
+            continue
+        spec = JobSpec.model_validate(job.spec)
+        strategy = make_strategy(spec.strategy)
+        config = strategy.configure(row.number, spec.local.model_dump())
+        config["seed"] = int(
+            np.random.SeedSequence([job.id, row.number, member.id]).generate_state(1)[0]
+        )
+        return {
+            "job": job.id,
+            "round": row.number,
+            "task": spec.task,
+            "config": config,
+            "reference": job.reference,
+            "title": job.title,
+            "deadline": row.deadline.isoformat(),
+        }
+    return None

@@ -1,0 +1,77 @@
+"""Stored form of jobs, nodes, rounds and updates at the hub."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Float, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from concord.db import Base, UTCDateTime
+
+
+class Job(Base):
+    __tablename__ = "fed_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    reference: Mapped[str] = mapped_column(String(40), default="")
+    proposal_id: Mapped[int | None] = mapped_column(nullable=True)
+    decision_id: Mapped[int | None] = mapped_column(nullable=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    rounds_done: Mapped[int] = mapped_column(default=0)
+    parameters: Mapped[str] = mapped_column(String(300), default="")  # current checkpoint
+    digest: Mapped[str] = mapped_column(String(64), default="")
+    conformance: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    model_path: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Node(Base):
+    __tablename__ = "fed_nodes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), unique=True)
+    tasks: Mapped[list[Any]] = mapped_column(JSON)
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Round(Base):
+    __tablename__ = "fed_rounds"
+    __table_args__ = (UniqueConstraint("job_id", "number", "attempt"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("fed_jobs.id"), index=True)
+    number: Mapped[int]
+    attempt: Mapped[int] = mapped_column(default=1)
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    participants: Mapped[list[Any]] = mapped_column(JSON)  # member ids
+    parameters: Mapped[str] = mapped_column(String(300))  # what participants start from
+    deadline: Mapped[datetime] = mapped_column(UTCDateTime())
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    examples: Mapped[int] = mapped_column(default=0)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    digest: Mapped[str] = mapped_column(String(64), default="")
+    log_index: Mapped[int | None] = mapped_column(nullable=True)
+
+
+class Update(Base):
+    __tablename__ = "fed_updates"
+    __table_args__ = (UniqueConstraint("round_id", "member_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("fed_rounds.id"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    path: Mapped[str] = mapped_column(String(300))
+    sha256: Mapped[str] = mapped_column(String(64))
+    examples: Mapped[int]
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    energy_kwh: Mapped[float] = mapped_column(Float, default=0.0)
+    emissions_kg: Mapped[float] = mapped_column(Float, default=0.0)
+    signature: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
