@@ -221,8 +221,18 @@ def _updates(
         yield ClientUpdate(params, row.examples, str(row.member_id), dict(row.metrics))
 
 
+def lock(session: Session, job: Job) -> Job:
+    """Takes the job's row lock (PostgreSQL: FOR UPDATE; SQLite: the write lock held anyway)
+    so two hub processes never close the same round or count an update into a closing one."""
+    session.execute(select(Job.id).where(Job.id == job.id).with_for_update())
+    session.expire_all()  # what this session read before the lock may be stale now
+    session.refresh(job)
+    return job
+
+
 def advance(session: Session, settings: Settings, job: Job) -> None:
     """Moves the job on as far as its rows allow. The caller commits."""
+    lock(session, job)
     if job.status != "running":
         return
     spec = JobSpec.model_validate(job.spec)
@@ -395,6 +405,7 @@ def submit(
     emissions_kg: float = 0.0,
 ) -> Update:
     """Receives one node's update; refusals are coded, logged, and change nothing else."""
+    lock(session, job)
     row = current_round(session, job)
     try:
         if row is None or row.number != round_number:
