@@ -91,6 +91,9 @@ def _empty_all_tables(engine: Engine) -> None:
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str, engine: Engine) -> Settings:
     """Settings for one test: a fresh data folder and emptied tables."""
+    from concord.events import wait_for_deliveries
+
+    wait_for_deliveries()  # a previous test's background event delivery must not race us
     _empty_all_tables(engine)
     data = tmp_path / "data"
     data.mkdir()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
@@ -162,11 +161,7 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
                 # A write may have announced an event (a project adopted): deliver it beside
                 # the request, not inside it — on SQLite the request's session may still hold
                 # the write lock until it closes, and waiting for it here would deadlock.
-                threading.Thread(
-                    target=events.deliver_pending,
-                    args=(app.state.sessions, settings),
-                    daemon=True,
-                ).start()
+                events.deliver_in_background(app.state.sessions, settings)
             return response
         finally:
             elapsed = time.perf_counter() - started

@@ -10,6 +10,7 @@ with several hub processes on one database) and records the outcome.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import datetime
@@ -56,6 +57,24 @@ def publish(session: Session, name: str, payload: dict[str, Any]) -> Event:
     session.add(event)
     session.flush()
     return event
+
+
+_threads: list[threading.Thread] = []
+
+
+def deliver_in_background(factory: sessionmaker[Session], settings: Settings | None) -> None:
+    """Delivers pending events on a thread of its own, after the current request."""
+    thread = threading.Thread(target=deliver_pending, args=(factory, settings), daemon=True)
+    _threads.append(thread)
+    thread.start()
+    _threads[:] = [t for t in _threads if t.is_alive()]
+
+
+def wait_for_deliveries(timeout: float = 30.0) -> None:
+    """Waits for background deliveries to finish (tests, and a clean shutdown)."""
+    for thread in list(_threads):
+        thread.join(timeout)
+    _threads[:] = [t for t in _threads if t.is_alive()]
 
 
 def deliver_pending(
