@@ -47,7 +47,10 @@ def get_db(request: Request) -> Iterator[Session]:
         session.close()
 
 
-Db = Annotated[Session, Depends(get_db)]
+# scope="function": the session closes when the handler returns, before the response is sent.
+# On SQLite even a read holds the write lock (BEGIN IMMEDIATE) until the session ends, and
+# sending a response needs the event loop — which another request may be blocking.
+Db = Annotated[Session, Depends(get_db, scope="function")]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 Sessions = Annotated[sessionmaker[Session], Depends(get_sessions)]
 

@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 from urllib.parse import urlparse
 
 import blake3
@@ -139,7 +139,7 @@ class ChunkStore:
         return self._read(chunks, locations, start, blob.size if end is None else end)
 
     def _read(
-        self, chunks: list[tuple[str, int]], locations: dict[str, Chunk], start: int, end: int
+        self, chunks: list[tuple[str, int]], locations: dict[str, Location], start: int, end: int
     ) -> Iterator[bytes]:
         handles: dict[str, BinaryIO] = {}
         buffer: list[bytes] = []
@@ -200,12 +200,22 @@ class ChunkStore:
         session.add(Chunk(hash=name, pack=pack, offset=0, length=len(data)))
 
 
-def _locations(session: Session, names: list[str]) -> dict[str, Chunk]:
+class Location(NamedTuple):
+    """Where a chunk lies; plain values, so a stream never reaches back into the session."""
+
+    pack: str
+    offset: int
+    length: int
+
+
+def _locations(session: Session, names: list[str]) -> dict[str, Location]:
     unique = list(dict.fromkeys(names))
-    found: dict[str, Chunk] = {}
+    found: dict[str, Location] = {}
     for start in range(0, len(unique), 900):
-        for row in session.scalars(
-            select(Chunk).where(Chunk.hash.in_(unique[start : start + 900]))
+        for row in session.execute(
+            select(Chunk.hash, Chunk.pack, Chunk.offset, Chunk.length).where(
+                Chunk.hash.in_(unique[start : start + 900])
+            )
         ):
-            found[row.hash] = row
+            found[row.hash] = Location(row.pack, row.offset, row.length)
     return found

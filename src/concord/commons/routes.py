@@ -14,6 +14,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Header, Request, Response, status
 from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from concord.commons import repositories as repos
 from concord.commons.chunks import ChunkStore
@@ -67,6 +69,18 @@ def _owner_member(db: Db, person: Person, owner: str) -> Member:
     return acting_member(db, person, owner)
 
 
+def _check_uploader(db: Session, person: Person) -> None:
+    acting_member(db, person)
+    db.commit()
+
+
+def _ingest(db: Session, chunk_store: ChunkStore, filename: str, path: Path) -> Blob:
+    check_content(filename, path)
+    blob = chunk_store.ingest(db, path)
+    db.commit()
+    return blob
+
+
 @router.post(UPLOADS, status_code=status.HTTP_201_CREATED)
 async def upload(
     request: Request,
@@ -77,7 +91,9 @@ async def upload(
     content_length: Annotated[int | None, Header()] = None,
 ) -> dict[str, Any]:
     """Uploads one file's content (the body); it stays invisible until a commit names it."""
-    acting_member(db, person)
+    # Database work runs in worker threads and commits before the body streams in: on SQLite
+    # an open transaction holds the write lock, and the event loop must never wait for it.
+    await run_in_threadpool(_check_uploader, db, person)
     check_path(filename)
     settings = request.app.state.settings
     chunk_store = store(request)
@@ -99,9 +115,7 @@ async def upload(
             raise Truncated(received=received, expected=content_length)
         if x_content_sha256 and x_content_sha256.lower() != sha.hexdigest():
             raise HashMismatch(actual=sha.hexdigest(), expected=x_content_sha256)
-        check_content(filename, path)
-        blob = chunk_store.ingest(db, path)
-        db.commit()
+        blob = await run_in_threadpool(_ingest, db, chunk_store, filename, path)
     finally:
         path.unlink(missing_ok=True)
     return {"sha256": blob.sha256, "size": blob.size, "chunks": len(blob.chunks)}

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from concord.config import Settings
 from concord.db import utcnow
 from concord.errors import N_, Conflict, Forbidden, Invalid, NotFound
+from concord.federation import publication
 from concord.federation.parameters import (
     Parameters,
     check_compatible,
@@ -368,12 +369,19 @@ def _finish(session: Session, settings: Settings, job: Job) -> None:
         f"job-{job.id}/model/model.safetensors",
         (folder(settings) / job.parameters).read_bytes(),
     )
-    _write(settings, f"job-{job.id}/model/README.md", model_card(job, names, metrics).encode())
+    card = model_card(job, names, metrics)
+    _write(settings, f"job-{job.id}/model/README.md", card.encode())
     job.model_path = f"job-{job.id}/model"
+    publication.publish(session, settings, job, folder(settings) / job.model_path, card)
     append(
         session,
         "federation.job_completed",
-        {"job": job.id, "rounds": job.rounds_done, "model_sha256": job.digest},
+        {
+            "job": job.id,
+            "rounds": job.rounds_done,
+            "model_sha256": job.digest,
+            "published_as": job.model_repo,
+        },
     )
 
 

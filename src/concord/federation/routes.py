@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from concord.federation import jobs
 from concord.federation.tables import Job, Round
@@ -92,30 +93,35 @@ async def update(
 ) -> dict[str, Any]:
     """A node's signed update (safetensors body) for the open round."""
     settings = request.app.state.settings
-    body = await request.body()
-    member = acting_member(db, person)
-    job = jobs.get_job(db, job_id)
     try:
         metrics = {k: float(v) for k, v in json.loads(x_concord_metrics).items()}
     except (ValueError, AttributeError) as exc:
         raise jobs.BadUpdate(reason="metrics must be a JSON object of numbers") from exc
-    row = jobs.submit(
-        db,
-        settings,
-        job,
-        number,
-        member,
-        body,
-        examples=x_concord_examples,
-        metrics=metrics,
-        signature=x_concord_signature,
-        energy_kwh=x_concord_energy_kwh,
-        emissions_kg=x_concord_emissions_kg,
-    )
-    db.commit()
-    jobs.advance(db, settings, job)
-    db.commit()
-    return {"update": row.id, "sha256": row.sha256}
+    body = await request.body()
+
+    def store() -> dict[str, Any]:
+        # In a worker thread: waiting for the database lock must never block the event loop.
+        member = acting_member(db, person)
+        job = jobs.get_job(db, job_id)
+        row = jobs.submit(
+            db,
+            settings,
+            job,
+            number,
+            member,
+            body,
+            examples=x_concord_examples,
+            metrics=metrics,
+            signature=x_concord_signature,
+            energy_kwh=x_concord_energy_kwh,
+            emissions_kg=x_concord_emissions_kg,
+        )
+        db.commit()
+        jobs.advance(db, settings, job)
+        db.commit()
+        return {"update": row.id, "sha256": row.sha256}
+
+    return await run_in_threadpool(store)
 
 
 @router.post("/jobs/{job_id}/rounds/{number}/decline")

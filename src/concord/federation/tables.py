@@ -26,6 +26,9 @@ class Job(Base):
     digest: Mapped[str] = mapped_column(String(64), default="")
     conformance: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     model_path: Mapped[str] = mapped_column(String(300), default="")
+    # The commons repository the final model went to, or why it could not go (see publication).
+    model_repo: Mapped[str] = mapped_column(String(300), default="")
+    publication: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 

@@ -63,7 +63,7 @@ PROJECT_SPEC: dict[str, Any] = {
     "min_participants": 3,
     "strategy": {"name": "fedavg"},
     "local": {"epochs": 1, "batch_size": 32, "learning_rate": 0.1},
-    "publish_as": "concord/logreg-digits",
+    "publish_as": "india/handwritten-digits",
     "licence": "Apache-2.0",
 }
 

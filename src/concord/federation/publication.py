@@ -1,0 +1,93 @@
+"""A completed job's model goes to the commons, with its card and the provenance the hub knows.
+
+The spec's `publish_as` names the repository (`owner/name`, the owner a member). Publishing runs
+inside the transaction that finishes the job but in a savepoint: a refusal (unknown owner, a
+blocking standard, a bad licence) is recorded on the job instead of undoing the last round, and
+the model stays in the data folder where a person can publish it later.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from concord.commons import repositories
+from concord.commons.chunks import ChunkStore
+from concord.config import Settings
+from concord.errors import ConcordError
+from concord.federation.tables import Job, Round
+from concord.governance.jobspec import JobSpec
+from concord.members.tables import Member
+
+
+def provenance(session: Session, job: Job) -> dict[str, Any]:
+    """What a reader of the model needs to trace it back to the decision and the rounds."""
+    spec = JobSpec.model_validate(job.spec)
+    rounds = session.scalars(
+        select(Round).where(Round.job_id == job.id, Round.status == "closed").order_by(Round.number)
+    ).all()
+    ids = sorted({m for r in rounds for m in r.participants})
+    slugs = dict(
+        session.execute(select(Member.id, Member.slug).where(Member.id.in_(ids))).tuples().all()
+    )
+    return {
+        "trained_with": "concord federated learning",
+        "decision": job.decision_id,
+        "proposal": job.proposal_id,
+        "reference": job.reference,
+        "job": job.id,
+        "task": spec.task,
+        "strategy": spec.strategy.model_dump(mode="json"),
+        "local_training": spec.local.model_dump(mode="json"),
+        "privacy": spec.privacy.model_dump(mode="json"),
+        "participants": [slugs[i] for i in ids if i in slugs],
+        "rounds": [
+            {
+                "number": r.number,
+                "participants": sorted(slugs.get(m, str(m)) for m in r.participants),
+                "examples": r.examples,
+                "aggregate_sha256": r.digest,
+                "log_index": r.log_index,
+            }
+            for r in rounds
+        ],
+        "final_sha256": job.digest,
+    }
+
+
+def publish(session: Session, settings: Settings, job: Job, folder: Path, card: str) -> None:
+    """Publishes `folder`'s model.safetensors and README.md as `publish_as`, if the spec asks."""
+    spec = JobSpec.model_validate(job.spec)
+    if not spec.publish_as:
+        return
+    owner_slug, _, name = spec.publish_as.partition("/")
+    savepoint = session.begin_nested()
+    try:
+        owner = session.scalars(select(Member).where(Member.slug == owner_slug)).first()
+        if owner is None or not name:
+            raise repositories.BadRepository(reason=f"no member “{owner_slug}” to own the model")
+        revision = repositories.publish_model(
+            session,
+            ChunkStore(settings.storage()),
+            owner,
+            name,
+            {"model.safetensors": folder / "model.safetensors", "README.md": folder / "README.md"},
+            licence=spec.licence,
+            card_text=card,
+            provenance=provenance(session, job),
+            message=f"{job.title}: final model of job {job.id}",
+        )
+        savepoint.commit()
+    except ConcordError as error:
+        savepoint.rollback()
+        job.publication = {
+            "repository": spec.publish_as,
+            "error": error.code,
+            "message": str(error),
+        }
+        return
+    job.model_repo = spec.publish_as
+    job.publication = {"repository": spec.publish_as, "revision": revision.sha}
