@@ -31,3 +31,21 @@ def test_negotiation_follows_the_browser() -> None:
     assert negotiate("zh-Hans-CN") == "zh"
     assert negotiate("de, it;q=0.5") == "en"
     assert negotiate(None, "es") == "es"
+
+
+def test_a_word_translates_as_its_domain_says() -> None:
+    """ "withdrawn" is a proposal (feminine) in governance and a member in members."""
+    from concord.i18n import current_language
+    from concord.web.render import environment
+
+    env = environment()
+    token = current_language.set("fr")
+    try:
+        rendered = {}
+        for domain in ("governance", "members"):
+            template = env.from_string("{{ _('withdrawn') }}")
+            template.name = f"{domain}/page.html"
+            rendered[domain] = template.render()
+    finally:
+        current_language.reset(token)
+    assert rendered == {"governance": "retirée", "members": "retiré"}

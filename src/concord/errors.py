@@ -26,11 +26,14 @@ class ConcordError(Exception):
 
     def render(self, language: str | None = None) -> str:
         """The message in `language` (default: the current request's language)."""
-        text = gettext(self.template, language)
+        module = type(self).__module__.split(".")
+        domain = module[1] if len(module) > 2 and module[0] == "concord" else None
+        text = gettext(self.template, language, domain)
         # Parameters that are themselves catalogue messages (a reason, an action) translate too;
         # names, handles and numbers are not in the catalogue and pass through unchanged.
         params = {
-            k: gettext(v, language) if isinstance(v, str) else v for k, v in self.params.items()
+            k: gettext(v, language, domain) if isinstance(v, str) else v
+            for k, v in self.params.items()
         }
         try:
             return text.format(**params)

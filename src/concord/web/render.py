@@ -12,7 +12,8 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
+from jinja2.runtime import Context
 
 from concord.domains import DOMAINS
 from concord.errors import ConcordError
@@ -33,10 +34,26 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.install_gettext_callables(  # type: ignore[attr-defined]
-        gettext=lambda s: gettext(s), ngettext=lambda s, p, n: ngettext(s, p, n), newstyle=True
+        gettext=_template_gettext, ngettext=_template_ngettext, newstyle=True
     )
     env.globals["LANGUAGES"] = LANGUAGES
     return env
+
+
+def template_domain(name: str | None) -> str:
+    """A domain's templates live under `<domain>/`; the shell's own are the `web` domain's."""
+    head, sep, _rest = (name or "").partition("/")
+    return head if sep and head in DOMAINS else "web"
+
+
+@pass_context
+def _template_gettext(context: Context, message: str) -> str:
+    return gettext(message, domain=template_domain(context.name))
+
+
+@pass_context
+def _template_ngettext(context: Context, singular: str, plural: str, n: int) -> str:
+    return ngettext(singular, plural, n, domain=template_domain(context.name))
 
 
 def nav_items() -> list[tuple[str, str]]:
