@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+from functools import lru_cache
+from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -31,6 +33,13 @@ def load_or_create(settings: Settings) -> Ed25519PrivateKey:
         else:
             with os.fdopen(descriptor, "wb") as handle:
                 handle.write(pem)
+    return _load(path, path.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=8)
+def _load(path: Path, _mtime_ns: int) -> Ed25519PrivateKey:
+    # Keyed on the file's mtime: every signed head asks for the key, but a replaced key file
+    # (a key rotation by the operator) is still read afresh.
     loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(loaded, Ed25519PrivateKey):
         raise ValueError(f"{path} does not hold an Ed25519 private key")

@@ -89,6 +89,18 @@ def test_public_api(client: TestClient, sessions: sessionmaker[Session]) -> None
     )
     cons = client.get("/api/log/proof/consistency", params={"first": 4, "second": 10}).json()
     assert len(cons["proof"]) > 0
+    # A follower at the tip gets nothing new, not an error.
+    assert client.get("/api/log/entries", params={"start": 10}).json() == []
+
+
+def test_signed_heads_page_back(client: TestClient, sessions: sessionmaker[Session]) -> None:
+    for _ in range(3):
+        fill(sessions, 2)
+        assert client.get("/api/log/head").status_code == 200  # signs a head at this size
+    sizes = [h["size"] for h in client.get("/api/log/heads", params={"limit": 2}).json()]
+    assert sizes == sorted(sizes, reverse=True) and len(sizes) == 2
+    older = client.get("/api/log/heads", params={"limit": 2, "before": sizes[-1]}).json()
+    assert older and all(h["size"] < sizes[-1] for h in older)
 
 
 @pytest.mark.parametrize(
@@ -102,6 +114,8 @@ def test_public_api(client: TestClient, sessions: sessionmaker[Session]) -> None
         ("/api/log/proof/consistency", {"first": 2, "second": 11}, "log.bad_range"),
         ("/api/log/proof/consistency", {"first": "x", "second": 5}, "request.invalid"),
         ("/api/log/entries/99", {}, "log.unknown_entry"),
+        ("/api/log/entries", {"start": 5, "end": 5}, "log.bad_entry_range"),
+        ("/api/log/entries", {"start": 11}, "log.bad_size"),
     ],
 )
 def test_malformed_proof_requests(client: TestClient, sessions, path, params, code) -> None:

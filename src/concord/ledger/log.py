@@ -40,6 +40,11 @@ class BadProofRange(Invalid):
     )
 
 
+class BadEntryRange(Invalid):
+    code = "log.bad_entry_range"
+    message = N_("Entries are asked for as start ≤ index < end; got start={start}, end={end}.")
+
+
 class UnknownEntry(NotFound):
     code = "log.unknown_entry"
     message = N_("The log has no entry {index}.")
@@ -347,9 +352,12 @@ def latest_head(session: Session, key: Ed25519PrivateKey) -> Head:
     return Head(tree_size, root, stamp, signature)
 
 
-def heads(session: Session, limit: int = 100) -> list[Head]:
-    rows = session.scalars(select(SignedHead).order_by(SignedHead.size.desc()).limit(limit))
-    return [_head(r) for r in rows]
+def heads(session: Session, limit: int = 100, before: int | None = None) -> list[Head]:
+    """Signed heads, newest first; `before` pages back (heads of smaller sizes only)."""
+    query = select(SignedHead).order_by(SignedHead.size.desc()).limit(limit)
+    if before is not None:
+        query = query.where(SignedHead.size < before)
+    return [_head(r) for r in session.scalars(query)]
 
 
 def verify_head(public_key: bytes, head: Head) -> bool:

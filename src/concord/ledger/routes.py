@@ -73,11 +73,14 @@ def latest_head(request: Request, db: Db) -> HeadPublic:
 
 @router.get("/heads")
 def signed_heads(
-    request: Request, db: Db, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    request: Request,
+    db: Db,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before: Annotated[int | None, Query(ge=1)] = None,
 ) -> list[HeadPublic]:
-    """Recent signed tree heads, newest first."""
+    """Signed tree heads, newest first; page back with `before=<smallest size seen>`."""
     _key_obj, public = _key(request)
-    return [HeadPublic(**h.to_json(), public_key=public) for h in log.heads(db, limit)]
+    return [HeadPublic(**h.to_json(), public_key=public) for h in log.heads(db, limit, before)]
 
 
 @router.get("/entries")
@@ -86,7 +89,14 @@ def entries(
     start: Annotated[int, Query(ge=0)] = 0,
     end: Annotated[int | None, Query(ge=0)] = None,
 ) -> list[EntryPublic]:
-    """Entries with start ≤ index < end (at most 1000 per request)."""
+    """Entries with start ≤ index < end (at most 1000 per request).
+
+    `start` equal to the log's size gives an empty list (a follower asking for what is new);
+    a start beyond it, or an empty range, is a mistake and says so."""
+    if end is not None and end <= start:
+        raise log.BadEntryRange(start=start, end=end)
+    if start > log.size(db):
+        raise log.BadTreeSize(size=log.size(db), asked=start)
     stop = min(end if end is not None else start + PAGE, start + PAGE)
     return [EntryPublic.of(e) for e in log.entries(db, start, stop)]
 
