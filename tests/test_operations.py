@@ -34,6 +34,34 @@ def test_metrics_count_requests_and_report_the_log(client: TestClient, make) -> 
     assert "concord_active_members 1.0" in text
 
 
+def test_metrics_count_uploads_downloads_and_bytes(client: TestClient, make) -> None:
+    from tests.commons.conftest import publish, safetensors_bytes
+
+    def value(text: str, series: str) -> float:
+        for line in text.splitlines():
+            if line.startswith(series + " "):
+                return float(line.split()[-1])
+        return 0.0
+
+    before = client.get("/metrics").text
+    kenya = make.delegate("kenya", "KE")
+    data = safetensors_bytes(1)
+    publish(client, kenya, "kenya", "tiny", {"model.safetensors": data})
+    got = client.get("/kenya/tiny/resolve/main/model.safetensors")
+    if got.status_code in (301, 302, 307):
+        got = client.get(got.headers["location"])
+    assert got.content == data
+    after = client.get("/metrics").text
+    for series, grew in [
+        ('concord_events_total{kind="upload"}', 1),
+        ('concord_events_total{kind="download"}', 1),
+        ('concord_events_total{kind="publication"}', 1),
+        ('concord_bytes_total{direction="in"}', len(data)),
+        ('concord_bytes_total{direction="out"}', len(data)),
+    ]:
+        assert value(after, series) - value(before, series) >= grew, series
+
+
 def _fresh_sqlite(tmp_path: Path) -> Settings:
     target = Settings(data_dir=tmp_path / "restored", database_url="")
     target.data_dir.mkdir()

@@ -17,6 +17,7 @@ import yaml
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from concord import metrics
 from concord.commons import licences
 from concord.commons.formats import check_path
 from concord.commons.tables import Blob, Download, Ref, Repository, Revision
@@ -273,6 +274,7 @@ def commit(
         member_id=author.id,
     )
     revision.log_index = entry.index
+    metrics.count("publication")
     return revision
 
 

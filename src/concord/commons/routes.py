@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from concord import metrics
 from concord.commons import repositories as repos
 from concord.commons.chunks import ChunkStore
 from concord.commons.formats import check_content, check_path
@@ -116,6 +118,8 @@ async def upload(
         if x_content_sha256 and x_content_sha256.lower() != sha.hexdigest():
             raise HashMismatch(actual=sha.hexdigest(), expected=x_content_sha256)
         blob = await run_in_threadpool(_ingest, db, chunk_store, filename, path)
+        metrics.count("upload")
+        metrics.moved("in", received)
     finally:
         path.unlink(missing_ok=True)
     return {"sha256": blob.sha256, "size": blob.size, "chunks": len(blob.chunks)}
@@ -269,12 +273,20 @@ def content(
         _count(db, repo, kind, path, person)
     body = store(request).stream(db, blob, start, end)
     db.rollback()  # end the read transaction before the bytes flow
+    metrics.count("download")
     return StreamingResponse(
-        body,
+        _counted(body),
         status_code=code,
         headers=headers,
         media_type="application/octet-stream",
     )
+
+
+def _counted(body: Iterator[bytes]) -> Iterator[bytes]:
+    """Counts bytes as they are sent, so an interrupted download counts what really left."""
+    for piece in body:
+        metrics.moved("out", len(piece))
+        yield piece
 
 
 def _count(db: Db, reference: str, kind: str, path: str, person: Person | None) -> None:

@@ -23,6 +23,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from concord import metrics as prometheus
 from concord.config import Settings
 from concord.db import utcnow
 from concord.errors import N_, Conflict, Forbidden, Invalid, NotFound
@@ -281,6 +282,7 @@ def _close(
     aggregate = strategy.aggregate(
         row.number, global_params, list(stream) if strategy.needs_all_updates else stream
     )
+    prometheus.count("round")
     path = _write(
         settings, f"job-{job.id}/round-{row.number}.safetensors", to_safetensors(aggregate)
     )

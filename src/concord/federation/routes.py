@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from concord import metrics as prometheus
 from concord.federation import jobs
 from concord.federation.tables import Job, Round
 from concord.http import Db, allow_large_bodies
@@ -117,6 +118,8 @@ async def update(
             emissions_kg=x_concord_emissions_kg,
         )
         db.commit()
+        prometheus.count("update")
+        prometheus.moved("in", len(body))
         jobs.advance(db, settings, job)
         db.commit()
         return {"update": row.id, "sha256": row.sha256}

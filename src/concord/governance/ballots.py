@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from concord import events
+from concord import events, metrics
 from concord.db import utcnow
 from concord.errors import N_, Conflict, Forbidden, Invalid
 from concord.governance import charter
@@ -198,6 +198,7 @@ def cast(
         row.log_index = entry.index
         session.flush()
         recorded.append(row)
+    metrics.count("ballot", len(recorded))
     return recorded
 
 
