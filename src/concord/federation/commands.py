@@ -36,7 +36,10 @@ def node_command(
     import os
 
     from concord.federation.node import SitePolicy, run_node
+    from concord.logs import configure
     from concord.members.keys import default_key_path
+
+    configure()  # a node runs unattended: its rounds, retries and refusals go to stderr
 
     report = run_node(
         hub or os.environ.get("CONCORD_HUB") or "http://127.0.0.1:8000",

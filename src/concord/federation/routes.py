@@ -1,65 +1,96 @@
-"""HTTP API of the federation: nodes register, long-poll for work, fetch parameters, and push
-signed updates. The hub never connects to a node."""
+"""HTTP API of the federation: nodes register (signed), long-poll for work, fetch parameters,
+and push signed updates. The hub never connects to a node.
+
+The routes that wait or move model-sized bodies are `async`: a waiting node costs the hub
+neither a worker thread nor a database transaction, and an update's body streams to a file
+while it arrives (never whole in memory); database work runs in the thread pool in short steps.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
+from concord.config import Settings
 from concord.federation import jobs
 from concord.federation.tables import Job, Round
+from concord.federation.wakeup import RECHECK_S, bell, lifespan
 from concord.http import Db, allow_large_bodies
 from concord.members.auth import CurrentPerson
 from concord.members.people import acting_member
+from concord.members.tables import Member, Person
 
-router = APIRouter(prefix="/api/federation", tags=["federation"])
+router = APIRouter(prefix="/api/federation", tags=["federation"], lifespan=lifespan)
 allow_large_bodies("/api/federation/jobs/")
+
+MAX_WAIT_S = 30.0
 
 
 class NodeRegistration(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tasks: list[str] = Field(description="Tasks installed at the node")
+    signed_at: str = Field(
+        default="", description="When the node signed this registration (ISO 8601, with zone)"
+    )
+    signature: str = Field(
+        default="",
+        description="Ed25519 signature (base64) by the member's key of the registration message",
+    )
 
 
 @router.post("/nodes")
 def register(body: NodeRegistration, db: Db, person: CurrentPerson) -> dict[str, Any]:
-    """Registers (or refreshes) your member's node and the tasks installed there."""
+    """Registers (or refreshes) your member's node and the tasks installed there. The node
+    signs `{purpose, member, tasks, signed_at}` with the member's key, proving it holds it."""
     member = acting_member(db, person)
-    node = jobs.register_node(db, member, body.tasks)
+    node = jobs.register_node(
+        db, member, body.tasks, signed_at=body.signed_at, signature=body.signature
+    )
     db.commit()
-    return {"member": member.slug, "tasks": node.tasks}
+    return {"member": member.slug, "tasks": node.tasks, "key": node.key_fingerprint}
 
 
 @router.get("/work")
-def work(request: Request, db: Db, person: CurrentPerson, wait: float = 0.0) -> Response:
-    """The round your node should train now; waits up to `wait` seconds (long polling)."""
+async def work(request: Request, db: Db, person: CurrentPerson, wait: float = 0.0) -> Response:
+    """The round your node should train now; waits up to `wait` seconds (at most 30) for one
+    to open (long polling), then answers 204 No Content."""
     settings = request.app.state.settings
-    member = acting_member(db, person)
-    jobs.register_node(db, member, _tasks_of(db, member.id))
-    db.commit()
-    deadline = time.monotonic() + max(0.0, min(wait, 60.0))
+    member = await run_in_threadpool(_seen, db, person)
+    deadline = time.monotonic() + max(0.0, min(wait, MAX_WAIT_S))
     while True:
-        found = jobs.work_for(db, settings, member)
-        db.commit()  # advancing a job is work done for everyone; never hold the lock
-        if found is not None or time.monotonic() >= deadline:
+        rung = bell.rings
+        found = await run_in_threadpool(_find_work, db, settings, member)
+        remaining = deadline - time.monotonic()
+        if found is not None or remaining <= 0:
             break
-        time.sleep(0.25)
+        await bell.wait(rung, min(remaining, RECHECK_S))
     if found is None:
         return Response(status_code=204)
     return Response(json.dumps(found), media_type="application/json")
 
 
-def _tasks_of(db: Db, member_id: int) -> list[str]:
-    from concord.federation.tables import Node
+def _seen(db: Db, person: Person) -> Member:
+    member = acting_member(db, person)
+    jobs.seen(db, member)
+    db.commit()
+    return member
 
-    node = db.scalars(select(Node).where(Node.member_id == member_id)).first()
-    return list(node.tasks) if node else []
+
+def _find_work(db: Db, settings: Settings, member: Member) -> dict[str, Any] | None:
+    found = jobs.work_for(db, settings, member)
+    db.commit()  # advancing a job is work done for everyone; never hold the lock
+    return found
 
 
 @router.get("/jobs/{job_id}/rounds/{number}/parameters")
@@ -73,8 +104,12 @@ def parameters(job_id: int, number: int, db: Db, request: Request) -> Response:
     ).first()
     if row is None:
         raise jobs.RoundClosed(round=number, job=job_id)
-    data = (jobs.folder(request.app.state.settings) / row.parameters).read_bytes()
-    return Response(data, media_type="application/octet-stream")
+    # Streamed from the file; floats barely compress, so gzip would only spend the hub's CPU.
+    return FileResponse(
+        jobs.folder(request.app.state.settings) / row.parameters,
+        media_type="application/octet-stream",
+        headers={"Content-Encoding": "identity"},
+    )
 
 
 @router.post("/jobs/{job_id}/rounds/{number}/updates", status_code=201)
@@ -82,6 +117,7 @@ async def update(
     job_id: int,
     number: int,
     request: Request,
+    response: Response,
     db: Db,
     person: CurrentPerson,
     x_concord_examples: Annotated[int, Header()],
@@ -90,32 +126,63 @@ async def update(
     x_concord_energy_kwh: Annotated[float, Header()] = 0.0,
     x_concord_emissions_kg: Annotated[float, Header()] = 0.0,
 ) -> dict[str, Any]:
-    """A node's signed update (safetensors body) for the open round."""
+    """A node's signed update (safetensors body) for the open round. Sending the same update
+    again (after a lost answer) gets the same receipt with `repeated: true`, status 200."""
     settings = request.app.state.settings
-    body = await request.body()
-    member = acting_member(db, person)
-    job = jobs.get_job(db, job_id)
     try:
         metrics = {k: float(v) for k, v in json.loads(x_concord_metrics).items()}
     except (ValueError, AttributeError) as exc:
         raise jobs.BadUpdate(reason="metrics must be a JSON object of numbers") from exc
-    row = jobs.submit(
-        db,
-        settings,
-        job,
-        number,
-        member,
-        body,
-        examples=x_concord_examples,
-        metrics=metrics,
-        signature=x_concord_signature,
-        energy_kwh=x_concord_energy_kwh,
-        emissions_kg=x_concord_emissions_kg,
-    )
+    job, member = await run_in_threadpool(_job_and_member, db, person, job_id)
+    descriptor, name = tempfile.mkstemp(dir=jobs.incoming(settings, job), prefix=".up-")
+    received = Path(name)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            async for chunk in request.stream():
+                handle.write(chunk)
+        receipt = await run_in_threadpool(
+            _accept,
+            db,
+            settings,
+            job,
+            number,
+            member,
+            received,
+            examples=x_concord_examples,
+            metrics=metrics,
+            signature=x_concord_signature,
+            energy_kwh=x_concord_energy_kwh,
+            emissions_kg=x_concord_emissions_kg,
+        )
+    finally:
+        received.unlink(missing_ok=True)  # gone already when accepted
+    if receipt["repeated"]:
+        response.status_code = 200
+    return receipt
+
+
+def _job_and_member(db: Db, person: Person, job_id: int) -> tuple[Job, Member]:
+    member = acting_member(db, person)
+    job = jobs.get_job(db, job_id)
     db.commit()
-    jobs.advance(db, settings, job)
+    return job, member
+
+
+def _accept(
+    db: Db, settings: Settings, job: Job, number: int, member: Member, received: Path, **kw: Any
+) -> dict[str, Any]:
+    receipt = jobs.submit(db, settings, job, number, member, received, **kw)
+    answer = {
+        "update": receipt.update.id,
+        "sha256": receipt.update.sha256,
+        "repeated": receipt.repeated,
+    }
     db.commit()
-    return {"update": row.id, "sha256": row.sha256}
+    moved = jobs.advance(db, settings, job)
+    db.commit()
+    if moved:  # after the commit, so that the woken requests see the new round
+        bell.ring()
+    return answer
 
 
 @router.post("/jobs/{job_id}/rounds/{number}/decline")

@@ -26,6 +26,7 @@ class Job(Base):
     digest: Mapped[str] = mapped_column(String(64), default="")
     conformance: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     model_path: Mapped[str] = mapped_column(String(300), default="")
+    server_state: Mapped[str] = mapped_column(String(300), default="")  # optimiser checkpoint
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
@@ -38,6 +39,7 @@ class Node(Base):
     tasks: Mapped[list[Any]] = mapped_column(JSON)
     registered_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    key_fingerprint: Mapped[str] = mapped_column(String(64), default="")  # key that registered
 
 
 class Round(Base):
