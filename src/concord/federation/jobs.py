@@ -20,16 +20,16 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlparse
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from concord.config import Settings
 from concord.db import utcnow
-from concord.errors import N_, Conflict, Forbidden, Invalid, NotFound
+from concord.errors import N_, ConcordError, Conflict, Forbidden, Invalid, NotFound
 from concord.federation.parameters import (
     Parameters,
     TensorFile,
@@ -293,6 +293,16 @@ def advance(session: Session, settings: Settings, job: Job) -> bool:
     return True
 
 
+def _due(session: Session, row: Round | None) -> bool:
+    """Whether `advance` has something to do (read without the lock; `advance` looks again)."""
+    if row is None:
+        return True
+    received = session.scalar(
+        select(func.count()).select_from(Update).where(Update.round_id == row.id)
+    )
+    return utcnow() >= row.deadline or (received or 0) >= len(row.participants)
+
+
 def advance_all(session: Session, settings: Settings) -> tuple[bool, datetime | None]:
     """Advances every running job, committing each step; returns whether anything moved and
     the earliest deadline of the rounds left open (when to look again)."""
@@ -467,6 +477,20 @@ def incoming(settings: Settings, job: Job) -> Path:
     return path
 
 
+def check_received(settings: Settings, job_id: int, received: Path) -> str:
+    """The checks of an update's body that need no database, made before the job's lock is
+    taken so that updates arriving together are checked in parallel: its tensors against the
+    job's model (every checkpoint has the initial one's names, shapes and dtypes), values
+    finite. Syncs the file to disk; returns its SHA-256."""
+    reference = folder(settings) / f"job-{job_id}" / "round-0.safetensors"
+    if not reference.exists():
+        raise UnknownJob(job=job_id)
+    with TensorFile(reference) as model, TensorFile(received) as candidate:
+        check_compatible_file(model, candidate)
+    sync_file(received)
+    return file_sha256(received)
+
+
 def submit(
     session: Session,
     settings: Settings,
@@ -475,28 +499,29 @@ def submit(
     member: Member,
     received: Path,
     *,
+    sha256: str,
     examples: int,
     metrics: dict[str, float],
     signature: str,
     energy_kwh: float = 0.0,
     emissions_kg: float = 0.0,
 ) -> Receipt:
-    """Takes one node's update from `received` (a file in `incoming`, moved into place when
-    accepted); refusals are coded, logged, and change nothing else."""
+    """Takes one node's update from `received` (a file in `incoming` that passed
+    `check_received`, moved into place when accepted); refusals are coded, logged, and change
+    nothing else."""
     lock(session, job)
     row = current_round(session, job)
     try:
         if not 0 < examples < 10**9:
             raise BadUpdate(reason=N_("the number of examples must be positive"))
-        sha = file_sha256(received)
         verify(
             session,
             member,
-            update_message(job.id, round_number, member.slug, sha, examples),
+            update_message(job.id, round_number, member.slug, sha256, examples),
             signature,
         )
         earlier = _counted(session, job, round_number, member)
-        if earlier is not None and earlier.sha256 == sha:
+        if earlier is not None and earlier.sha256 == sha256:
             return Receipt(earlier, repeated=True)
         if row is None or row.number != round_number:
             raise RoundClosed(round=round_number, job=job.id)
@@ -504,28 +529,18 @@ def submit(
             raise NotSelected(member=member.slug, round=round_number, job=job.id)
         if earlier is not None and earlier.round_id == row.id:
             raise DuplicateUpdate(member=member.slug, round=round_number)
-        with (
-            TensorFile(folder(settings) / row.parameters) as reference,
-            TensorFile(received) as candidate,
-        ):
-            check_compatible_file(reference, candidate)
-    except Invalid as exc:  # bad signature, parameters or numbers
-        _refusal(session, job, round_number, member, exc.code)
-        raise
-    except (RoundClosed, NotSelected, DuplicateUpdate) as exc:
-        _refusal(session, job, round_number, member, exc.code)
-        raise
+    except (Invalid, RoundClosed, NotSelected, DuplicateUpdate) as exc:
+        refuse(session, job, round_number, member, exc)
     path = f"job-{job.id}/round-{round_number}/attempt-{row.attempt}/member-{member.id}.safetensors"
     target = folder(settings) / path
     target.parent.mkdir(parents=True, exist_ok=True)
-    sync_file(received)
     os.replace(received, target)
     sync_folder(target.parent)
     update = Update(
         round_id=row.id,
         member_id=member.id,
         path=path,
-        sha256=sha,
+        sha256=sha256,
         examples=examples,
         metrics={k: float(v) for k, v in metrics.items()},
         energy_kwh=max(0.0, energy_kwh),
@@ -536,6 +551,14 @@ def submit(
     session.add(update)
     session.flush()
     return Receipt(update)
+
+
+def refuse(
+    session: Session, job: Job, round_number: int, member: Member, error: ConcordError
+) -> NoReturn:
+    """Logs the refusal of an update (committed), then raises the error."""
+    _refusal(session, job, round_number, member, error.code)
+    raise error
 
 
 def _counted(session: Session, job: Job, round_number: int, member: Member) -> Update | None:
@@ -621,8 +644,10 @@ def seen(session: Session, member: Member) -> Node:
 def work_for(session: Session, settings: Settings, member: Member) -> dict[str, Any] | None:
     """The round this member should train now, if any (advancing jobs on the way)."""
     for job in session.scalars(select(Job).where(Job.status == "running").order_by(Job.id)):
-        advance(session, settings, job)
         row = current_round(session, job)
+        if _due(session, row):
+            advance(session, settings, job)
+            row = current_round(session, job)
         if row is None or member.id not in row.participants:
             continue
         done = session.scalars(

@@ -99,7 +99,7 @@ DTYPES: dict[str, np.dtype[Any]] = {
 NAMES = {dtype: name for name, dtype in DTYPES.items()}
 RANK = {name: i for i, name in enumerate(DTYPES)}
 MAX_HEADER = 16 * 1024 * 1024
-CHUNK = 1 << 20  # elements read at a time
+CHUNK = 1 << 16  # elements read at a time
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from concord.config import Settings
 from concord.federation import jobs
+from concord.federation.parameters import BadParameters
 from concord.federation.tables import Job, Round
 from concord.federation.wakeup import RECHECK_S, bell, lifespan
 from concord.http import Db, allow_large_bodies
@@ -66,11 +67,11 @@ async def work(request: Request, db: Db, person: CurrentPerson, wait: float = 0.
     """The round your node should train now; waits up to `wait` seconds (at most 30) for one
     to open (long polling), then answers 204 No Content."""
     settings = request.app.state.settings
-    member = await run_in_threadpool(_seen, db, person)
     deadline = time.monotonic() + max(0.0, min(wait, MAX_WAIT_S))
+    member: Member | None = None
     while True:
         rung = bell.rings
-        found = await run_in_threadpool(_find_work, db, settings, member)
+        member, found = await run_in_threadpool(_find_work, db, settings, person, member)
         remaining = deadline - time.monotonic()
         if found is not None or remaining <= 0:
             break
@@ -80,17 +81,16 @@ async def work(request: Request, db: Db, person: CurrentPerson, wait: float = 0.
     return Response(json.dumps(found), media_type="application/json")
 
 
-def _seen(db: Db, person: Person) -> Member:
-    member = acting_member(db, person)
-    jobs.seen(db, member)
-    db.commit()
-    return member
-
-
-def _find_work(db: Db, settings: Settings, member: Member) -> dict[str, Any] | None:
+def _find_work(
+    db: Db, settings: Settings, person: Person, member: Member | None
+) -> tuple[Member, dict[str, Any] | None]:
+    """One look for work, in one short transaction (the first also notes the node seen)."""
+    if member is None:
+        member = acting_member(db, person)
+        jobs.seen(db, member)
     found = jobs.work_for(db, settings, member)
     db.commit()  # advancing a job is work done for everyone; never hold the lock
-    return found
+    return member, found
 
 
 @router.get("/jobs/{job_id}/rounds/{number}/parameters")
@@ -133,8 +133,9 @@ async def update(
         metrics = {k: float(v) for k, v in json.loads(x_concord_metrics).items()}
     except (ValueError, AttributeError) as exc:
         raise jobs.BadUpdate(reason="metrics must be a JSON object of numbers") from exc
-    job, member = await run_in_threadpool(_job_and_member, db, person, job_id)
-    descriptor, name = tempfile.mkstemp(dir=jobs.incoming(settings, job), prefix=".up-")
+    spool = jobs.folder(settings) / f"job-{job_id}" / "incoming"
+    spool.mkdir(parents=True, exist_ok=True)
+    descriptor, name = tempfile.mkstemp(dir=spool, prefix=".up-")
     received = Path(name)
     try:
         with os.fdopen(descriptor, "wb") as handle:
@@ -144,9 +145,9 @@ async def update(
             _accept,
             db,
             settings,
-            job,
+            person,
+            job_id,
             number,
-            member,
             received,
             examples=x_concord_examples,
             metrics=metrics,
@@ -161,17 +162,24 @@ async def update(
     return receipt
 
 
-def _job_and_member(db: Db, person: Person, job_id: int) -> tuple[Job, Member]:
+def _accept(
+    db: Db,
+    settings: Settings,
+    person: Person,
+    job_id: int,
+    number: int,
+    received: Path,
+    **kw: Any,
+) -> dict[str, Any]:
+    try:
+        sha256, problem = jobs.check_received(settings, job_id, received), None
+    except BadParameters as exc:
+        sha256, problem = "", exc
     member = acting_member(db, person)
     job = jobs.get_job(db, job_id)
-    db.commit()
-    return job, member
-
-
-def _accept(
-    db: Db, settings: Settings, job: Job, number: int, member: Member, received: Path, **kw: Any
-) -> dict[str, Any]:
-    receipt = jobs.submit(db, settings, job, number, member, received, **kw)
+    if problem is not None:
+        jobs.refuse(db, job, number, member, problem)
+    receipt = jobs.submit(db, settings, job, number, member, received, sha256=sha256, **kw)
     answer = {
         "update": receipt.update.id,
         "sha256": receipt.update.sha256,

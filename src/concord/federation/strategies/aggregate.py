@@ -46,7 +46,7 @@ class TensorSource(Protocol):
 def weighted_mean_pieces(
     sources: Sequence[tuple[TensorSource, float]],
     shapes: dict[str, tuple[tuple[int, ...], np.dtype[Any]]],
-    chunk: int = 1 << 20,
+    chunk: int = 1 << 16,
 ) -> Parameters:
     """The weighted mean of updates read piece by piece: for each `chunk` of each tensor, every
     update's piece is added in float64, and the result is stored in the model's dtype. Memory:
@@ -62,9 +62,12 @@ def weighted_mean_pieces(
         for start in range(0, flat.size, chunk):
             stop = min(start + chunk, flat.size)
             total = np.zeros(stop - start, dtype=np.float64)  # (chunk,)
+            scaled = np.empty_like(total)
             for source, weight in sources:
-                total += source.read(name, start, stop).astype(np.float64) * weight
-            flat[start:stop] = total / weight_sum
+                np.multiply(source.read(name, start, stop), weight, out=scaled, dtype=np.float64)
+                total += scaled
+            total /= weight_sum
+            flat[start:stop] = total
         out[name] = result
     return out
 
