@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +114,46 @@ def test_real_nodes_train_a_job_to_completion(
     assert per_member[kenya]["energy_kwh"] >= 0.0
 
 
+def register(client, actor, tasks=("logreg-digits",), signed_at=None, key=None):
+    """Registers the actor's node, signed as `concord node` does."""
+    when = signed_at or datetime.now(UTC).isoformat()
+    message = jobs.registration_message(actor.member.slug, list(tasks), when)
+    return client.post(
+        "/api/federation/nodes",
+        json={
+            "tasks": list(tasks),
+            "signed_at": when,
+            "signature": keys.sign(key or actor.key, message),
+        },
+        headers=actor.headers,
+    )
+
+
+def test_registration_proves_the_members_key(client, make, db) -> None:
+    a = make.delegate("kenya", "KE")
+    b = make.delegate("brazil", "BR")
+    unsigned = client.post(
+        "/api/federation/nodes", json={"tasks": ["logreg-digits"]}, headers=a.headers
+    )
+    stale = register(client, a, signed_at=(datetime.now(UTC) - timedelta(hours=1)).isoformat())
+    forged = register(client, a, key=b.key)
+    cases = [
+        (unsigned, "federation.registration_unsigned"),
+        (stale, "federation.registration_stale"),
+        (forged, "signature.invalid"),
+        (client.get("/api/federation/work", headers=a.headers), "federation.node_unregistered"),
+    ]
+    for response, code in cases:
+        assert response.status_code in (409, 422), response.text
+        assert response.json()["error"]["code"] == code
+    answer = register(client, a)
+    assert answer.status_code == 200
+    assert answer.json()["key"] == keys.fingerprint(
+        keys.parse_public_key(keys.public_base64(a.key))
+    )
+    assert client.get("/api/federation/work", headers=a.headers).status_code == 204
+
+
 def _post_update(client, actor, job_id, number, params, *, examples=10, signature=None):
     body = to_safetensors(params)
     sha = hashlib.sha256(body).hexdigest()
@@ -138,9 +179,7 @@ def test_bad_updates_are_refused_and_logged(client, make, sessions, settings, db
         s.commit()
         job_id = job.id
     for actor in (a, b, outsider):
-        client.post(
-            "/api/federation/nodes", json={"tasks": ["logreg-digits"]}, headers=actor.headers
-        )
+        assert register(client, actor).status_code == 200
     work = client.get("/api/federation/work", headers=a.headers)
     assert work.status_code == 200 and work.json()["round"] == 1
     good = DigitsLogReg().init_parameters(0)
@@ -161,8 +200,11 @@ def test_bad_updates_are_refused_and_logged(client, make, sessions, settings, db
         assert response.status_code in (403, 409, 422), response.text
         assert response.json()["error"]["code"] == code
     assert _post_update(client, a, job_id, 1, good).status_code == 201
+    again = _post_update(client, a, job_id, 1, good)  # the answer was lost: the same receipt
+    assert again.status_code == 200 and again.json()["repeated"] is True
+    other = {k: v + 1 for k, v in good.items()}
     assert (
-        _post_update(client, a, job_id, 1, good).json()["error"]["code"]
+        _post_update(client, a, job_id, 1, other).json()["error"]["code"]
         == "federation.duplicate_update"
     )
     refusals = db.scalar(
@@ -172,11 +214,11 @@ def test_bad_updates_are_refused_and_logged(client, make, sessions, settings, db
     )
     assert refusals == 6
     assert _post_update(client, b, job_id, 1, good).status_code == 201
-    # Both in: round 1 closed, round 2 open; a late update for round 1 is refused.
-    assert _post_update(client, b, job_id, 1, good).json()["error"]["code"] in (
-        "federation.round_closed",
-        "federation.duplicate_update",
-    )
+    # Both in: round 1 closed, round 2 open. Resending the counted update gets its receipt;
+    # another update for round 1 comes too late and is refused, not mixed in.
+    assert _post_update(client, b, job_id, 1, good).json()["repeated"] is True
+    late = _post_update(client, b, job_id, 1, other)
+    assert late.json()["error"]["code"] == "federation.round_closed"
     with sessions() as s:
         assert s.get(Job, job_id).rounds_done == 1
 

@@ -130,3 +130,107 @@ def test_federated_training_learns_the_digits() -> None:
     )
     assert result.history[-1]["accuracy"] > 0.9
     assert result.history[-1]["accuracy"] > result.history[0]["accuracy"]
+
+
+def _models() -> list[dict[str, np.ndarray]]:
+    rng = np.random.default_rng(5)
+    return [
+        {
+            "w": rng.normal(size=(3, 4)).astype(np.float32),
+            "b": rng.normal(size=4).astype(np.float32),
+        },
+        {
+            "zeta": np.arange(5, dtype=np.int64),
+            "alpha": np.ones(3, np.float16),
+            "mid": rng.normal(size=(2, 2)),
+            "flag": np.array([True, False]),
+            "é": np.zeros((0, 3), np.float32),
+            "scalar": np.array(2.5, np.float32),
+        },
+    ]
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_streamed_writer_writes_what_safetensors_writes(index: int, tmp_path) -> None:
+    from concord.federation.parameters import TensorFile, write_safetensors
+
+    params = _models()[index]
+    path = tmp_path / "m.safetensors"
+    sha = write_safetensors(path, params)
+    assert path.read_bytes() == to_safetensors(params)
+    assert sha == digest(params)
+    with TensorFile(path) as stored:
+        back, expected = stored.load(), from_safetensors(to_safetensors(params))
+        assert all(np.array_equal(back[k], expected[k]) for k in params)
+        assert stored.read("zeta", 1, 3).tolist() == [1, 2] if index else True
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda b: b[:-1],  # truncated
+        lambda b: b + b"\0",  # trailing bytes
+        lambda b: (10**12).to_bytes(8, "little") + b[8:],  # header longer than the file
+        lambda b: b[:8] + b[8:].replace(b'"F32"', b'"F99"', 1),  # unknown dtype
+        lambda b: b[:8] + b[8:].replace(b"[0,", b"[4,", 1),  # a gap in the data
+        lambda b: b"\x80\x04pickle",
+    ],
+)
+def test_tensor_files_refuse_malformed_headers(damage, tmp_path) -> None:
+    from concord.federation.parameters import TensorFile
+
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(damage(to_safetensors(_models()[0])))
+    with pytest.raises(BadParameters):
+        TensorFile(path).close()
+
+
+def test_weighted_mean_from_files_equals_the_plain_mean(tmp_path) -> None:
+    from concord.federation.parameters import TensorFile, write_safetensors
+
+    rng = np.random.default_rng(1)
+    updates = [
+        {
+            "w": rng.normal(size=(50, 7)).astype(np.float32),
+            "b": rng.normal(size=7).astype(np.float32),
+        }
+        for _ in range(6)
+    ]
+    weights = [3.0, 1.0, 7.0, 2.0, 5.0, 4.0]
+    files = []
+    for i, u in enumerate(updates):
+        write_safetensors(tmp_path / f"{i}.safetensors", u)
+        files.append(TensorFile(tmp_path / f"{i}.safetensors"))
+    shapes = {k: (v.shape, v.dtype) for k, v in updates[0].items()}
+    pieces = agg.weighted_mean_pieces(list(zip(files, weights, strict=True)), shapes, chunk=16)
+    streamed, _ = agg.weighted_mean_stream(zip(updates, weights, strict=True))
+    for k in shapes:
+        plain = agg.weighted_mean(np.stack([u[k] for u in updates]), np.array(weights))
+        assert pieces[k].dtype == np.float32
+        assert np.array_equal(pieces[k], streamed[k].astype(np.float32))
+        assert np.allclose(pieces[k], plain, atol=1e-6)
+    for f in files:
+        f.close()
+
+
+@pytest.mark.parametrize("name", ["fedavgm", "fedadam", "fedyogi", "fedadagrad"])
+def test_server_optimiser_state_survives_a_new_process(name: str) -> None:
+    """A strategy rebuilt each round from its saved state (as a restarted hub does) computes
+    exactly what one kept in memory computes."""
+    rng = np.random.default_rng(2)
+    spec = StrategySpec(name=name)  # type: ignore[arg-type]
+    kept = make_strategy(spec)
+    params_kept = params_saved = {"w": np.zeros(6, np.float32)}
+    state: dict[str, np.ndarray] = {}
+    for r in range(1, 5):
+        updates = [
+            ClientUpdate({"w": rng.normal(size=6).astype(np.float32)}, 5 + i, str(i))
+            for i in range(3)
+        ]
+        params_kept = kept.aggregate(r, params_kept, updates)
+        fresh = make_strategy(spec)
+        fresh.load_state(from_safetensors(to_safetensors(state)) if state else {})
+        params_saved = fresh.aggregate(r, params_saved, updates)
+        state = fresh.state()
+        assert state, name
+        assert np.array_equal(params_kept["w"], params_saved["w"]), (name, r)

@@ -14,6 +14,8 @@ from concord.governance.jobspec import JobSpec
 from concord.ledger.tables import LogEntry
 from concord.members import keys
 
+from .test_deployment import register
+
 
 def _run_one_round(client, sessions, settings, actor, publish_as: str) -> int:
     spec = JobSpec.model_validate(
@@ -30,7 +32,7 @@ def _run_one_round(client, sessions, settings, actor, publish_as: str) -> int:
     with sessions() as s:
         job_id = jobs.create_job(s, settings, spec, title="Digits for all").id
         s.commit()
-    client.post("/api/federation/nodes", json={"tasks": ["logreg-digits"]}, headers=actor.headers)
+    assert register(client, actor).status_code == 200
     assert client.get("/api/federation/work", headers=actor.headers).json()["round"] == 1
     body = to_safetensors(DigitsLogReg().init_parameters(3))
     sha = hashlib.sha256(body).hexdigest()

@@ -30,13 +30,19 @@ def node_command(
     once: bool = typer.Option(False, help="Train one round, then exit."),
     max_rounds: int = typer.Option(None, help="Exit after this many rounds."),
     idle_exit: float = typer.Option(None, help="Exit after this many idle seconds."),
+    wait: float = typer.Option(
+        25.0, help="Seconds each request for work waits at the hub for a round (long polling)."
+    ),
     energy: bool = typer.Option(True, help="Measure energy with codecarbon's offline tracker."),
 ) -> None:
     """Run a member's node: pull work, train on local data, push signed updates."""
     import os
 
     from concord.federation.node import SitePolicy, run_node
+    from concord.logs import configure
     from concord.members.keys import default_key_path
+
+    configure()  # a node runs unattended: its rounds, retries and refusals go to stderr
 
     report = run_node(
         hub or os.environ.get("CONCORD_HUB") or "http://127.0.0.1:8000",
@@ -49,6 +55,7 @@ def node_command(
         max_rounds=max_rounds,
         energy=energy,
         idle_exit=idle_exit,
+        wait=wait,
     )
     out.print(
         f"[green]node {member}[/]: trained {len(report.trained)} rounds, declined "

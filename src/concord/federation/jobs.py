@@ -6,36 +6,46 @@ passed, finish the job), and any hub process may call it — when a node asks fo
 update arrives, or from `concord job advance`. Each step is one transaction, so a hub killed at
 any point resumes from the last completed round, and an update is counted at most once (one
 row per member and round). Checkpoints and updates are safetensors files in the store.
+
+Files are written to a temporary name, synced and renamed into place before the transaction
+that refers to them commits: a crash leaves at worst a file that no row names, which the next
+attempt overwrites. A server optimiser's state is checkpointed the same way, beside the model.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
-from datetime import timedelta
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlparse
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from concord import metrics as prometheus
 from concord.config import Settings
 from concord.db import utcnow
-from concord.errors import N_, Conflict, Forbidden, Invalid, NotFound
+from concord.errors import N_, ConcordError, Conflict, Forbidden, Invalid, NotFound
 from concord.federation import publication
 from concord.federation.parameters import (
     Parameters,
-    check_compatible,
+    TensorFile,
+    check_compatible_file,
     digest,
+    file_sha256,
     from_safetensors,
+    sync_file,
+    sync_folder,
     to_safetensors,
+    write_safetensors,
 )
-from concord.federation.strategies import ClientUpdate, make_strategy
+from concord.federation.strategies import Strategy, make_strategy
+from concord.federation.strategies.base import StoredUpdate
 from concord.federation.tables import Job, Node, Round, Update
 from concord.federation.tasks.base import TaskData, load_task
 from concord.governance.jobspec import JobSpec
@@ -77,6 +87,26 @@ class BadUpdate(Invalid):
     message = N_("The update is refused: {reason}")
 
 
+class NodeUnregistered(Conflict):
+    code = "federation.node_unregistered"
+    message = N_("Member “{member}” has no registered node: register it, signed, first.")
+
+
+class RegistrationUnsigned(Invalid):
+    code = "federation.registration_unsigned"
+    message = N_(
+        "A node registration must be signed with the member's key (fields signed_at and signature)."
+    )
+
+
+class RegistrationStale(Invalid):
+    code = "federation.registration_stale"
+    message = N_(
+        "The registration was signed at {signed_at}, more than {minutes} minutes from the hub's "
+        "clock: sign it again now."
+    )
+
+
 def folder(settings: Settings) -> Path:
     root = Path(urlparse(settings.storage()).path) / "federation"
     root.mkdir(parents=True, exist_ok=True)
@@ -92,6 +122,7 @@ def _write(settings: Settings, relative: str, data: bytes) -> str:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
+    sync_folder(path.parent)
     return relative
 
 
@@ -213,16 +244,6 @@ def current_round(session: Session, job: Job) -> Round | None:
     ).first()
 
 
-def _updates(
-    settings: Settings,
-    rows: list[Update],
-    reference: Parameters,
-) -> Iterator[ClientUpdate]:
-    for row in rows:  # one update in memory at a time
-        params = read_parameters(settings, row.path)
-        yield ClientUpdate(params, row.examples, str(row.member_id), dict(row.metrics))
-
-
 def lock(session: Session, job: Job) -> Job:
     """Takes the job's row lock (PostgreSQL: FOR UPDATE; SQLite: the write lock held anyway)
     so two hub processes never close the same round or count an update into a closing one."""
@@ -232,19 +253,19 @@ def lock(session: Session, job: Job) -> Job:
     return job
 
 
-def advance(session: Session, settings: Settings, job: Job) -> None:
-    """Moves the job on as far as its rows allow. The caller commits."""
+def advance(session: Session, settings: Settings, job: Job) -> bool:
+    """Moves the job on as far as its rows allow; True if a round opened, closed or expired,
+    or the job finished. The caller commits."""
     lock(session, job)
     if job.status != "running":
-        return
+        return False
     spec = JobSpec.model_validate(job.spec)
     row = current_round(session, job)
     if row is None:
         if job.rounds_done >= spec.rounds:
             _finish(session, settings, job)
-            return
-        open_round(session, settings, job)
-        return
+            return True
+        return open_round(session, settings, job) is not None
     updates = list(
         session.scalars(
             select(Update).where(Update.round_id == row.id).order_by(Update.member_id)
@@ -253,7 +274,7 @@ def advance(session: Session, settings: Settings, job: Job) -> None:
     everyone = len(updates) >= len(row.participants)
     expired = utcnow() >= row.deadline
     if not everyone and not expired:
-        return
+        return False
     if len(updates) < spec.min_participants:
         row.status = "expired"
         row.closed_at = utcnow()
@@ -269,27 +290,69 @@ def advance(session: Session, settings: Settings, job: Job) -> None:
             },
         )
         open_round(session, settings, job)
-        return
+        return True
     _close(session, settings, job, row, updates, spec)
+    return True
+
+
+def _due(session: Session, row: Round | None) -> bool:
+    """Whether `advance` has something to do (read without the lock; `advance` looks again)."""
+    if row is None:
+        return True
+    received = session.scalar(
+        select(func.count()).select_from(Update).where(Update.round_id == row.id)
+    )
+    return utcnow() >= row.deadline or (received or 0) >= len(row.participants)
+
+
+def advance_all(session: Session, settings: Settings) -> tuple[bool, datetime | None]:
+    """Advances every running job, committing each step; returns whether anything moved and
+    the earliest deadline of the rounds left open (when to look again)."""
+    moved = False
+    ids = session.scalars(select(Job.id).where(Job.status == "running").order_by(Job.id)).all()
+    session.commit()
+    for job_id in ids:
+        moved |= advance(session, settings, get_job(session, job_id))
+        session.commit()
+    deadline = session.scalar(
+        select(Round.deadline)
+        .join(Job, Job.id == Round.job_id)
+        .where(Job.status == "running", Round.status == "open")
+        .order_by(Round.deadline)
+        .limit(1)
+    )
+    session.commit()
+    return moved, deadline
 
 
 def _close(
     session: Session, settings: Settings, job: Job, row: Round, updates: list[Update], spec: JobSpec
 ) -> None:
-    global_params = read_parameters(settings, row.parameters)
-    strategy = make_strategy(spec.strategy)
-    stream = _updates(settings, updates, global_params)
-    aggregate = strategy.aggregate(
-        row.number, global_params, list(stream) if strategy.needs_all_updates else stream
-    )
+    strategy = _strategy(settings, job, spec)
+    with ExitStack() as files:
+        stored = [
+            StoredUpdate(
+                files.enter_context(TensorFile(folder(settings) / u.path)),
+                u.examples,
+                str(u.member_id),
+                dict(u.metrics),
+            )
+            for u in updates
+        ]
+        aggregate = strategy.aggregate_stored(
+            row.number, read_parameters(settings, row.parameters), stored
+        )
+    path = f"job-{job.id}/round-{row.number}.safetensors"
+    sha = write_safetensors(folder(settings) / path, aggregate)
+    state = strategy.state()
+    if state:
+        job.server_state = f"job-{job.id}/round-{row.number}.server.safetensors"
+        write_safetensors(folder(settings) / job.server_state, state)
     prometheus.count("round")
-    path = _write(
-        settings, f"job-{job.id}/round-{row.number}.safetensors", to_safetensors(aggregate)
-    )
     examples = sum(u.examples for u in updates)
     metrics = _evaluate(spec, aggregate, updates, examples)
     row.status, row.closed_at, row.examples = "closed", utcnow(), examples
-    row.metrics, row.digest = metrics, digest(aggregate)
+    row.metrics, row.digest = metrics, sha
     members = {
         m.id: m.slug
         for m in session.scalars(
@@ -315,6 +378,14 @@ def _close(
         _finish(session, settings, job)
     else:
         open_round(session, settings, job)
+
+
+def _strategy(settings: Settings, job: Job, spec: JobSpec) -> Strategy:
+    """The job's strategy with its server optimiser's state after the last closed round."""
+    strategy = make_strategy(spec.strategy)
+    if job.server_state:
+        strategy.load_state(read_parameters(settings, job.server_state))
+    return strategy
 
 
 def _evaluate(
@@ -400,57 +471,86 @@ def update_message(job: int, round_number: int, member: str, sha256: str, exampl
     )
 
 
+@dataclass
+class Receipt:
+    """What the hub answers to an update: the row, and whether it had been received before
+    (a node resending after a lost answer gets the same receipt; nothing is counted twice)."""
+
+    update: Update
+    repeated: bool = False
+
+
+def incoming(settings: Settings, job: Job) -> Path:
+    """Where an update's body is written while it arrives, before it is checked."""
+    path = folder(settings) / f"job-{job.id}" / "incoming"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def check_received(settings: Settings, job_id: int, received: Path) -> str:
+    """The checks of an update's body that need no database, made before the job's lock is
+    taken so that updates arriving together are checked in parallel: its tensors against the
+    job's model (every checkpoint has the initial one's names, shapes and dtypes), values
+    finite. Syncs the file to disk; returns its SHA-256."""
+    reference = folder(settings) / f"job-{job_id}" / "round-0.safetensors"
+    if not reference.exists():
+        raise UnknownJob(job=job_id)
+    with TensorFile(reference) as model, TensorFile(received) as candidate:
+        check_compatible_file(model, candidate)
+    sync_file(received)
+    return file_sha256(received)
+
+
 def submit(
     session: Session,
     settings: Settings,
     job: Job,
     round_number: int,
     member: Member,
-    body: bytes,
+    received: Path,
     *,
+    sha256: str,
     examples: int,
     metrics: dict[str, float],
     signature: str,
     energy_kwh: float = 0.0,
     emissions_kg: float = 0.0,
-) -> Update:
-    """Receives one node's update; refusals are coded, logged, and change nothing else."""
+) -> Receipt:
+    """Takes one node's update from `received` (a file in `incoming` that passed
+    `check_received`, moved into place when accepted); refusals are coded, logged, and change
+    nothing else."""
     lock(session, job)
     row = current_round(session, job)
     try:
-        if row is None or row.number != round_number:
-            raise RoundClosed(round=round_number, job=job.id)
-        if member.id not in row.participants:
-            raise NotSelected(member=member.slug, round=round_number, job=job.id)
-        if session.scalars(
-            select(Update).where(Update.round_id == row.id, Update.member_id == member.id)
-        ).first():
-            raise DuplicateUpdate(member=member.slug, round=round_number)
-        sha = hashlib.sha256(body).hexdigest()
         if not 0 < examples < 10**9:
             raise BadUpdate(reason=N_("the number of examples must be positive"))
         verify(
             session,
             member,
-            update_message(job.id, round_number, member.slug, sha, examples),
+            update_message(job.id, round_number, member.slug, sha256, examples),
             signature,
         )
-        params = from_safetensors(body)
-        check_compatible(read_parameters(settings, row.parameters), params)
-    except (RoundClosed, NotSelected, DuplicateUpdate, BadUpdate) as exc:
-        _refusal(session, job, round_number, member, exc.code)
-        raise
-    except Invalid as exc:  # bad signature, bad parameters
-        _refusal(session, job, round_number, member, exc.code)
-        raise
-    path = _write(
-        settings, f"job-{job.id}/round-{round_number}/member-{member.id}.safetensors", body
-    )
+        earlier = _counted(session, job, round_number, member)
+        if earlier is not None and earlier.sha256 == sha256:
+            return Receipt(earlier, repeated=True)
+        if row is None or row.number != round_number:
+            raise RoundClosed(round=round_number, job=job.id)
+        if member.id not in row.participants:
+            raise NotSelected(member=member.slug, round=round_number, job=job.id)
+        if earlier is not None and earlier.round_id == row.id:
+            raise DuplicateUpdate(member=member.slug, round=round_number)
+    except (Invalid, RoundClosed, NotSelected, DuplicateUpdate) as exc:
+        refuse(session, job, round_number, member, exc)
+    path = f"job-{job.id}/round-{round_number}/attempt-{row.attempt}/member-{member.id}.safetensors"
+    target = folder(settings) / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(received, target)
+    sync_folder(target.parent)
     update = Update(
         round_id=row.id,
         member_id=member.id,
         path=path,
-        sha256=sha,
+        sha256=sha256,
         examples=examples,
         metrics={k: float(v) for k, v in metrics.items()},
         energy_kwh=max(0.0, energy_kwh),
@@ -460,7 +560,31 @@ def submit(
     )
     session.add(update)
     session.flush()
-    return update
+    return Receipt(update)
+
+
+def refuse(
+    session: Session, job: Job, round_number: int, member: Member, error: ConcordError
+) -> NoReturn:
+    """Logs the refusal of an update (committed), then raises the error."""
+    _refusal(session, job, round_number, member, error.code)
+    raise error
+
+
+def _counted(session: Session, job: Job, round_number: int, member: Member) -> Update | None:
+    """The member's update for this round that counts: in the open attempt or in the closed
+    one (an expired attempt's updates were never counted)."""
+    return session.scalars(
+        select(Update)
+        .join(Round, Round.id == Update.round_id)
+        .where(
+            Round.job_id == job.id,
+            Round.number == round_number,
+            Round.status.in_(("open", "closed")),
+            Update.member_id == member.id,
+        )
+        .order_by(Update.id.desc())
+    ).first()
 
 
 def _refusal(session: Session, job: Job, round_number: int, member: Member, code: str) -> None:
@@ -477,23 +601,63 @@ def _refusal(session: Session, job: Job, round_number: int, member: Member, code
     session.commit()
 
 
-def register_node(session: Session, member: Member, tasks: list[str]) -> Node:
+REGISTRATION_SKEW = timedelta(minutes=10)
+
+
+def registration_message(member: str, tasks: list[str], signed_at: str) -> bytes:
+    """What a node signs to register: proof that it holds the member's private key."""
+    return canonical_json(
+        {
+            "purpose": "concord.node-registration",
+            "member": member,
+            "tasks": sorted(tasks),
+            "signed_at": signed_at,
+        }
+    )
+
+
+def register_node(
+    session: Session, member: Member, tasks: list[str], *, signed_at: str, signature: str
+) -> Node:
+    """Registers (or refreshes) the member's node; it must sign with the member's key, at a
+    time close to the hub's (an old signed registration replayed is refused)."""
+    if not signed_at or not signature:
+        raise RegistrationUnsigned()
+    try:
+        when = datetime.fromisoformat(signed_at)
+    except ValueError as exc:
+        raise RegistrationUnsigned() from exc
+    if when.tzinfo is None or abs(utcnow() - when) > REGISTRATION_SKEW:
+        raise RegistrationStale(
+            signed_at=signed_at, minutes=int(REGISTRATION_SKEW.total_seconds() // 60)
+        )
+    key = verify(session, member, registration_message(member.slug, tasks, signed_at), signature)
     node = session.scalars(select(Node).where(Node.member_id == member.id)).first()
     now = utcnow()
     if node is None:
         node = Node(member_id=member.id, tasks=tasks, registered_at=now, last_seen=now)
         session.add(node)
-    else:
-        node.tasks, node.last_seen = tasks, now
+    node.tasks, node.last_seen, node.key_fingerprint = tasks, now, key.fingerprint
     session.flush()
+    return node
+
+
+def seen(session: Session, member: Member) -> Node:
+    """Notes that the member's registered node asked for work."""
+    node = session.scalars(select(Node).where(Node.member_id == member.id)).first()
+    if node is None:
+        raise NodeUnregistered(member=member.slug)
+    node.last_seen = utcnow()
     return node
 
 
 def work_for(session: Session, settings: Settings, member: Member) -> dict[str, Any] | None:
     """The round this member should train now, if any (advancing jobs on the way)."""
     for job in session.scalars(select(Job).where(Job.status == "running").order_by(Job.id)):
-        advance(session, settings, job)
         row = current_round(session, job)
+        if _due(session, row):
+            advance(session, settings, job)
+            row = current_round(session, job)
         if row is None or member.id not in row.participants:
             continue
         done = session.scalars(

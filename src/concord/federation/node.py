@@ -2,6 +2,10 @@
 hub never connects to them), trains with tasks installed here on data that never leaves, and
 sends back signed parameters only.
 
+The node outlives the hub's restarts: while the hub cannot be reached it waits and tries again,
+and it sends an update again until it gets an answer — the hub recognises a repeat and counts
+it once. An update that comes too late is refused by the hub; the node logs it and goes on.
+
 A site policy (TOML) lists what the site accepts:
 
     tasks = ["logreg-digits"]        # tasks this site will run
@@ -15,17 +19,27 @@ import json
 import logging
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from concord.client import HubClient
-from concord.federation.jobs import update_message
+from concord.errors import HubUnreachable, RemoteError
+from concord.federation.jobs import registration_message, update_message
 from concord.federation.parameters import from_safetensors, to_safetensors
 from concord.federation.tasks.base import installed, load_task
 from concord.members.keys import load_private, sign
 
 log = logging.getLogger("concord.node")
+T = TypeVar("T")
+RETRY_MAX_S = 5.0  # longest pause between attempts to reach the hub
+LOST = {  # the hub's answers that end this node's part in a round
+    "federation.round_closed",
+    "federation.not_selected",
+    "federation.duplicate_update",
+}
 
 
 @dataclass
@@ -55,6 +69,7 @@ class SitePolicy:
 class NodeReport:
     trained: list[tuple[int, int]] = field(default_factory=list)
     declined: list[tuple[int, int]] = field(default_factory=list)
+    lost: list[tuple[int, int]] = field(default_factory=list)  # refused as late
 
 
 def measure_energy(country_iso3: str) -> Any:
@@ -83,7 +98,7 @@ def run_node(
     policy: SitePolicy | None = None,
     once: bool = False,
     max_rounds: int | None = None,
-    wait: float = 20.0,
+    wait: float = 25.0,
     energy: bool = True,
     idle_exit: float | None = None,
 ) -> NodeReport:
@@ -95,10 +110,10 @@ def run_node(
     declined: set[tuple[int, int]] = set()
     idle_since = time.monotonic()
     with HubClient(hub, token, timeout=wait + 60) as client:
-        country = client.get(f"/api/members/{member}")["country"]["iso3"]
-        client.post("/api/federation/nodes", json={"tasks": available})
+        country = retrying(lambda: client.get(f"/api/members/{member}"))["country"]["iso3"]
+        retrying(lambda: register(client, member, available, private))
         while True:
-            work = client.get("/api/federation/work", params={"wait": wait})
+            work = retrying(lambda: _poll(client, member, available, private, wait))
             if not work:
                 if idle_exit is not None and time.monotonic() - idle_since > idle_exit:
                     return report
@@ -112,11 +127,53 @@ def run_node(
                 report.declined.append(key)
                 client.post(f"/api/federation/jobs/{key[0]}/rounds/{key[1]}/decline")
                 continue
-            _train_round(client, work, member, data, private, country, energy)
-            report.trained.append(key)
+            if _train_round(client, work, member, data, private, country, energy):
+                report.trained.append(key)
+            else:
+                report.lost.append(key)
             idle_since = time.monotonic()
             if once or (max_rounds is not None and len(report.trained) >= max_rounds):
                 return report
+
+
+def register(client: HubClient, member: str, tasks: list[str], private: Any) -> Any:
+    """Registers the node, signed with the member's key."""
+    signed_at = datetime.now(UTC).isoformat()
+    return client.post(
+        "/api/federation/nodes",
+        json={
+            "tasks": tasks,
+            "signed_at": signed_at,
+            "signature": sign(private, registration_message(member, tasks, signed_at)),
+        },
+    )
+
+
+def _poll(client: HubClient, member: str, tasks: list[str], private: Any, wait: float) -> Any:
+    try:
+        return client.get("/api/federation/work", params={"wait": wait})
+    except RemoteError as exc:
+        if exc.code != "federation.node_unregistered":  # e.g. a hub restored from a backup
+            raise
+        register(client, member, tasks, private)
+        return None
+
+
+def retrying(call: Callable[[], T], until: float | None = None) -> T:
+    """`call()`, again and again while the hub is unreachable or unavailable (restarting),
+    pausing longer each time; past `until` (a `time.monotonic()`), the last error is raised."""
+    pause = 0.5
+    while True:
+        try:
+            return call()
+        except (HubUnreachable, RemoteError) as exc:
+            if isinstance(exc, RemoteError) and exc.status not in (502, 503, 504):
+                raise
+            if until is not None and time.monotonic() > until:
+                raise
+            log.warning("hub not reachable (%s); trying again in %.1f s", exc, pause)
+            time.sleep(pause)
+            pause = min(RETRY_MAX_S, pause * 2)
 
 
 def _train_round(
@@ -127,10 +184,15 @@ def _train_round(
     private: Any,
     country: str,
     energy: bool,
-) -> None:
+) -> bool:
+    """Trains one round and delivers the update; False if the hub refused it as late."""
     job, number = int(work["job"]), int(work["round"])
     task = load_task(work["task"])
-    params = from_safetensors(client.get(f"/api/federation/jobs/{job}/rounds/{number}/parameters"))
+    started = time.monotonic()
+    params = from_safetensors(
+        retrying(lambda: client.get(f"/api/federation/jobs/{job}/rounds/{number}/parameters"))
+    )
+    fetched = time.monotonic()
     local = task.load_data(data)
     tracker = measure_energy(country) if energy else None
     if tracker is not None:
@@ -142,20 +204,39 @@ def _train_round(
         final = getattr(tracker, "final_emissions_data", None)
         kwh = float(getattr(final, "energy_consumed", 0.0) or 0.0)
     evaluation = task.evaluate(result.parameters, local)
+    trained = time.monotonic()
     body = to_safetensors(result.parameters)
     sha = hashlib.sha256(body).hexdigest()
     signature = sign(private, update_message(job, number, member, sha, result.num_examples))
-    client.post(
-        f"/api/federation/jobs/{job}/rounds/{number}/updates",
-        content=body,
-        headers={
-            "X-Concord-Examples": str(result.num_examples),
-            "X-Concord-Signature": signature,
-            "X-Concord-Metrics": json.dumps(
-                {"local_" + k: v for k, v in evaluation.metrics.items()}
-            ),
-            "X-Concord-Energy-kWh": f"{kwh:.9f}",
-            "X-Concord-Emissions-kg": f"{kg:.9f}",
-            "Content-Type": "application/octet-stream",
+    headers = {
+        "X-Concord-Examples": str(result.num_examples),
+        "X-Concord-Signature": signature,
+        "X-Concord-Metrics": json.dumps({"local_" + k: v for k, v in evaluation.metrics.items()}),
+        "X-Concord-Energy-kWh": f"{kwh:.9f}",
+        "X-Concord-Emissions-kg": f"{kg:.9f}",
+        "Content-Type": "application/octet-stream",
+    }
+    try:
+        retrying(
+            lambda: client.post(
+                f"/api/federation/jobs/{job}/rounds/{number}/updates",
+                content=body,
+                headers=headers,
+            )
+        )
+    except RemoteError as exc:
+        if exc.code not in LOST:
+            raise
+        log.warning("round %s of job %s: update not taken (%s)", number, job, exc.code)
+        return False
+    log.info(
+        "round trained",
+        extra={
+            "job": job,
+            "round": number,
+            "fetch_s": round(fetched - started, 4),
+            "train_s": round(trained - fetched, 4),
+            "send_s": round(time.monotonic() - trained, 4),
         },
     )
+    return True

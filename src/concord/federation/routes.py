@@ -1,67 +1,97 @@
-"""HTTP API of the federation: nodes register, long-poll for work, fetch parameters, and push
-signed updates. The hub never connects to a node."""
+"""HTTP API of the federation: nodes register (signed), long-poll for work, fetch parameters,
+and push signed updates. The hub never connects to a node.
+
+The routes that wait or move model-sized bodies are `async`: a waiting node costs the hub
+neither a worker thread nor a database transaction, and an update's body streams to a file
+while it arrives (never whole in memory); database work runs in the thread pool in short steps.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from concord import metrics as prometheus
+from concord.config import Settings
 from concord.federation import jobs
+from concord.federation.parameters import BadParameters
 from concord.federation.tables import Job, Round
+from concord.federation.wakeup import RECHECK_S, bell, lifespan
 from concord.http import Db, allow_large_bodies
 from concord.members.auth import CurrentPerson
 from concord.members.people import acting_member
+from concord.members.tables import Member, Person
 
-router = APIRouter(prefix="/api/federation", tags=["federation"])
+router = APIRouter(prefix="/api/federation", tags=["federation"], lifespan=lifespan)
 allow_large_bodies("/api/federation/jobs/")
+
+MAX_WAIT_S = 30.0
 
 
 class NodeRegistration(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tasks: list[str] = Field(description="Tasks installed at the node")
+    signed_at: str = Field(
+        default="", description="When the node signed this registration (ISO 8601, with zone)"
+    )
+    signature: str = Field(
+        default="",
+        description="Ed25519 signature (base64) by the member's key of the registration message",
+    )
 
 
 @router.post("/nodes")
 def register(body: NodeRegistration, db: Db, person: CurrentPerson) -> dict[str, Any]:
-    """Registers (or refreshes) your member's node and the tasks installed there."""
+    """Registers (or refreshes) your member's node and the tasks installed there. The node
+    signs `{purpose, member, tasks, signed_at}` with the member's key, proving it holds it."""
     member = acting_member(db, person)
-    node = jobs.register_node(db, member, body.tasks)
+    node = jobs.register_node(
+        db, member, body.tasks, signed_at=body.signed_at, signature=body.signature
+    )
     db.commit()
-    return {"member": member.slug, "tasks": node.tasks}
+    return {"member": member.slug, "tasks": node.tasks, "key": node.key_fingerprint}
 
 
 @router.get("/work")
-def work(request: Request, db: Db, person: CurrentPerson, wait: float = 0.0) -> Response:
-    """The round your node should train now; waits up to `wait` seconds (long polling)."""
+async def work(request: Request, db: Db, person: CurrentPerson, wait: float = 0.0) -> Response:
+    """The round your node should train now; waits up to `wait` seconds (at most 30) for one
+    to open (long polling), then answers 204 No Content."""
     settings = request.app.state.settings
-    member = acting_member(db, person)
-    jobs.register_node(db, member, _tasks_of(db, member.id))
-    db.commit()
-    deadline = time.monotonic() + max(0.0, min(wait, 60.0))
+    deadline = time.monotonic() + max(0.0, min(wait, MAX_WAIT_S))
+    member: Member | None = None
     while True:
-        found = jobs.work_for(db, settings, member)
-        db.commit()  # advancing a job is work done for everyone; never hold the lock
-        if found is not None or time.monotonic() >= deadline:
+        rung = bell.rings
+        member, found = await run_in_threadpool(_find_work, db, settings, person, member)
+        remaining = deadline - time.monotonic()
+        if found is not None or remaining <= 0:
             break
-        time.sleep(0.25)
+        await bell.wait(rung, min(remaining, RECHECK_S))
     if found is None:
         return Response(status_code=204)
     return Response(json.dumps(found), media_type="application/json")
 
 
-def _tasks_of(db: Db, member_id: int) -> list[str]:
-    from concord.federation.tables import Node
-
-    node = db.scalars(select(Node).where(Node.member_id == member_id)).first()
-    return list(node.tasks) if node else []
+def _find_work(
+    db: Db, settings: Settings, person: Person, member: Member | None
+) -> tuple[Member, dict[str, Any] | None]:
+    """One look for work, in one short transaction (the first also notes the node seen)."""
+    if member is None:
+        member = acting_member(db, person)
+        jobs.seen(db, member)
+    found = jobs.work_for(db, settings, member)
+    db.commit()  # advancing a job is work done for everyone; never hold the lock
+    return member, found
 
 
 @router.get("/jobs/{job_id}/rounds/{number}/parameters")
@@ -75,8 +105,12 @@ def parameters(job_id: int, number: int, db: Db, request: Request) -> Response:
     ).first()
     if row is None:
         raise jobs.RoundClosed(round=number, job=job_id)
-    data = (jobs.folder(request.app.state.settings) / row.parameters).read_bytes()
-    return Response(data, media_type="application/octet-stream")
+    # Streamed from the file; floats barely compress, so gzip would only spend the hub's CPU.
+    return FileResponse(
+        jobs.folder(request.app.state.settings) / row.parameters,
+        media_type="application/octet-stream",
+        headers={"Content-Encoding": "identity"},
+    )
 
 
 @router.post("/jobs/{job_id}/rounds/{number}/updates", status_code=201)
@@ -84,6 +118,7 @@ async def update(
     job_id: int,
     number: int,
     request: Request,
+    response: Response,
     db: Db,
     person: CurrentPerson,
     x_concord_examples: Annotated[int, Header()],
@@ -92,39 +127,75 @@ async def update(
     x_concord_energy_kwh: Annotated[float, Header()] = 0.0,
     x_concord_emissions_kg: Annotated[float, Header()] = 0.0,
 ) -> dict[str, Any]:
-    """A node's signed update (safetensors body) for the open round."""
+    """A node's signed update (safetensors body) for the open round. Sending the same update
+    again (after a lost answer) gets the same receipt with `repeated: true`, status 200."""
     settings = request.app.state.settings
     try:
         metrics = {k: float(v) for k, v in json.loads(x_concord_metrics).items()}
     except (ValueError, AttributeError) as exc:
         raise jobs.BadUpdate(reason="metrics must be a JSON object of numbers") from exc
-    body = await request.body()
-
-    def store() -> dict[str, Any]:
-        # In a worker thread: waiting for the database lock must never block the event loop.
-        member = acting_member(db, person)
-        job = jobs.get_job(db, job_id)
-        row = jobs.submit(
+    spool = jobs.folder(settings) / f"job-{job_id}" / "incoming"
+    spool.mkdir(parents=True, exist_ok=True)
+    descriptor, name = tempfile.mkstemp(dir=spool, prefix=".up-")
+    received = Path(name)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            async for chunk in request.stream():
+                handle.write(chunk)
+        receipt = await run_in_threadpool(
+            _accept,
             db,
             settings,
-            job,
+            person,
+            job_id,
             number,
-            member,
-            body,
+            received,
             examples=x_concord_examples,
             metrics=metrics,
             signature=x_concord_signature,
             energy_kwh=x_concord_energy_kwh,
             emissions_kg=x_concord_emissions_kg,
         )
-        db.commit()
-        prometheus.count("update")
-        prometheus.moved("in", len(body))
-        jobs.advance(db, settings, job)
-        db.commit()
-        return {"update": row.id, "sha256": row.sha256}
+    finally:
+        received.unlink(missing_ok=True)  # gone already when accepted
+    if receipt["repeated"]:
+        response.status_code = 200
+    return receipt
 
-    return await run_in_threadpool(store)
+
+def _accept(
+    db: Db,
+    settings: Settings,
+    person: Person,
+    job_id: int,
+    number: int,
+    received: Path,
+    **kw: Any,
+) -> dict[str, Any]:
+    size = received.stat().st_size  # before submit moves the file into place
+    try:
+        sha256, problem = jobs.check_received(settings, job_id, received), None
+    except BadParameters as exc:
+        sha256, problem = "", exc
+    member = acting_member(db, person)
+    job = jobs.get_job(db, job_id)
+    if problem is not None:
+        jobs.refuse(db, job, number, member, problem)
+    receipt = jobs.submit(db, settings, job, number, member, received, sha256=sha256, **kw)
+    answer = {
+        "update": receipt.update.id,
+        "sha256": receipt.update.sha256,
+        "repeated": receipt.repeated,
+    }
+    db.commit()
+    if not receipt.repeated:
+        prometheus.count("update")
+        prometheus.moved("in", size)
+    moved = jobs.advance(db, settings, job)
+    db.commit()
+    if moved:  # after the commit, so that the woken requests see the new round
+        bell.ring()
+    return answer
 
 
 @router.post("/jobs/{job_id}/rounds/{number}/decline")

@@ -29,6 +29,7 @@ class Job(Base):
     # The commons repository the final model went to, or why it could not go (see publication).
     model_repo: Mapped[str] = mapped_column(String(300), default="")
     publication: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    server_state: Mapped[str] = mapped_column(String(300), default="")  # optimiser checkpoint
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
@@ -41,6 +42,7 @@ class Node(Base):
     tasks: Mapped[list[Any]] = mapped_column(JSON)
     registered_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    key_fingerprint: Mapped[str] = mapped_column(String(64), default="")  # key that registered
 
 
 class Round(Base):

@@ -3,8 +3,8 @@ name stacked along axis 0 (shape (C, …)) or streams them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -35,6 +35,41 @@ def weighted_mean_stream(updates: Iterable[tuple[Parameters, float]]) -> tuple[P
     if weight_sum <= 0:
         raise ValueError("no examples to aggregate")
     return {k: v / weight_sum for k, v in total.items()}, weight_sum
+
+
+class TensorSource(Protocol):
+    """An update that can be read a piece at a time (a `TensorFile`, or one in memory)."""
+
+    def read(self, name: str, start: int, stop: int) -> F: ...
+
+
+def weighted_mean_pieces(
+    sources: Sequence[tuple[TensorSource, float]],
+    shapes: dict[str, tuple[tuple[int, ...], np.dtype[Any]]],
+    chunk: int = 1 << 16,
+) -> Parameters:
+    """The weighted mean of updates read piece by piece: for each `chunk` of each tensor, every
+    update's piece is added in float64, and the result is stored in the model's dtype. Memory:
+    one model (the result) and two chunks, whatever the number of updates; the sum runs in the
+    same order as `weighted_mean_stream`, so both give the same numbers."""
+    weight_sum = float(sum(w for _s, w in sources))
+    if weight_sum <= 0:
+        raise ValueError("no examples to aggregate")
+    out: Parameters = {}
+    for name, (shape, dtype) in shapes.items():
+        result = np.empty(shape, dtype=dtype)
+        flat = result.reshape(-1)  # a view: writing it fills `result`
+        for start in range(0, flat.size, chunk):
+            stop = min(start + chunk, flat.size)
+            total = np.zeros(stop - start, dtype=np.float64)  # (chunk,)
+            scaled = np.empty_like(total)
+            for source, weight in sources:
+                np.multiply(source.read(name, start, stop), weight, out=scaled, dtype=np.float64)
+                total += scaled
+            total /= weight_sum
+            flat[start:stop] = total
+        out[name] = result
+    return out
 
 
 def coordinate_median(stack: F) -> F:

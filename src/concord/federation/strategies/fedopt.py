@@ -35,6 +35,12 @@ class FedAvgM(Strategy):
             out[k] = x + lr * self.momentum[k]
         return out
 
+    def state(self) -> Parameters:
+        return {f"momentum/{k}": v for k, v in self.momentum.items()}
+
+    def load_state(self, state: Parameters) -> None:
+        self.momentum = _part(state, "momentum/")
+
 
 class FedOpt(Strategy):
     name = "fedopt"
@@ -67,6 +73,19 @@ class FedOpt(Strategy):
             self.m[k], self.v[k] = m, v
             out[k] = x + eta * m / (np.sqrt(v) + tau)
         return out
+
+    def state(self) -> Parameters:
+        return {
+            **{f"m/{k}": v for k, v in self.m.items()},
+            **{f"v/{k}": v for k, v in self.v.items()},
+        }
+
+    def load_state(self, state: Parameters) -> None:
+        self.m, self.v = _part(state, "m/"), _part(state, "v/")
+
+
+def _part(state: Parameters, prefix: str) -> dict[str, NDArray[Any]]:
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
 
 
 class FedAdagrad(FedOpt):

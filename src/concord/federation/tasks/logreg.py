@@ -92,7 +92,9 @@ class LogisticRegression:
             mu=float(config.get("proximal_mu", 0.0)),
             rng=rng,
         )
-        result = {"weight": w.astype(np.float32), "bias": b.astype(np.float32)}
+        # Tensors this task does not train go back as they came (benchmarks/deployment.py pads
+        # the model with one to move a CNN's bytes through a real deployment).
+        result = {**params, "weight": w.astype(np.float32), "bias": b.astype(np.float32)}
         return TrainResult(result, len(data.x), {})
 
     def evaluate(self, params: Parameters, data: TaskData) -> EvalResult:

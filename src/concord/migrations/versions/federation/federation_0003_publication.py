@@ -1,7 +1,7 @@
 """federation: where a job's final model was published in the commons
 
-Revision ID: federation_0002
-Revises: federation_0001
+Revision ID: federation_0003
+Revises: federation_0002
 Create Date: 2026-11-22
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "federation_0002"
-down_revision: str | Sequence[str] | None = "federation_0001"
+revision: str = "federation_0003"
+down_revision: str | Sequence[str] | None = "federation_0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = "commons_0001"
 
