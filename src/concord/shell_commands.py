@@ -58,6 +58,12 @@ def demo(
 
     world = run_demo(get_settings(), keep_regional=serve_after)
     if serve_after:
+        import signal
+        import sys
+
+        # Uvicorn re-raises the signal that stopped it once it has shut down; with the default
+        # SIGTERM handler that kills this process before `finally` could stop the regional hub.
+        signal.signal(signal.SIGTERM, lambda number, _frame: sys.exit(128 + number))
         try:
             serve(host=None, port=None, workers=1)  # type: ignore[arg-type]
         finally:
