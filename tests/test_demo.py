@@ -1,17 +1,37 @@
-"""The demo seeds a living organisation and can run again without changing it."""
+"""The demo seeds a living organisation, tells the whole story, and can run again without
+changing anything."""
 
 from __future__ import annotations
 
+import hashlib
+
 from sqlalchemy import func, select
 
+from concord.commons.tables import Download, Repository
+from concord.db import make_engine, make_sessionmaker
 from concord.demo import run_demo
 from concord.ledger.tables import LogEntry
 from concord.members.countries import country
 from concord.members.tables import Member
 
 
-def test_demo_is_idempotent_and_diverse(settings, db) -> None:
+def _regional_counts(settings) -> tuple[int, list[tuple[str, str]]]:
+    engine = make_engine(f"sqlite:///{settings.data_dir / 'regional-hub' / 'concord.db'}")
+    try:
+        with make_sessionmaker(engine)() as db:
+            size = db.scalar(select(func.count()).select_from(LogEntry)) or 0
+            repos = [
+                (f"{r.owner}/{r.name}", r.mirrored_from) for r in db.scalars(select(Repository))
+            ]
+            return size, repos
+    finally:
+        engine.dispose()
+
+
+def test_demo_tells_the_story_and_is_idempotent(settings, db) -> None:
+    # Execute
     world = run_demo(settings)
+    # Assert: step 1, the organisation.
     members = db.scalars(select(Member)).all()
     assert len(members) >= 30
     countries = [country(m.country_code) for m in members]
@@ -19,7 +39,32 @@ def test_demo_is_idempotent_and_diverse(settings, db) -> None:
     assert {c.income_group for c in countries} >= {"low", "lower-middle", "upper-middle", "high"}
     assert any(c.global_south for c in countries) and any(not c.global_south for c in countries)
     assert "kenya" in world.facts["tokens"]
+    story = world.facts["story"]
+    # Step 4: a second hub, with its own database, mirrors the published model.
+    assert story["mirror"]["copied"] == story["mirror"]["total"] > 0
+    regional_size, regional_repos = _regional_counts(settings)
+    assert len(regional_repos) == 1
+    ref, origin = regional_repos[0]
+    assert ref == "india/handwritten-digits" and origin.startswith("http://127.0.0.1:")
+    # Step 5: two clients, equal hashes, and a prediction from the installed task.
+    pulled = settings.data_dir / "story" / "pulled-with-concord" / "model.safetensors"
+    hf = settings.data_dir / "story" / "pulled-with-huggingface-hub" / "model.safetensors"
+    assert hashlib.sha256(pulled.read_bytes()).digest() == hashlib.sha256(hf.read_bytes()).digest()
+    prediction = story["prediction"]
+    assert 0 <= prediction["predicted"] <= 9 and 0 <= prediction["true"] <= 9
+    assert prediction["accuracy"] > 0.6  # a useful model, far above chance (0.1)
+    # Step 6: the outside audit checked every entry.
+    assert any("all entries verified" in line for line in story["audit"])
+    # Step 7: the dashboard counts the Hugging Face download, attributed to Kenya.
+    assert story["impact"]["training_members"] == 5 and story["impact"]["downloads"] >= 1
+    assert db.scalar(select(func.count()).where(Download.country == "KE")) >= 1
     log_size = db.scalar(select(func.count()).select_from(LogEntry))
-    run_demo(settings)
+    downloads = db.scalar(select(func.count()).select_from(Download))
+    # Execute again: nothing already done is done twice.
+    again = run_demo(settings)
     assert db.scalar(select(func.count()).select_from(Member)) == len(members)
     assert db.scalar(select(func.count()).select_from(LogEntry)) == log_size
+    assert db.scalar(select(func.count()).select_from(Download)) == downloads
+    assert again.facts["story"]["mirror"]["copied"] == 0
+    assert _regional_counts(settings) == (regional_size, regional_repos)
+    assert any("consistent with the head" in line for line in again.facts["story"]["audit"])

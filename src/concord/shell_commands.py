@@ -53,12 +53,23 @@ def serve(
 def demo(
     serve_after: bool = typer.Option(True, "--serve/--no-serve", help="Keep serving afterwards."),
 ) -> None:
-    """Seed the demo world (idempotent) and serve it."""
+    """Seed the demo world and tell its story (idempotent), then serve it."""
     from concord.demo import run_demo
 
-    run_demo(get_settings())
+    world = run_demo(get_settings(), keep_regional=serve_after)
     if serve_after:
-        serve(host=None, port=None, workers=1)  # type: ignore[arg-type]
+        import signal
+        import sys
+
+        # Uvicorn re-raises the signal that stopped it once it has shut down; with the default
+        # SIGTERM handler that kills this process before `finally` could stop the regional hub.
+        signal.signal(signal.SIGTERM, lambda number, _frame: sys.exit(128 + number))
+        try:
+            serve(host=None, port=None, workers=1)  # type: ignore[arg-type]
+        finally:
+            regional = world.facts.get("regional_hub")
+            if regional is not None:
+                regional.stop()
 
 
 def backup(

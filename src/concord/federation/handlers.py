@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from concord.config import get_settings
-from concord.events import subscribe
+from concord.events import delivering_for, subscribe
 from concord.federation import jobs
 from concord.federation.tables import Job
 from concord.governance.jobspec import JobSpec
@@ -18,9 +18,11 @@ from concord.governance.jobspec import JobSpec
 def project_adopted(session: Session, payload: dict[str, Any]) -> None:
     if session.scalars(select(Job).where(Job.proposal_id == payload["proposal_id"])).first():
         return  # delivered twice after a crash: the job exists
+    # The delivering hub's settings, not the process's: a demo or a test serves a hub whose
+    # data folder is not the one in the environment, and the job's files belong in it.
     jobs.create_job(
         session,
-        get_settings(),
+        delivering_for.get() or get_settings(),
         JobSpec.model_validate(payload["spec"]),
         title=payload["title"],
         reference=payload.get("reference", ""),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from numpy.typing import NDArray
 
@@ -50,6 +50,14 @@ class Task(Protocol):
     def train(self, params: Parameters, data: TaskData, config: dict[str, Any]) -> TrainResult: ...
 
     def evaluate(self, params: Parameters, data: TaskData) -> EvalResult: ...
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """A task that can also label new inputs with trained parameters (optional: training and
+    evaluation are all the federation needs; people using a published model need this)."""
+
+    def predict(self, params: Parameters, x: NDArray[Any]) -> NDArray[Any]: ...
 
 
 def installed() -> dict[str, Any]:

@@ -97,6 +97,11 @@ class LogisticRegression:
         result = {**params, "weight": w.astype(np.float32), "bias": b.astype(np.float32)}
         return TrainResult(result, len(data.x), {})
 
+    def predict(self, params: Parameters, x: NDArray[Any]) -> NDArray[np.int64]:
+        """The most probable class of each row of `x` (n, features) → (n,)."""
+        z = x.astype(np.float64) @ params["weight"].astype(np.float64) + params["bias"]
+        return z.argmax(axis=1).astype(np.int64)
+
     def evaluate(self, params: Parameters, data: TaskData) -> EvalResult:
         x = data.x_test if data.x_test is not None else data.x
         y = data.y_test if data.y_test is not None else data.y
