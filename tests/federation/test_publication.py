@@ -71,6 +71,10 @@ def test_final_model_is_published_with_provenance(client, make, sessions, settin
     assert served.status_code == 200
     checkpoint = (jobs.folder(settings) / job.parameters).read_bytes()
     assert served.content == checkpoint
+    page = client.get("/commons/models/kenya/digits-for-all").text
+    assert "Aggregate SHA-256" in page and job.digest in page
+    assert "{&#39;" not in page and "{'" not in page  # no raw Python dicts on the page
+    assert "no personal data" in page  # the card's privacy line, in words
     kinds = [e.kind for e in db.query(LogEntry).order_by(LogEntry.index).all()]
     assert kinds.index("commons.published") < kinds.index("federation.job_completed")
 

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
 from concord.commons import repositories as repos
+from concord.commons.labels import PROVENANCE_LABELS
 from concord.errors import N_
 from concord.http import Db
 from concord.web.render import render
@@ -97,6 +98,7 @@ def _page(request: Request, db: Db, kind: str, owner: str, name: str) -> HTMLRes
             "card": card_html(card) if card else "",
             "id": repos.repo_id(repo),
             "downloads": repos.downloads_of(db, repo),
+            "labels": PROVENANCE_LABELS,
         },
     )
 

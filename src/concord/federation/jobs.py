@@ -424,8 +424,23 @@ def model_card(job: Job, participants: list[str], metrics: dict[str, Any]) -> st
         f"# {job.title}\n\nTrained with Concord by federated learning: {len(participants)} "
         f"members ({', '.join(participants)}) trained task `{spec.get('task')}` for "
         f"{job.rounds_done} rounds with {spec.get('strategy', {}).get('name')}; no data left "
-        f"its owner. Decision: {job.reference or '—'}. Privacy: {privacy}.\n"
+        f"its owner.\n\n- Decision: {job.reference or '—'}\n- Privacy: {_privacy_text(privacy)}\n"
     )
+
+
+def _privacy_text(privacy: dict[str, Any]) -> str:
+    """The decision's privacy settings as a sentence a reader of the card understands."""
+    parts = ["personal data" if privacy.get("personal_data") else "no personal data"]
+    dp = privacy.get("differential_privacy")
+    if dp:
+        parts.append(
+            f"client-level differential privacy, ε = {dp.get('epsilon')}, δ = {dp.get('delta')}"
+        )
+    else:
+        parts.append("no differential privacy")
+    if privacy.get("secure_aggregation"):
+        parts.append("secure aggregation")
+    return "; ".join(parts)
 
 
 def _finish(session: Session, settings: Settings, job: Job) -> None:
