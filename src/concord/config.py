@@ -75,6 +75,14 @@ class Settings(BaseSettings):
         default=False,
         description="Mark cookies `Secure`; turn on when the hub is served over HTTPS.",
     )
+    node_timeout_s: int = Field(
+        default=900,
+        ge=30,
+        description=(
+            "A node not heard from for this many seconds is not chosen for new rounds "
+            "(nodes poll every 25 s when idle; raise it above your longest local training)."
+        ),
+    )
 
     def database(self) -> str:
         """The database URL, with the embedded default filled in."""

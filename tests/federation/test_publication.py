@@ -89,3 +89,33 @@ def test_refused_publication_keeps_the_job_and_says_why(
     assert job.status == "completed" and job.model_repo == ""
     assert job.publication["error"] == "commons.bad_repository"
     assert (jobs.folder(settings) / job.model_path / "model.safetensors").exists()
+
+
+def test_a_quiet_node_is_not_chosen(client, make, sessions, settings, db) -> None:
+    """A node silent for longer than CONCORD_NODE_TIMEOUT_S would only make rounds wait."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from concord.db import utcnow
+    from concord.federation.tables import Node, Round
+
+    kenya, chile = make.delegate("kenya", "KE"), make.delegate("chile", "CL")
+    for actor in (kenya, chile):
+        assert register(client, actor).status_code == 200
+    with sessions() as s:
+        quiet = s.scalars(select(Node).where(Node.member_id == chile.member.id)).one()
+        quiet.last_seen = utcnow() - timedelta(seconds=settings.node_timeout_s + 60)
+        spec = JobSpec.model_validate(
+            {
+                "task": "logreg-digits",
+                "participants": {"members": ["kenya", "chile"]},
+                "rounds": 1,
+                "min_participants": 1,
+            }
+        )
+        job_id = jobs.create_job(s, settings, spec, title="Digits").id
+        s.commit()
+    assert client.get("/api/federation/work", headers=kenya.headers).json()["round"] == 1
+    row = db.scalars(select(Round).where(Round.job_id == job_id)).one()
+    assert row.participants == [kenya.member.id]

@@ -201,8 +201,12 @@ def create_job(
 
 def open_round(session: Session, settings: Settings, job: Job) -> Round | None:
     spec = JobSpec.model_validate(job.spec)
+    # A node that has gone quiet would only make the round wait out its deadline.
+    alive_since = utcnow() - timedelta(seconds=settings.node_timeout_s)
     nodes = {
-        n.member_id for n in session.scalars(select(Node)).all() if spec.task in (n.tasks or [])
+        n.member_id
+        for n in session.scalars(select(Node).where(Node.last_seen >= alive_since)).all()
+        if spec.task in (n.tasks or [])
     }
     candidates = sorted(eligible(session, spec) & nodes)
     if len(candidates) < spec.min_participants:
@@ -574,6 +578,9 @@ def submit(
         received_at=utcnow(),
     )
     session.add(update)
+    node = session.scalars(select(Node).where(Node.member_id == member.id)).first()
+    if node is not None:
+        node.last_seen = update.received_at  # a node that delivers is alive
     session.flush()
     return Receipt(update)
 
