@@ -4,6 +4,7 @@ Hugging Face Hub API that the `huggingface_hub` client uses to read."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import tempfile
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from concord.commons import repositories as repos
-from concord.commons.chunks import ChunkStore
+from concord.commons.chunks import ChunkStore, open_store
 from concord.commons.formats import check_content, check_path
 from concord.commons.tables import Blob, Repository, Revision
 from concord.errors import N_, Invalid, TooLarge
@@ -60,7 +61,7 @@ class CommitCreate(BaseModel):
 
 
 def store(request: Request) -> ChunkStore:
-    return ChunkStore(request.app.state.settings.storage())
+    return open_store(request.app.state.settings)
 
 
 def _owner_member(db: Db, person: Person, owner: str) -> Member:
@@ -81,9 +82,7 @@ async def upload(
     check_path(filename)
     settings = request.app.state.settings
     chunk_store = store(request)
-    temp_dir = chunk_store.root / "incoming"
-    temp_dir.mkdir(parents=True, exist_ok=True)
-    descriptor, name = tempfile.mkstemp(dir=temp_dir)
+    descriptor, name = tempfile.mkstemp(dir=chunk_store.scratch(), prefix=".upload-")
     path = Path(name)
     sha = hashlib.sha256()
     received = 0
@@ -100,7 +99,7 @@ async def upload(
         if x_content_sha256 and x_content_sha256.lower() != sha.hexdigest():
             raise HashMismatch(actual=sha.hexdigest(), expected=x_content_sha256)
         check_content(filename, path)
-        blob = chunk_store.ingest(db, path)
+        blob = chunk_store.ingest(db, path, sha.hexdigest())
         db.commit()
     finally:
         path.unlink(missing_ok=True)
@@ -234,7 +233,7 @@ def content(
                 start = max(0, blob.size - int(last))
         except ValueError:
             start, end = 0, blob.size
-        if start >= blob.size:
+        if start >= blob.size or end <= start:
             return Response(status_code=416, headers={"Content-Range": f"bytes */{blob.size}"})
         code = 206
     headers = {
@@ -255,8 +254,11 @@ def content(
         _count(db, repo, kind, path, person)
     body = store(request).stream(db, blob, start, end)
     db.rollback()  # end the read transaction before the bytes flow
+    # The first block is read (and verified) before the status line goes out, so a corrupt or
+    # unreachable store answers with its coded error rather than a cut-off 200.
+    opening = next(body, b"")
     return StreamingResponse(
-        body,
+        itertools.chain((opening,), body),
         status_code=code,
         headers=headers,
         media_type="application/octet-stream",
