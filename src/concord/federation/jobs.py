@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import numpy as np
 from sqlalchemy import select
@@ -76,7 +75,7 @@ class BadUpdate(Invalid):
 
 
 def folder(settings: Settings) -> Path:
-    root = Path(urlparse(settings.storage()).path) / "federation"
+    root = settings.local_store() / "federation"
     root.mkdir(parents=True, exist_ok=True)
     return root
 
