@@ -11,8 +11,9 @@ reads. Every chunk is verified against its name when read.
 from __future__ import annotations
 
 import hashlib
-import mmap
+import io
 import os
+import queue
 import secrets
 import threading
 from collections.abc import Iterable, Iterator
@@ -32,6 +33,7 @@ from concord.errors import N_, Unavailable
 
 AVERAGE = 64 * 1024
 READ = 4 * 1024 * 1024
+BLOCK = 8 * 1024 * 1024  # bytes read at a time while cutting
 PACK = 64 * 1024 * 1024
 LOOKUP = 900  # names per IN (…) query: under SQLite's variable limit
 _cutter = FastCDC(avg_size=AVERAGE, min_size=AVERAGE // 4, max_size=AVERAGE * 4)
@@ -124,53 +126,52 @@ class ChunkStore:
         """Chunks `source`, stores the chunks not yet known, and records its blob.
 
         `sha256`, when the caller has already hashed the bytes (an upload is hashed as it
-        arrives), saves a second pass over them."""
-        size = source.stat().st_size
-        with source.open("rb") as handle:
-            if not size:
-                return self._ingest(session, memoryview(b""), sha256)
-            # The file mapped, not read: chunks are hashed and packed from the page cache
-            # without a copy in this process.
-            with (
-                mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
-                memoryview(mapped) as data,
-            ):
-                return self._ingest(session, data, sha256)
-
-    def _ingest(self, session: Session, data: memoryview, sha256: str | None) -> Blob:
-        digest = _Sha256(data) if sha256 is None else None
-        try:
-            # pyfastcdc holds the GIL; BLAKE3 and SHA-256 release it, so the SHA-256 thread
-            # runs beside the cutting on the second core.
-            cuts = [
-                Cut(blake3.blake3(piece.data).hexdigest(), piece.offset, piece.length)
-                for piece in (_cutter.cut_buf(data) if len(data) else [])
-            ]
-        finally:
-            sha = digest.result() if digest is not None else sha256
-        assert sha is not None
-        existing = session.get(Blob, sha)
-        if existing is not None:
-            return existing
-        known = known_chunks(session, [c.hash for c in cuts])
+        arrives), saves a second pass over them. The file is read in blocks, so memory stays
+        the same whatever its size; chunks are cut, named and packed straight from a block."""
+        digest = _Sha256() if sha256 is None else None
+        cuts: list[Cut] = []
+        fresh: list[tuple[str, memoryview]] = []
         writer = self.writer(session)
+        size = 0
         try:
-            for c in cuts:
-                if c.hash not in known:
-                    writer.add(c.hash, data[c.offset : c.offset + c.length])
-            writer.seal()
+            with source.open("rb", buffering=0) as handle:
+                for offset, piece in _pieces(handle, digest):
+                    name = blake3.blake3(piece).hexdigest()
+                    cuts.append(Cut(name, offset, len(piece)))
+                    fresh.append((name, piece))
+                    size = offset + len(piece)
+                    if len(fresh) >= LOOKUP:
+                        self._store_fresh(session, writer, fresh)
+                        fresh = []
+            self._store_fresh(session, writer, fresh)
         except BaseException:
             writer.abort()
             raise
+        finally:
+            sha = digest.result() if digest is not None else sha256
+        assert sha is not None
+        writer.seal()
+        existing = session.get(Blob, sha)
+        if existing is not None:
+            return existing  # the same bytes again: every chunk was known, nothing was packed
         blob = Blob(
             sha256=sha,
-            size=len(data),
+            size=size,
             chunks=[[c.hash, c.length] for c in cuts],
             created_at=utcnow(),
         )
         session.add(blob)
         session.flush()
         return blob
+
+    @staticmethod
+    def _store_fresh(
+        session: Session, writer: PackWriter, pieces: list[tuple[str, memoryview]]
+    ) -> None:
+        known = known_chunks(session, [name for name, _piece in pieces])
+        for name, piece in pieces:
+            if name not in known:
+                writer.add(name, piece)
 
     def stream(
         self, session: Session, blob: Blob, start: int = 0, end: int | None = None
@@ -276,20 +277,62 @@ def open_store(settings: Settings) -> ChunkStore:
 
 
 class _Sha256:
-    """SHA-256 of a buffer, computed on a thread of its own in 8 MiB steps."""
+    """SHA-256 of a stream, computed on a thread of its own (hashlib releases the GIL, so it
+    runs beside the cutting on the second core)."""
 
-    def __init__(self, data: memoryview) -> None:
+    def __init__(self) -> None:
         self._sha = hashlib.sha256()
-        self._thread = threading.Thread(target=self._run, args=(data,), daemon=True)
+        self._queue: queue.Queue[memoryview | None] = queue.Queue(maxsize=4)
+        self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
-    def _run(self, data: memoryview) -> None:
-        for start in range(0, len(data), 8 * 1024 * 1024):
-            self._sha.update(data[start : start + 8 * 1024 * 1024])
+    def _run(self) -> None:
+        while (block := self._queue.get()) is not None:
+            self._sha.update(block)
+
+    def update(self, block: memoryview) -> None:
+        self._queue.put(block)
 
     def result(self) -> str:
+        self._queue.put(None)
         self._thread.join()
         return self._sha.hexdigest()
+
+
+def _pieces(
+    handle: io.RawIOBase | io.BufferedIOBase, digest: _Sha256 | None
+) -> Iterator[tuple[int, memoryview]]:
+    """(offset, bytes) of each chunk of the stream, read in blocks of `BLOCK`.
+
+    FastCDC decides a cut from the bytes since the chunk's start only, so cutting a block at a
+    time, carrying its last (perhaps unfinished) chunk into the next, gives exactly the chunks
+    of the whole stream. Each block is a new buffer, never changed, so a chunk's view stays
+    valid while anyone holds it."""
+    carry = memoryview(b"")
+    base = 0  # file offset of the block's first byte
+    while True:
+        block = bytearray(len(carry) + BLOCK)
+        block[: len(carry)] = carry
+        view = memoryview(block)
+        filled = len(carry)
+        while filled < len(block):
+            n = handle.readinto(view[filled:])
+            if not n:
+                break
+            filled += n
+        if digest is not None and filled > len(carry):
+            digest.update(view[len(carry) : filled])
+        eof = filled < len(block)
+        if not filled:
+            return
+        view = view[:filled]
+        cuts = list(_cutter.cut_buf(view))
+        for piece in cuts if eof else cuts[:-1]:
+            yield base + piece.offset, view[piece.offset : piece.offset + piece.length]
+        if eof:
+            return
+        base += cuts[-1].offset
+        carry = view[cuts[-1].offset :]
 
 
 def known_chunks(session: Session, names: list[str]) -> set[str]:
