@@ -36,6 +36,7 @@ READ = 4 * 1024 * 1024
 BLOCK = 8 * 1024 * 1024  # bytes read at a time while cutting
 PACK = 64 * 1024 * 1024
 LOOKUP = 900  # names per IN (…) query: under SQLite's variable limit
+BATCH = 128  # new chunks looked up together while cutting (about 8 MiB)
 _cutter = FastCDC(avg_size=AVERAGE, min_size=AVERAGE // 4, max_size=AVERAGE * 4)
 
 
@@ -49,6 +50,15 @@ class Cut:
     """One chunk of a file: its BLAKE3 name, offset in the file and length."""
 
     hash: str
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where a chunk lies: its pack, offset in the pack, and length."""
+
+    pack: str
     offset: int
     length: int
 
@@ -140,7 +150,8 @@ class ChunkStore:
                     cuts.append(Cut(name, offset, len(piece)))
                     fresh.append((name, piece))
                     size = offset + len(piece)
-                    if len(fresh) >= LOOKUP:
+                    # Looked up in small batches: a batch holds its blocks in memory.
+                    if len(fresh) >= BATCH:
                         self._store_fresh(session, writer, fresh)
                         fresh = []
             self._store_fresh(session, writer, fresh)
@@ -185,7 +196,7 @@ class ChunkStore:
         return self._read(chunks, locations, start, blob.size if end is None else end)
 
     def _read(
-        self, chunks: list[tuple[str, int]], locations: dict[str, Chunk], start: int, end: int
+        self, chunks: list[tuple[str, int]], locations: dict[str, Location], start: int, end: int
     ) -> Iterator[bytes]:
         for first, data, _names in self._runs(chunks, locations, start, end):
             skip = max(0, start - first)
@@ -193,7 +204,7 @@ class ChunkStore:
             yield data if skip == 0 and last == len(data) else data[skip:last]
 
     def _runs(
-        self, chunks: list[tuple[str, int]], locations: dict[str, Chunk], start: int, end: int
+        self, chunks: list[tuple[str, int]], locations: dict[str, Location], start: int, end: int
     ) -> Iterator[tuple[int, bytes, list[tuple[str, int]]]]:
         """Runs of chunks that lie back to back in one pack, each read with one ranged read
         and every chunk in it verified: (file offset of the run, its bytes, its chunks)."""
@@ -347,12 +358,17 @@ def known_chunks(session: Session, names: list[str]) -> set[str]:
     return found
 
 
-def _locations(session: Session, names: list[str]) -> dict[str, Chunk]:
+def _locations(session: Session, names: list[str]) -> dict[str, Location]:
+    """Where each chunk lies, as plain values: ORM rows would be expired by the caller's
+    rollback and reload one by one, from the database, in the middle of a download."""
     unique = list(dict.fromkeys(names))
-    found: dict[str, Chunk] = {}
+    found: dict[str, Location] = {}
     for start in range(0, len(unique), LOOKUP):
-        for row in session.scalars(
-            select(Chunk).where(Chunk.hash.in_(unique[start : start + LOOKUP]))
-        ):
-            found[row.hash] = row
+        rows = session.execute(
+            select(Chunk.hash, Chunk.pack, Chunk.offset, Chunk.length).where(
+                Chunk.hash.in_(unique[start : start + LOOKUP])
+            )
+        )
+        for name, pack, offset, length in rows:
+            found[name] = Location(pack, offset, length)
     return found
