@@ -10,12 +10,14 @@ reads. Every chunk is verified against its name when read.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import io
 import os
 import queue
 import secrets
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,11 +191,20 @@ class ChunkStore:
     ) -> Iterator[bytes]:
         """The bytes [start, end) of a blob, each chunk verified, yielded in ~4 MiB pieces.
 
-        The chunk locations are read now, so the iterator never touches the database: a slow
-        download must not keep a transaction (on SQLite, the write lock) open."""
-        chunks = [(h, n) for h, n in blob.chunks]
-        locations = _locations(session, [h for h, _n in chunks])
-        return self._read(chunks, locations, start, blob.size if end is None else end)
+        Only the chunks that overlap the range are looked up, and they are looked up now, so
+        the iterator never touches the database: a slow download must not keep a transaction
+        (on SQLite, the write lock) open."""
+        end = blob.size if end is None else min(end, blob.size)
+        names, starts = _listing(blob)
+        first = max(0, bisect.bisect_right(starts, start) - 1)
+        last = bisect.bisect_left(starts, end)
+        chunks = [
+            (names[i], (starts[i + 1] if i + 1 < len(starts) else blob.size) - starts[i])
+            for i in range(first, last)
+        ]
+        locations = _locations(session, [name for name, _n in chunks])
+        offset = starts[first] if chunks else 0
+        return self._read(chunks, locations, start - offset, end - offset)
 
     def _read(
         self, chunks: list[tuple[str, int]], locations: dict[str, Location], start: int, end: int
@@ -344,6 +355,32 @@ def _pieces(
             return
         base += cuts[-1].offset
         carry = view[cuts[-1].offset :]
+
+
+# Parsed chunk lists of recently served blobs. A blob is named by the SHA-256 of its bytes and
+# the chunker's parameters are fixed, so a list never changes: parallel ranges of one file
+# (a 1 GiB file has ~16,000 chunks) parse its list once, not once per range.
+_LISTINGS: OrderedDict[str, tuple[list[str], list[int]]] = OrderedDict()
+_LISTINGS_LOCK = threading.Lock()
+
+
+def _listing(blob: Blob) -> tuple[list[str], list[int]]:
+    """The blob's chunk names and the offset where each starts."""
+    with _LISTINGS_LOCK:
+        found = _LISTINGS.get(blob.sha256)
+        if found is not None:
+            _LISTINGS.move_to_end(blob.sha256)
+            return found
+    names, starts, position = [], [], 0
+    for name, length in blob.chunks:
+        names.append(name)
+        starts.append(position)
+        position += length
+    with _LISTINGS_LOCK:
+        _LISTINGS[blob.sha256] = (names, starts)
+        while len(_LISTINGS) > 32:
+            _LISTINGS.popitem(last=False)
+    return names, starts
 
 
 def known_chunks(session: Session, names: list[str]) -> set[str]:
