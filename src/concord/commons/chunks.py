@@ -24,7 +24,7 @@ from pathlib import Path
 
 import blake3
 from pyfastcdc.cy import FastCDC
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from concord.commons.storage import Backend, open_backend
@@ -82,7 +82,7 @@ class PackWriter:
         self.names: set[str] = set()
         self._out: Path | None = None
         self._fd = -1
-        self._rows: list[Chunk] = []
+        self._rows: list[dict[str, str | int]] = []
         self._size = 0
 
     def add(self, name: str, data: bytes | memoryview) -> None:
@@ -97,7 +97,9 @@ class PackWriter:
         view = memoryview(data)
         while view:
             view = view[os.write(self._fd, view) :]
-        self._rows.append(Chunk(hash=name, pack=self._pack, offset=self._size, length=len(data)))
+        self._rows.append(
+            {"hash": name, "pack": self._pack, "offset": self._size, "length": len(data)}
+        )
         self._size += len(data)
         self.names.add(name)
         if self._size >= PACK:
@@ -110,7 +112,9 @@ class PackWriter:
         os.close(self._fd)
         self._fd = -1
         self.backend.put_file(pack_object(self._pack), self._out)
-        self.session.add_all(self._rows)
+        # Plain INSERTs in the caller's transaction: ORM objects for the ~16,000 chunks of a
+        # 1 GiB file would stay in the session's memory until its commit.
+        self.session.execute(insert(Chunk), self._rows)
         self._rows = []
 
     def abort(self) -> None:

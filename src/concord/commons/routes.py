@@ -15,6 +15,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Header, Request, Response, status
 from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from concord.commons import repositories as repos
 from concord.commons.chunks import ChunkStore, open_store
@@ -98,12 +99,15 @@ async def upload(
             raise Truncated(received=received, expected=content_length)
         if x_content_sha256 and x_content_sha256.lower() != sha.hexdigest():
             raise HashMismatch(actual=sha.hexdigest(), expected=x_content_sha256)
-        check_content(filename, path)
-        blob = chunk_store.ingest(db, path, sha.hexdigest())
+        # Checking and cutting a large file takes seconds: on a worker thread, so the event
+        # loop goes on serving other requests meanwhile.
+        await run_in_threadpool(check_content, filename, path)
+        blob = await run_in_threadpool(chunk_store.ingest, db, path, sha.hexdigest())
+        count = len(blob.chunks)
         db.commit()
     finally:
         path.unlink(missing_ok=True)
-    return {"sha256": blob.sha256, "size": blob.size, "chunks": len(blob.chunks)}
+    return {"sha256": blob.sha256, "size": blob.size, "chunks": count}
 
 
 @router.post("/api/commons/repos", status_code=status.HTTP_201_CREATED)
