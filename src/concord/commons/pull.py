@@ -256,9 +256,13 @@ class Puller:
         return have
 
     def _written(self, log: Any, index: int, hasher: PrefixHasher) -> None:
+        self._written_run(log, index, index + 1, hasher)
+
+    def _written_run(self, log: Any, first: int, stop: int, hasher: PrefixHasher) -> None:
+        """Journals chunks first..stop-1, already on disk: one write for all of them."""
         with self.lock:
-            log.write(INDEX.pack(index))
-        hasher.mark(index)
+            log.write(b"".join(INDEX.pack(i) for i in range(first, stop)))
+        hasher.mark(first, stop)
 
     def _copy_local(
         self,
@@ -409,16 +413,23 @@ class Puller:
                 with self.lock:
                     self.report.downloaded_bytes += n
                 self.progress(n)
-                while index <= last and item.starts[index] + item.lengths[index] - start <= filled:
-                    offset = item.starts[index] - start
-                    piece = view[offset : offset + item.lengths[index]]
-                    if blake3.blake3(piece).hexdigest() != item.names[index]:
+                # Every chunk that has fully arrived is verified; then they go to disk and to
+                # the journal together, one write each, not one per 64 KiB chunk.
+                ready = index
+                while ready <= last and item.starts[ready] + item.lengths[ready] - start <= filled:
+                    offset = item.starts[ready] - start
+                    piece = view[offset : offset + item.lengths[ready]]
+                    if blake3.blake3(piece).hexdigest() != item.names[ready]:
                         raise CorruptDownload(path=item.path)
-                    os.pwrite(fd, piece, item.starts[index])
-                    self._written(log, index, hasher)
+                    ready += 1
+                if ready > index:
+                    begin = item.starts[index] - start
+                    finish = item.starts[ready - 1] + item.lengths[ready - 1] - start
+                    os.pwrite(fd, view[begin:finish], item.starts[index])
+                    self._written_run(log, index, ready, hasher)
                     with self.lock:
-                        self.report.fetched_chunks += 1
-                    index += 1
+                        self.report.fetched_chunks += ready - index
+                    index = ready
         except (OSError, http.client.HTTPException) as exc:
             self._drop_connection()
             raise HubUnreachable(url=self.hub, reason=str(exc) or type(exc).__name__) from exc
@@ -447,10 +458,12 @@ class PrefixHasher:
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
-    def mark(self, index: int) -> None:
+    def mark(self, first: int, stop: int | None = None) -> None:
+        """Chunks first..stop-1 (or just `first`) are on disk and verified."""
+        stop = first + 1 if stop is None else stop
         with self.condition:
-            self.done[index] = 1
-            if index == self.next:
+            self.done[first:stop] = b"\x01" * (stop - first)
+            if first <= self.next < stop:
                 self.condition.notify()
 
     def _run(self) -> None:
