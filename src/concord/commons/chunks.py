@@ -24,7 +24,7 @@ from pathlib import Path
 
 import blake3
 from pyfastcdc.cy import FastCDC
-from sqlalchemy import insert, select
+from sqlalchemy import insert, inspect, select
 from sqlalchemy.orm import Session
 
 from concord.commons.storage import Backend, open_backend
@@ -364,24 +364,33 @@ def _pieces(
 # Parsed chunk lists of recently served blobs. A blob is named by the SHA-256 of its bytes and
 # the chunker's parameters are fixed, so a list never changes: parallel ranges of one file
 # (a 1 GiB file has ~16,000 chunks) parse its list once, not once per range.
-_LISTINGS: OrderedDict[str, tuple[list[str], list[int]]] = OrderedDict()
+_LISTINGS: OrderedDict[tuple[str, str], tuple[list[str], list[int]]] = OrderedDict()
 _LISTINGS_LOCK = threading.Lock()
 
 
 def _listing(blob: Blob) -> tuple[list[str], list[int]]:
     """The blob's chunk names and the offset where each starts."""
+    # Only recorded blobs are cached: a mirror or bundle checks a blob it has not recorded
+    # yet, whose list may be false, and must not leave that list behind for others.
+    state = inspect(blob)
+    session = state.session if state.persistent else None
+    recorded = session is not None
+    # Keyed by database too: one process may serve several hubs (tests, benchmarks).
+    key = (str(session.get_bind().engine.url), blob.sha256) if session is not None else ("", "")
     with _LISTINGS_LOCK:
-        found = _LISTINGS.get(blob.sha256)
+        found = _LISTINGS.get(key) if recorded else None
         if found is not None:
-            _LISTINGS.move_to_end(blob.sha256)
+            _LISTINGS.move_to_end(key)
             return found
     names, starts, position = [], [], 0
     for name, length in blob.chunks:
         names.append(name)
         starts.append(position)
         position += length
+    if not recorded:
+        return names, starts
     with _LISTINGS_LOCK:
-        _LISTINGS[blob.sha256] = (names, starts)
+        _LISTINGS[key] = (names, starts)
         while len(_LISTINGS) > 32:
             _LISTINGS.popitem(last=False)
     return names, starts
