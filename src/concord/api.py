@@ -14,6 +14,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
 
 from concord import events
 from concord.config import Settings, get_settings
@@ -228,7 +229,14 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
         finally:
             current_language.reset(token)
 
-    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    # File bytes (commons downloads, federation parameters) go out as they are: model weights
+    # hardly compress, gzip at ~25 MB/s would be the bottleneck, and a compressed body has
+    # neither the announced Content-Length nor the offsets a resumed download relies on.
+    app.add_middleware(
+        GZipMiddleware,
+        minimum_size=1024,
+        exclude_content_types=(*DEFAULT_EXCLUDED_CONTENT_TYPES, "application/octet-stream"),
+    )
 
 
 async def _read_limited(request: Request, limit: int) -> bytes | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,12 +34,16 @@ class Settings(BaseSettings):
         default="",
         description=(
             "Where content is stored. Empty means the folder `store/` in the data folder; "
-            "`file:///path` names another folder, `s3://bucket/prefix` S3-compatible storage."
+            "`file:///path` names another folder, `s3://bucket/prefix?endpoint=URL` "
+            "S3-compatible storage (credentials from the usual `AWS_*` variables)."
         ),
     )
     s3_endpoint_url: str = Field(
         default="",
-        description="Endpoint of the S3-compatible service when `storage_url` is `s3://…`.",
+        description=(
+            "Endpoint of the S3-compatible service when `storage_url` is `s3://…` and names "
+            "none; empty means AWS itself."
+        ),
     )
     public_url: str = Field(
         default="http://127.0.0.1:8000",
@@ -95,6 +100,14 @@ class Settings(BaseSettings):
         if self.storage_url:
             return self.storage_url
         return (self.data_dir / "store").resolve().as_uri()
+
+    def local_store(self) -> Path:
+        """A folder for files that stay on this machine: the store's own folder when content
+        lives in a folder, else `store/` in the data folder (an S3 URL names no local path)."""
+        parsed = urlparse(self.storage())
+        if parsed.scheme == "file":
+            return Path(unquote(parsed.path))
+        return (self.data_dir / "store").resolve()
 
     def signing_key(self) -> Path:
         """Where the hub's signing key lives."""

@@ -37,7 +37,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from concord.client import HubClient
-from concord.commons.chunks import ChunkStore
+from concord.commons.chunks import open_store
 from concord.config import Settings
 from concord.console import out
 from concord.db import make_engine, make_sessionmaker, upgrade
@@ -312,7 +312,7 @@ def mirror_chapter(story: Story) -> None:
             if db.scalars(select(Member).where(Member.slug == owner)).first() is None:
                 slug, name, kind, code = identity
                 admit(db, slug=slug, name=name, kind=kind, country_code=code)
-            copied = mirror(db, ChunkStore(regional.settings.storage()), primary, ref)
+            copied = mirror(db, open_store(regional.settings), primary, ref)
             db.commit()
         engine.dispose()
         there = _revision(regional.url, ref)

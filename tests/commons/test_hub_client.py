@@ -96,3 +96,14 @@ def test_resolve_headers_and_ranges(client, make) -> None:
     missing = client.get("/kenya/blob/resolve/main/nothing.txt")
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "commons.unknown_file"
+
+
+def test_file_bytes_are_never_gzipped(client, make) -> None:
+    kenya = make.delegate("kenya", "KE")
+    data = b"a" * 100_000  # very compressible, still served as it is
+    publish(client, kenya, "kenya", "text", {"data.txt": data})
+    answer = client.get("/kenya/text/resolve/main/data.txt", headers={"Accept-Encoding": "gzip"})
+    assert answer.status_code == 200
+    assert "content-encoding" not in answer.headers
+    assert answer.headers["Content-Length"] == str(len(data))
+    assert answer.content == data

@@ -6,11 +6,13 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from safetensors.numpy import save
@@ -111,22 +113,25 @@ def test_kill_9_then_resume_downloads_only_what_is_missing(live_server, make, tm
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    cache = dest / ".concord" / "chunks"
+    # What an interrupted pull keeps: the chunks its journal names (each written, verified).
+    detail = httpx.get(f"{live_server}/api/commons/repos/model/kenya/asr/revisions/main").json()
+    lengths = [n for _name, n in detail["files"][0]["chunks"]]
+    partial = dest / ".concord" / "partial"
+
+    def kept_bytes() -> int:
+        kept = 0
+        for journal in partial.glob("*.journal"):
+            raw = journal.read_bytes()
+            indices = {i for (i,) in struct.iter_unpack("<I", raw[: len(raw) - len(raw) % 4])}
+            kept += sum(lengths[i] for i in indices)
+        return kept
+
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        cached = (
-            sum(p.stat().st_size for p in cache.rglob("*") if p.is_file()) if cache.exists() else 0
-        )
-        if cached > len(data) // 3:
-            break
+    while time.monotonic() < deadline and kept_bytes() <= len(data) // 3:
         time.sleep(0.05)
     os.kill(child.pid, signal.SIGKILL)
     child.wait(timeout=30)
-    kept = sum(
-        p.stat().st_size
-        for p in cache.rglob("*")
-        if p.is_file() and not p.name.startswith(".part-")
-    )
+    kept = kept_bytes()
     assert 0 < kept < len(data)
     report = pull(live_server, "kenya/asr", to=dest)
     assert report.downloaded_bytes == len(data) - kept  # nothing fetched twice

@@ -11,7 +11,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
 from concord.client import from_environment
-from concord.commons.chunks import ChunkStore
+from concord.commons.chunks import ChunkStore, open_store
 from concord.commons.pull import parse_size, pull
 from concord.console import out
 
@@ -34,7 +34,7 @@ def _local() -> tuple[sessionmaker[Session], ChunkStore]:
     from concord.console import local_sessions
 
     settings = get_settings()
-    return local_sessions(settings), ChunkStore(settings.storage())
+    return local_sessions(settings), open_store(settings)
 
 
 def mirror_command(

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import blake3
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import select
@@ -26,8 +27,8 @@ from sqlalchemy.orm import Session
 
 from concord.client import HubClient
 from concord.commons import repositories as repos
-from concord.commons.chunks import ChunkStore, CorruptChunk
-from concord.commons.tables import Blob, Chunk, Ref, Repository, Revision
+from concord.commons.chunks import ChunkStore, CorruptChunk, known_chunks
+from concord.commons.tables import Blob, Ref, Repository, Revision
 from concord.db import utcnow
 from concord.errors import N_, Invalid
 from concord.ledger.log import append, canonical_json
@@ -48,22 +49,39 @@ def _install(
     origin: str,
     fetch: Callable[[str], bytes],
 ) -> tuple[Repository, int]:
-    """Brings one revision in: missing chunks first (verified), then rows, one transaction."""
+    """Brings one revision in: missing chunks first (verified), then rows, one transaction.
+
+    Missing chunks are gathered into packs (a few large objects, not one per chunk); each
+    file's SHA-256 is then checked over the stored bytes, read back in runs."""
     fetched = 0
+    writer = store.writer(session)
+    try:
+        for f in detail["files"]:
+            names = [name for name, _length in f["chunks"]]
+            known = known_chunks(session, names)
+            for name in dict.fromkeys(names):
+                if name not in known and name not in writer.names:
+                    data = fetch(name)
+                    if blake3.blake3(data).hexdigest() != name:
+                        raise CorruptChunk(chunk=name)
+                    writer.add(name, data)
+                    fetched += 1
+        writer.seal()
+    except BaseException:
+        writer.abort()
+        raise
+    session.flush()
     for f in detail["files"]:
-        for name, _length in f["chunks"]:
-            if session.get(Chunk, name) is None:
-                store.put_chunk(session, name, fetch(name))
-                fetched += 1
         if session.get(Blob, f["sha256"]) is None:
+            blob = Blob(sha256=f["sha256"], size=f["size"], chunks=f["chunks"], created_at=utcnow())
+            if sum(n for _h, n in f["chunks"]) != f["size"]:
+                raise BadBundle(reason=f"{f['path']} does not match its size")
             digest = hashlib.sha256()
-            for name, _length in f["chunks"]:
-                digest.update(store.read_chunk(session, name))
+            for block in store.stream(session, blob):
+                digest.update(block)
             if digest.hexdigest() != f["sha256"]:
                 raise BadBundle(reason=f"{f['path']} does not match its SHA-256")
-            session.add(
-                Blob(sha256=f["sha256"], size=f["size"], chunks=f["chunks"], created_at=utcnow())
-            )
+            session.add(blob)
     session.flush()
     owner, _sep, name = detail["id"].partition("/")
     kind = detail["kind"]
@@ -183,11 +201,9 @@ def export_bundle(
         seen: set[str] = set()
         for detail in details:
             for f in detail["files"]:
-                for name, _length in f["chunks"]:
-                    if name in seen:
-                        continue
-                    seen.add(name)
-                    chunk = store.read_chunk(session, name)
+                fresh = [name for name, _length in f["chunks"] if name not in seen]
+                seen.update(fresh)
+                for name, chunk in store.chunks(session, dict.fromkeys(fresh)):
                     info = tarfile.TarInfo(f"chunks/{name}")
                     info.size = len(chunk)
                     archive.addfile(info, io.BytesIO(chunk))

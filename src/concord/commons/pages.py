@@ -84,9 +84,9 @@ def _page(request: Request, db: Db, kind: str, owner: str, name: str) -> HTMLRes
     readme = next((f for f in files if f.path == "README.md"), None)
     card = ""
     if readme is not None:
-        from concord.commons.chunks import ChunkStore
+        from concord.commons.chunks import open_store
 
-        store = ChunkStore(request.app.state.settings.storage())
+        store = open_store(request.app.state.settings)
         card = b"".join(store.stream(db, readme.blob)).decode("utf-8", "replace")
     return render(
         request,

@@ -1,18 +1,24 @@
 """`concord pull`: downloads that survive anything, for thin and unreliable links.
 
-Every file is a list of content-defined chunks. The client asks for byte ranges covering the
-chunks it lacks, in parallel, and writes each chunk to a local cache (atomically, verified by
-its BLAKE3 name) the moment its last byte arrives. A killed process loses at most the chunk in
-flight per connection; the next run fetches only what is missing, and a new revision of a
-repository fetches only its new chunks. Files are assembled from the cache and checked against
-their SHA-256 before they appear under their name.
+Every file is a list of content-defined chunks. The client fetches byte ranges covering the
+chunks it lacks, several at once over keep-alive connections, reading each range straight into
+a reused buffer. Each chunk is verified against its BLAKE3 name the moment its last byte
+arrives, written at its place in `.concord/partial/<sha256>.part`, and then noted in a journal
+beside it. After `kill -9` at any point the next run re-verifies the journalled chunks and
+fetches only the rest: at most the chunks in flight are fetched twice. Chunks of files this
+folder already holds (an earlier revision) are copied locally, so a new revision fetches only
+its new chunks. SHA-256 is computed on a thread of its own as the verified prefix of the file
+grows, and the file is moved under its name only when it matches.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import http.client
+import json
 import os
-import tempfile
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -20,15 +26,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import blake3
-import httpx
 
 from concord.client import HubClient
 from concord.commons.formats import check_path
-from concord.errors import N_, Conflict, HubUnreachable, Invalid
+from concord.errors import N_, Conflict, HubUnreachable, Invalid, RemoteError
 
-SPAN = 2 * 1024 * 1024
+STATE = ".concord"
+RANGE = 16 * 1024 * 1024  # the largest range asked for at once
+RECEIVE = 1024 * 1024  # bytes read from the socket per call when no rate limit applies
+INDEX = struct.Struct("<I")  # one journal entry: the index of a chunk written and verified
 
 
 class BudgetExceeded(Conflict):
@@ -50,7 +59,8 @@ class PullReport:
     files: list[str] = field(default_factory=list)
     downloaded_bytes: int = 0
     fetched_chunks: int = 0
-    reused_chunks: int = 0
+    reused_chunks: int = 0  # kept from an interrupted run or copied from files held here
+    resumed_bytes: int = 0  # bytes of chunks kept from an interrupted run
 
 
 class RateLimit:
@@ -75,32 +85,6 @@ class RateLimit:
             time.sleep(wait)
 
 
-class ChunkCache:
-    """Verified chunks on local disk, one file each, written atomically."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def path(self, name: str) -> Path:
-        return self.root / name[:2] / name
-
-    def has(self, name: str) -> bool:
-        return self.path(name).exists()
-
-    def put(self, name: str, data: bytes) -> None:
-        if blake3.blake3(data).hexdigest() != name:
-            raise CorruptDownload(path=name)
-        target = self.path(name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=".part-")
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-        os.replace(temporary, target)
-
-    def get(self, name: str) -> bytes:
-        return self.path(name).read_bytes()
-
-
 def parse_size(text: str | None) -> int | None:
     """`100k`, `2M`, `1.5G` (bytes; k = 1000) → int."""
     if not text:
@@ -110,6 +94,423 @@ def parse_size(text: str | None) -> int | None:
     factor = units.get(value[-1:], 1)
     number = value[:-1] if value[-1:] in units else value
     return int(float(number) * factor)
+
+
+@dataclass
+class Remote:
+    """One file of the revision: its chunks' names, lengths and places in the file."""
+
+    path: str
+    size: int
+    sha256: str
+    names: list[str]
+    lengths: list[int]
+    starts: list[int]
+
+    @classmethod
+    def of(cls, entry: dict[str, Any]) -> Remote:
+        names, lengths, starts = [], [], []
+        position = 0
+        for name, length in entry["chunks"]:
+            names.append(name)
+            lengths.append(int(length))
+            starts.append(position)
+            position += int(length)
+        if position != entry["size"]:
+            raise CorruptDownload(path=entry["path"])
+        return cls(entry["path"], int(entry["size"]), entry["sha256"], names, lengths, starts)
+
+
+class Puller:
+    """Pulls the files of one revision into a folder."""
+
+    def __init__(
+        self,
+        hub: str,
+        repo: str,
+        kind: str,
+        to: Path,
+        token: str | None,
+        workers: int,
+        limit_rate: int | None,
+        budget: int | None,
+        progress: Callable[[int], None] | None,
+    ) -> None:
+        self.hub = hub.rstrip("/")
+        self.repo = repo
+        self.kind = kind
+        self.to = to
+        self.state = to / STATE
+        self.auth = {"Authorization": f"Bearer {token}"} if token else {}
+        self.workers = max(1, workers)
+        self.bucket = RateLimit(limit_rate)
+        self.budget = budget
+        self.spent = 0
+        self.progress = progress or (lambda n: None)
+        self.lock = threading.Lock()
+        self.local = threading.local()
+        self.connections: list[http.client.HTTPConnection] = []
+        self.report = PullReport(revision="")
+
+    # --- what this folder holds
+
+    def _held(self) -> dict[str, Any]:
+        path = self.state / "held.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def _is_current(self, item: Remote) -> bool:
+        record = self._held().get(item.path)
+        target = self.to / item.path
+        if record is None or record["sha256"] != item.sha256 or not target.exists():
+            return False
+        stat = target.stat()
+        return bool(stat.st_size == item.size and stat.st_mtime_ns == record["mtime"])
+
+    def _record(self, item: Remote) -> None:
+        held = self._held()
+        held[item.path] = {
+            "sha256": item.sha256,
+            "mtime": (self.to / item.path).stat().st_mtime_ns,
+        }
+        _atomic_write(self.state / "lists" / f"{item.sha256}.json", _listing(item))
+        _atomic_write(self.state / "held.json", json.dumps(held, indent=1).encode())
+
+    def _local_chunks(self) -> dict[str, tuple[Path, int, int]]:
+        """Chunks inside files held here, unchanged since they were pulled."""
+        found: dict[str, tuple[Path, int, int]] = {}
+        for path, record in self._held().items():
+            target = self.to / path
+            listing = self.state / "lists" / f"{record['sha256']}.json"
+            if not target.exists() or not listing.exists():
+                continue
+            if target.stat().st_mtime_ns != record["mtime"]:
+                continue
+            position = 0
+            for name, length in json.loads(listing.read_text()):
+                found.setdefault(name, (target, position, length))
+                position += length
+        return found
+
+    # --- pulling
+
+    def run(self, files: list[Remote]) -> PullReport:
+        (self.state / "partial").mkdir(parents=True, exist_ok=True)
+        local = self._local_chunks()
+        try:
+            for position, item in enumerate(files):
+                if self._is_current(item):
+                    self.report.files.append(item.path)
+                    continue
+                self._pull_file(item, local, files[position + 1 :])
+                self.report.files.append(item.path)
+        finally:
+            for connection in self.connections:
+                connection.close()
+        return self.report
+
+    def _pull_file(
+        self, item: Remote, local: dict[str, tuple[Path, int, int]], later: list[Remote]
+    ) -> None:
+        part = self.state / "partial" / f"{item.sha256}.part"
+        journal = self.state / "partial" / f"{item.sha256}.journal"
+        fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o644)
+        hasher = PrefixHasher(fd, item)
+        try:
+            if os.fstat(fd).st_size != item.size:
+                os.ftruncate(fd, item.size)
+            have = self._resume(fd, item, journal, hasher)
+            with journal.open("ab", buffering=0) as log:
+                todo = [i for i in range(len(item.names)) if i not in have]
+                todo = self._copy_local(fd, log, item, todo, local, hasher)
+                self._download(fd, log, item, todo, hasher, later)
+            if hasher.result() != item.sha256:
+                journal.unlink(missing_ok=True)
+                raise CorruptDownload(path=item.path)
+            target = self.to / item.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(part, target)
+            journal.unlink(missing_ok=True)
+            self._record(item)
+        finally:
+            hasher.stop()
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def _resume(self, fd: int, item: Remote, journal: Path, hasher: PrefixHasher) -> set[int]:
+        """Chunks journalled by an earlier run, verified again from the partial file."""
+        have: set[int] = set()
+        if not journal.exists():
+            return have
+        raw = journal.read_bytes()
+        for (index,) in INDEX.iter_unpack(raw[: len(raw) - len(raw) % INDEX.size]):
+            if index >= len(item.names) or index in have:
+                continue
+            data = os.pread(fd, item.lengths[index], item.starts[index])
+            if blake3.blake3(data).hexdigest() == item.names[index]:
+                have.add(index)
+                hasher.mark(index)
+        resumed = sum(item.lengths[i] for i in have)
+        self.report.reused_chunks += len(have)
+        self.report.resumed_bytes += resumed
+        self.progress(resumed)
+        return have
+
+    def _written(self, log: Any, index: int, hasher: PrefixHasher) -> None:
+        self._written_run(log, index, index + 1, hasher)
+
+    def _written_run(self, log: Any, first: int, stop: int, hasher: PrefixHasher) -> None:
+        """Journals chunks first..stop-1, already on disk: one write for all of them."""
+        with self.lock:
+            log.write(b"".join(INDEX.pack(i) for i in range(first, stop)))
+        hasher.mark(first, stop)
+
+    def _copy_local(
+        self,
+        fd: int,
+        log: Any,
+        item: Remote,
+        todo: list[int],
+        local: dict[str, tuple[Path, int, int]],
+        hasher: PrefixHasher,
+    ) -> list[int]:
+        remaining = []
+        handles: dict[Path, int] = {}
+        try:
+            for index in todo:
+                source = local.get(item.names[index])
+                if source is None:
+                    remaining.append(index)
+                    continue
+                path, offset, length = source
+                if path not in handles:
+                    handles[path] = os.open(path, os.O_RDONLY)
+                data = os.pread(handles[path], length, offset)
+                if blake3.blake3(data).hexdigest() != item.names[index]:
+                    remaining.append(index)  # changed since it was pulled: fetch it
+                    continue
+                os.pwrite(fd, data, item.starts[index])
+                self._written(log, index, hasher)
+                self.report.reused_chunks += 1
+                self.progress(length)
+        finally:
+            for handle in handles.values():
+                os.close(handle)
+        return remaining
+
+    def _ranges(self, item: Remote, todo: list[int]) -> list[list[int]]:
+        """Runs of consecutive missing chunks; small enough that every connection has work."""
+        missing = sum(item.lengths[i] for i in todo)
+        limit = min(RANGE, max(1024 * 1024, missing // (self.workers * 4)))
+        runs: list[list[int]] = []
+        size = 0
+        for index in todo:
+            if runs and runs[-1][-1] == index - 1 and size + item.lengths[index] <= limit:
+                runs[-1].append(index)
+                size += item.lengths[index]
+            else:
+                runs.append([index])
+                size = item.lengths[index]
+        return runs
+
+    def _download(
+        self,
+        fd: int,
+        log: Any,
+        item: Remote,
+        todo: list[int],
+        hasher: PrefixHasher,
+        later: list[Remote],
+    ) -> None:
+        if not todo:
+            return
+        runs = self._ranges(item, todo)
+        allowed = runs
+        if self.budget is not None:
+            allowed = []
+            for run in runs:
+                size = sum(item.lengths[i] for i in run)
+                if self.spent + size > self.budget:
+                    break
+                self.spent += size
+                allowed.append(run)
+        url = (
+            f"{urlsplit(self.hub).path}/api/commons/content/{item.sha256}"
+            f"?repo={quote(self.repo)}&kind={self.kind}&path={quote(item.path)}"
+        )
+        with ThreadPoolExecutor(self.workers) as pool:
+            for done in pool.map(lambda run: self._fetch(fd, log, item, url, run, hasher), allowed):
+                del done
+        if len(allowed) < len(runs):
+            missing = sum(item.lengths[i] for run in runs[len(allowed) :] for i in run)
+            missing += sum(f.size for f in later)
+            raise BudgetExceeded(budget=self.budget, missing=missing)
+
+    def _connection(self) -> http.client.HTTPConnection:
+        """This thread's keep-alive connection (http.client reads straight into a buffer)."""
+        connection: http.client.HTTPConnection | None = getattr(self.local, "connection", None)
+        if connection is None:
+            parsed = urlsplit(self.hub)
+            kind = (
+                http.client.HTTPSConnection
+                if parsed.scheme == "https"
+                else http.client.HTTPConnection
+            )
+            connection = kind(parsed.hostname or "127.0.0.1", parsed.port, timeout=120)
+            self.local.connection = connection
+            with self.lock:
+                self.connections.append(connection)
+        return connection
+
+    def _drop_connection(self) -> None:
+        connection = getattr(self.local, "connection", None)
+        if connection is not None:
+            connection.close()
+        self.local.connection = None
+
+    def _fetch(
+        self, fd: int, log: Any, item: Remote, url: str, run: list[int], hasher: PrefixHasher
+    ) -> None:
+        """Fetches one range; writes each chunk as soon as it has arrived and is verified."""
+        first, last = run[0], run[-1]
+        start = item.starts[first]
+        end = item.starts[last] + item.lengths[last]
+        headers = {"Range": f"bytes={start}-{end - 1}", **self.auth}
+        for attempt in range(2):
+            connection = self._connection()
+            try:
+                connection.request("GET", url, headers=headers)
+                response = connection.getresponse()
+                break
+            except (OSError, http.client.HTTPException) as exc:
+                # A keep-alive connection the hub closed meanwhile: one fresh try.
+                self._drop_connection()
+                if attempt:
+                    raise HubUnreachable(
+                        url=self.hub, reason=str(exc) or type(exc).__name__
+                    ) from exc
+        if response.status != 206:
+            body = response.read()
+            raise _remote_error(response.status, body)
+        buffer: bytearray | None = getattr(self.local, "buffer", None)
+        if buffer is None or len(buffer) < end - start:
+            # One buffer per thread, reused: its chunks are written out before the next range.
+            buffer = self.local.buffer = bytearray(max(end - start, RANGE))
+        view = memoryview(buffer)[: end - start]
+        step = (
+            RECEIVE
+            if not self.bucket.rate
+            else max(16 * 1024, min(RECEIVE, self.bucket.rate // 20))
+        )
+        filled = 0
+        index = first
+        try:
+            while filled < len(view):
+                n = response.readinto(view[filled : filled + step])
+                if not n:
+                    break
+                self.bucket.take(n)
+                filled += n
+                with self.lock:
+                    self.report.downloaded_bytes += n
+                self.progress(n)
+                # Every chunk that has fully arrived is verified; then they go to disk and to
+                # the journal together, one write each, not one per 64 KiB chunk.
+                ready = index
+                while ready <= last and item.starts[ready] + item.lengths[ready] - start <= filled:
+                    offset = item.starts[ready] - start
+                    piece = view[offset : offset + item.lengths[ready]]
+                    if blake3.blake3(piece).hexdigest() != item.names[ready]:
+                        raise CorruptDownload(path=item.path)
+                    ready += 1
+                if ready > index:
+                    begin = item.starts[index] - start
+                    finish = item.starts[ready - 1] + item.lengths[ready - 1] - start
+                    os.pwrite(fd, view[begin:finish], item.starts[index])
+                    self._written_run(log, index, ready, hasher)
+                    with self.lock:
+                        self.report.fetched_chunks += ready - index
+                    index = ready
+        except (OSError, http.client.HTTPException) as exc:
+            self._drop_connection()
+            raise HubUnreachable(url=self.hub, reason=str(exc) or type(exc).__name__) from exc
+        if index <= last:
+            self._drop_connection()
+            raise HubUnreachable(url=self.hub, reason="the answer ended early")
+
+
+class PrefixHasher:
+    """SHA-256 of a file assembled out of order, computed as its verified prefix grows.
+
+    It runs on a thread of its own beside the downloads (hashlib releases the GIL), reading
+    the prefix back from the page cache, so the final check costs almost nothing more.
+    """
+
+    BLOCK = 8 * 1024 * 1024
+
+    def __init__(self, fd: int, item: Remote) -> None:
+        self.fd = fd
+        self.item = item
+        self.done = bytearray(len(item.names))
+        self.condition = threading.Condition()
+        self.sha = hashlib.sha256()
+        self.next = 0
+        self.stopped = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def mark(self, first: int, stop: int | None = None) -> None:
+        """Chunks first..stop-1 (or just `first`) are on disk and verified."""
+        stop = first + 1 if stop is None else stop
+        with self.condition:
+            self.done[first:stop] = b"\x01" * (stop - first)
+            if first <= self.next < stop:
+                self.condition.notify()
+
+    def _run(self) -> None:
+        count = len(self.done)
+        while self.next < count:
+            with self.condition:
+                while not self.done[self.next] and not self.stopped:
+                    self.condition.wait()
+                if self.stopped:
+                    return
+                last, size = self.next, 0
+                while last < count and self.done[last] and size < self.BLOCK:
+                    size += self.item.lengths[last]
+                    last += 1
+            self.sha.update(os.pread(self.fd, size, self.item.starts[self.next]))
+            self.next = last
+
+    def result(self) -> str:
+        self.thread.join()
+        return self.sha.hexdigest()
+
+    def stop(self) -> None:
+        with self.condition:
+            self.stopped = True
+            self.condition.notify()
+        self.thread.join()
+
+
+def _remote_error(status: int, body: bytes) -> RemoteError:
+    try:
+        error = json.loads(body)["error"]
+        return RemoteError(str(error["code"]), status, str(error["message"]))
+    except (ValueError, KeyError, TypeError):
+        return RemoteError("http", status, f"HTTP {status}: {body[:200]!r}")
+
+
+def _listing(item: Remote) -> bytes:
+    return json.dumps(
+        [[n, length] for n, length in zip(item.names, item.lengths, strict=True)]
+    ).encode()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
 
 
 def pull(
@@ -129,135 +530,17 @@ def pull(
 ) -> PullReport:
     """Downloads `repo` (or the files in `only`) at `revision` into the folder `to`."""
     with HubClient(hub, token) as client:
-        info = client.get(f"/api/commons/repos/{kind}/{repo}/revisions/{revision}")
-    report = PullReport(revision=info["revision"])
-    cache = ChunkCache(to / ".concord" / "chunks")
-    wanted = [f for f in info["files"] if only is None or f["path"] in only]
-    spans: list[tuple[dict[str, Any], int, list[tuple[str, int]]]] = []
-    missing_bytes = 0
-    for f in wanted:
-        check_path(f["path"])
-        target = to / f["path"]
-        if _done(to, f):
-            report.files.append(f["path"])
+        info = client.get(f"/api/commons/repos/{kind}/{repo}/revisions/{quote(revision)}")
+    wanted = []
+    for entry in info["files"]:
+        if only is not None and entry["path"] not in only:
             continue
-        offset, run_start = 0, 0
-        run: list[tuple[str, int]] = []
-        for name, length in f["chunks"]:
-            if cache.has(name):
-                report.reused_chunks += 1
-                if run:
-                    spans.append((f, run_start, run))
-                    run = []
-            else:
-                if not run:
-                    run_start = offset
-                run.append((name, length))
-                missing_bytes += length
-                if sum(n for _h, n in run) >= SPAN:
-                    spans.append((f, run_start, run))
-                    run = []
-            offset += length
-        if run:
-            spans.append((f, run_start, run))
-        del target
+        check_path(entry["path"])
+        if entry["path"].split("/")[0] == STATE:
+            raise CorruptDownload(path=entry["path"])
+        wanted.append(Remote.of(entry))
+    puller = Puller(hub, repo, kind, to, token, workers, limit_rate, budget, progress)
+    puller.report.revision = info["revision"]
     if total:
-        total(missing_bytes)
-    if budget is not None and missing_bytes > budget:
-        # Fetch whole spans while they fit: what is fetched is kept for the next run.
-        allowed, kept = 0, []
-        for span in spans:
-            size = sum(n for _h, n in span[2])
-            if allowed + size > budget:
-                break
-            allowed += size
-            kept.append(span)
-        spans_to_fetch = kept
-    else:
-        spans_to_fetch = spans
-    bucket = RateLimit(limit_rate)
-    lock = threading.Lock()
-    seen = set()
-
-    def fetch(span: tuple[dict[str, Any], int, list[tuple[str, int]]]) -> None:
-        f, start, chunks = span
-        length = sum(n for _h, n in chunks)
-        url = (
-            f"{hub.rstrip('/')}/api/commons/content/{f['sha256']}?repo={repo}&kind={kind}"
-            f"&path={f['path']}"
-        )
-        headers = {"Range": f"bytes={start}-{start + length - 1}"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        try:
-            with (
-                httpx.Client(timeout=60) as http,
-                http.stream("GET", url, headers=headers) as response,
-            ):
-                if response.status_code not in (200, 206):
-                    raise HubUnreachable(url=hub, reason=f"HTTP {response.status_code}")
-                buffer = bytearray()
-                index = 0
-                for piece in response.iter_bytes(256 * 1024):
-                    bucket.take(len(piece))
-                    buffer += piece
-                    with lock:
-                        report.downloaded_bytes += len(piece)
-                    if progress:
-                        progress(len(piece))
-                    while index < len(chunks) and len(buffer) >= chunks[index][1]:
-                        name, size = chunks[index]
-                        data = bytes(buffer[:size])
-                        del buffer[:size]
-                        if name not in seen:
-                            cache.put(name, data)
-                            with lock:
-                                seen.add(name)
-                                report.fetched_chunks += 1
-                        index += 1
-        except httpx.HTTPError as exc:
-            raise HubUnreachable(url=hub, reason=str(exc) or type(exc).__name__) from exc
-
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for future in [pool.submit(fetch, span) for span in spans_to_fetch]:
-            future.result()
-    if len(spans_to_fetch) < len(spans):
-        still = missing_bytes - sum(sum(n for _h, n in s[2]) for s in spans_to_fetch)
-        raise BudgetExceeded(budget=budget, missing=still)
-    for f in wanted:
-        if f["path"] in report.files:
-            continue
-        _assemble(to, f, cache)
-        report.files.append(f["path"])
-    return report
-
-
-def _marker(to: Path, f: dict[str, Any]) -> Path:
-    return to / ".concord" / "done" / f["sha256"]
-
-
-def _done(to: Path, f: dict[str, Any]) -> bool:
-    target = to / f["path"]
-    return target.exists() and target.stat().st_size == f["size"] and _marker(to, f).exists()
-
-
-def _assemble(to: Path, f: dict[str, Any], cache: ChunkCache) -> None:
-    target = to / f["path"]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    sha = hashlib.sha256()
-    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=".assemble-")
-    try:
-        with os.fdopen(descriptor, "wb") as out:
-            for name, _length in f["chunks"]:
-                data = cache.get(name)
-                sha.update(data)
-                out.write(data)
-        if sha.hexdigest() != f["sha256"]:
-            raise CorruptDownload(path=f["path"])
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    marker = _marker(to, f)
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(f["path"])
+        total(sum(f.size for f in wanted if not puller._is_current(f)))
+    return puller.run(wanted)

@@ -4,6 +4,7 @@ Hugging Face Hub API that the `huggingface_hub` client uses to read."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import tempfile
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from concord import metrics
 from concord.commons import repositories as repos
-from concord.commons.chunks import ChunkStore
+from concord.commons.chunks import ChunkStore, open_store
 from concord.commons.formats import check_content, check_path
 from concord.commons.tables import Blob, Repository, Revision
 from concord.errors import N_, Invalid, TooLarge
@@ -64,7 +65,7 @@ class CommitCreate(BaseModel):
 
 
 def store(request: Request) -> ChunkStore:
-    return ChunkStore(request.app.state.settings.storage())
+    return open_store(request.app.state.settings)
 
 
 def _owner_member(db: Db, person: Person, owner: str) -> Member:
@@ -76,11 +77,14 @@ def _check_uploader(db: Session, person: Person) -> None:
     db.commit()
 
 
-def _ingest(db: Session, chunk_store: ChunkStore, filename: str, path: Path) -> Blob:
+def _ingest(
+    db: Session, chunk_store: ChunkStore, filename: str, path: Path, sha256: str
+) -> tuple[Blob, int]:
     check_content(filename, path)
-    blob = chunk_store.ingest(db, path)
+    blob = chunk_store.ingest(db, path, sha256)
+    count = len(blob.chunks)  # a deferred column: read before the commit ends the transaction
     db.commit()
-    return blob
+    return blob, count
 
 
 @router.post(UPLOADS, status_code=status.HTTP_201_CREATED)
@@ -99,9 +103,7 @@ async def upload(
     check_path(filename)
     settings = request.app.state.settings
     chunk_store = store(request)
-    temp_dir = chunk_store.root / "incoming"
-    temp_dir.mkdir(parents=True, exist_ok=True)
-    descriptor, name = tempfile.mkstemp(dir=temp_dir)
+    descriptor, name = tempfile.mkstemp(dir=chunk_store.scratch(), prefix=".upload-")
     path = Path(name)
     sha = hashlib.sha256()
     received = 0
@@ -117,12 +119,16 @@ async def upload(
             raise Truncated(received=received, expected=content_length)
         if x_content_sha256 and x_content_sha256.lower() != sha.hexdigest():
             raise HashMismatch(actual=sha.hexdigest(), expected=x_content_sha256)
-        blob = await run_in_threadpool(_ingest, db, chunk_store, filename, path)
+        # Checking and cutting a large file takes seconds: on a worker thread, with the commit,
+        # so the event loop goes on serving other requests meanwhile.
+        blob, count = await run_in_threadpool(
+            _ingest, db, chunk_store, filename, path, sha.hexdigest()
+        )
         metrics.count("upload")
         metrics.moved("in", received)
     finally:
         path.unlink(missing_ok=True)
-    return {"sha256": blob.sha256, "size": blob.size, "chunks": len(blob.chunks)}
+    return {"sha256": blob.sha256, "size": blob.size, "chunks": count}
 
 
 @router.post("/api/commons/repos", status_code=status.HTTP_201_CREATED)
@@ -252,7 +258,7 @@ def content(
                 start = max(0, blob.size - int(last))
         except ValueError:
             start, end = 0, blob.size
-        if start >= blob.size:
+        if start >= blob.size or end <= start:
             return Response(status_code=416, headers={"Content-Range": f"bytes */{blob.size}"})
         code = 206
     headers = {
@@ -273,9 +279,12 @@ def content(
         _count(db, repo, kind, path, person)
     body = store(request).stream(db, blob, start, end)
     db.rollback()  # end the read transaction before the bytes flow
+    # The first block is read (and verified) before the status line goes out, so a corrupt or
+    # unreachable store answers with its coded error rather than a cut-off 200.
+    opening = next(body, b"")
     metrics.count("download")
     return StreamingResponse(
-        _counted(body),
+        _counted(itertools.chain((opening,), body)),
         status_code=code,
         headers=headers,
         media_type="application/octet-stream",

@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from concord.commons import repositories
-from concord.commons.chunks import ChunkStore
+from concord.commons.chunks import open_store
 from concord.errors import N_
 from concord.members.tables import Member
 from concord.seeding import World
@@ -44,7 +44,7 @@ def _package_dir(module: str) -> Path | None:
 
 
 def seed(world: World) -> None:
-    store = ChunkStore(world.settings.storage())
+    store = open_store(world.settings)
     with world.sessions() as db:
         members = {m.slug: m for m in db.scalars(select(Member)).all()}
         published = []

@@ -29,7 +29,8 @@ class Blob(Base):
 
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
-    chunks: Mapped[list[Any]] = mapped_column(JSON)  # [[blake3, length], …]
+    # Deferred: a download reads the (large) list once per process, not with every range.
+    chunks: Mapped[list[Any]] = mapped_column(JSON, deferred=True)  # [[blake3, length], …]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

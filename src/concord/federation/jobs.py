@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
-from urllib.parse import urlparse
 
 import numpy as np
 from sqlalchemy import func, select
@@ -108,7 +107,7 @@ class RegistrationStale(Invalid):
 
 
 def folder(settings: Settings) -> Path:
-    root = Path(urlparse(settings.storage()).path) / "federation"
+    root = settings.local_store() / "federation"
     root.mkdir(parents=True, exist_ok=True)
     return root
 

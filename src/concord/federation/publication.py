@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from concord.commons import repositories
-from concord.commons.chunks import ChunkStore
+from concord.commons.chunks import open_store
 from concord.config import Settings
 from concord.errors import ConcordError
 from concord.federation.tables import Job, Round
@@ -71,7 +71,7 @@ def publish(session: Session, settings: Settings, job: Job, folder: Path, card: 
             raise repositories.BadRepository(reason=f"no member “{owner_slug}” to own the model")
         revision = repositories.publish_model(
             session,
-            ChunkStore(settings.storage()),
+            open_store(settings),
             owner,
             name,
             {"model.safetensors": folder / "model.safetensors", "README.md": folder / "README.md"},
