@@ -230,7 +230,8 @@ def chunk(name: str, db: Db, request: Request) -> Response:
     return Response(store(request).read_chunk(db, name), media_type="application/octet-stream")
 
 
-@router.api_route("/api/commons/content/{sha256}", methods=["GET", "HEAD"])
+@router.get("/api/commons/content/{sha256}", operation_id="commons_content")
+@router.head("/api/commons/content/{sha256}", operation_id="commons_content_head")
 def content(
     sha256: str,
     db: Db,
