@@ -25,7 +25,6 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import linear_sum_assignment
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -129,6 +128,8 @@ def benefit_matrix(needs: list[Party], offers: list[Party]) -> NDArray[np.float6
 
 def solve(needs: list[Party], offers: list[Party]) -> list[tuple[int, int, float]]:
     """The maximum-benefit assignment, kind by kind: (need index, offer index, benefit)."""
+    from scipy.optimize import linear_sum_assignment  # only when matching runs
+
     pairs: list[tuple[int, int, float]] = []
     kinds = {p.kind for p in needs} & {p.kind for p in offers}
     for kind in sorted(kinds):

@@ -32,8 +32,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from scipy import sparse
-from sklearn.cluster import KMeans
-from sklearn.metrics import silhouette_score
 from threadpoolctl import threadpool_limits
 
 FloatArray = npt.NDArray[np.float64]
@@ -151,6 +149,11 @@ def cluster(points: FloatArray, max_groups: int = MAX_GROUPS) -> tuple[IntArray,
 
 
 def _cluster(points: FloatArray, max_groups: int) -> tuple[IntArray, int, float]:
+    # Imported here: scikit-learn costs a hub ~100 MB and a second at start, for a page that
+    # recomputes the map now and then.
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
     n = len(points)
     unique, inverse = (
         np.unique(np.round(points, 9), axis=0, return_inverse=True) if n else (points, None)
