@@ -123,3 +123,14 @@ def test_damaged_archives_are_refused_without_writing(
     engine = make_engine(target.database())
     with make_sessionmaker(engine)() as db:
         assert db.scalar(select(func.count()).select_from(Member)) == 0
+
+
+def test_large_blocks_go_back_to_the_system() -> None:
+    """On glibc (Debian, this CI) the hub asks malloc to map large blocks, so they are returned."""
+    import platform
+
+    from concord.memory import release_large_blocks
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt is glibc's; other C libraries manage large blocks themselves")
+    assert release_large_blocks() is True

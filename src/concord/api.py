@@ -23,6 +23,7 @@ from concord.domains import domain_modules
 from concord.errors import N_, ConcordError, TooLarge
 from concord.http import UPLOAD_PREFIXES
 from concord.i18n import LANGUAGES, current_language, negotiate
+from concord.memory import release_large_blocks
 from concord.metrics import LATENCY, REQUESTS
 
 log = logging.getLogger("concord")
@@ -33,6 +34,7 @@ LANG_COOKIE = "concord_lang"
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Builds the hub's app; all state lives in the database and the store."""
     settings = settings or get_settings()
+    release_large_blocks()
     app = FastAPI(
         title="Concord",
         summary="Multilateral AI cooperation: consensus, federated training, an open commons.",
