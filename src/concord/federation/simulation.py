@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from concord.errors import N_, Invalid
 from concord.federation.cohort import NotVectorisable, train_cohort
 from concord.federation.parameters import Parameters
 from concord.federation.strategies.base import ClientUpdate, Strategy
@@ -26,6 +27,11 @@ from concord.federation.tasks.logreg import LogisticRegression, one_hot, softmax
 from concord.federation.tasks.network import NetworkTask
 
 F = NDArray[np.float64]
+
+
+class NotSimulable(Invalid):
+    code = "federation.not_simulable"
+    message = N_("The task “{task}” brings no data set to simulate with; these do: {tasks}.")
 
 
 class SimulatedTask(Protocol):
@@ -189,6 +195,10 @@ def _network_cohorts(
             yield ClientUpdate(model, len(partitions[c]), str(c))
 
 
+def _batchable(task: NetworkTask) -> bool:
+    return task.vectorise and task.name not in _LOOPED
+
+
 def _loop(
     task: SimulatedTask,
     params: Parameters,
@@ -234,7 +244,7 @@ def simulate(
         updates: Iterator[ClientUpdate]
         if vectorised and isinstance(task, LogisticRegression):
             updates = _cohorts(task, params, x, y, partitions, chosen, config, seeds, cohort)
-        elif vectorised and isinstance(task, NetworkTask) and task.name not in _LOOPED:
+        elif vectorised and isinstance(task, NetworkTask) and _batchable(task):
             try:
                 # Trained in full here, so that a model found not to vectorise is retried
                 # by the loop before any of its updates reach the strategy.
@@ -250,7 +260,7 @@ def simulate(
                 updates = _loop(task, params, x, y, partitions, chosen, config, seeds)
         else:
             updates = _loop(task, params, x, y, partitions, chosen, config, seeds)
-        if vectorised and isinstance(task, NetworkTask) and task.name in _LOOPED:
+        if vectorised and isinstance(task, NetworkTask) and not _batchable(task):
             result.vectorised = False
         params = strategy.aggregate(
             r, params, list(updates) if strategy.needs_all_updates else updates
