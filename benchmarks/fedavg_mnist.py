@@ -20,6 +20,10 @@ the grid 10^(k/3) (…, 0.0464, 0.1, 0.215, 0.464, 1.0, …), one per cell, list
 learning-rate decay. One seed (0) for the partition, the initial model, client sampling and
 the local shuffles, so the figures are reproducible; the paper reports its best η per cell.
 
+With no arguments (what `make bench` runs) it covers five cells: the 2NN's FedSGD and FedAvg
+E = 1, B = 10, each IID and non-IID, and the CNN's FedAvg E = 5, B = 10 on IID data. Other
+cells, the CNN's non-IID E = 5, B = 10 among them, run with `--cells`.
+
 Cell names: MODEL-DIST-fedsgd or MODEL-DIST-fedavg-eE-bB (B as a number or `inf`).
 The last line printed is one JSON object with every cell's rounds, the paper's rounds, their
 ratio and the wall time.
