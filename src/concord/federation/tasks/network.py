@@ -53,7 +53,7 @@ def as_inputs(x: NDArray[Any]) -> NDArray[np.float32]:
     """Stored pixels (uint8, compact on disk) or features → float32 rows."""
     if x.dtype == np.uint8:
         return scale(x)
-    return np.ascontiguousarray(x, dtype=np.float32).reshape(len(x), -1)
+    return np.ascontiguousarray(x, dtype=np.float32).reshape(len(x), int(np.prod(x.shape[1:])))
 
 
 class NetworkTask:
@@ -98,7 +98,8 @@ class NetworkTask:
         x = torch.from_numpy(as_inputs(data.x))
         y = torch.from_numpy(data.y.astype(np.int64))
         n = len(y)
-        size = n if batch_size <= 0 else batch_size
+        size = max(n, 1) if batch_size <= 0 else batch_size
+        loss = torch.zeros(())
         for _ in range(epochs):
             order = torch.from_numpy(epoch_order(rng, n, batch_size))
             for first in range(0, n, size):
@@ -113,7 +114,7 @@ class NetworkTask:
                     for w, g in zip(weights, grads, strict=True):
                         w.sub_(lr * g)
         result = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
-        return TrainResult(result, n, {"loss": float(loss.detach())} if n else {})
+        return TrainResult(result, n, {"loss": float(loss.detach())})
 
     @torch.no_grad()
     def evaluate(self, params: Parameters, data: TaskData) -> EvalResult:
