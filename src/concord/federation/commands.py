@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import typer
+from numpy.typing import NDArray
 from rich.table import Table
 
 from concord.console import out
@@ -135,34 +137,43 @@ def simulate_command(
 ) -> None:
     """Simulate a federated job; the cohort of each round trains as one batched computation."""
     from concord.federation import data
-    from concord.federation.simulation import simulate
+    from concord.federation.simulation import NotSimulable, simulate
     from concord.federation.strategies import make_strategy
     from concord.federation.tasks.base import load_task
     from concord.federation.tasks.logreg import DigitsLogReg
+    from concord.federation.tasks.mnist import MnistTask
     from concord.governance.jobspec import StrategySpec
 
     chosen = load_task(task)
-    if not isinstance(chosen, DigitsLogReg):
-        raise typer.BadParameter("the simulator batches logistic-regression tasks only so far")
-    x, y = chosen.dataset()
-    order = np.random.default_rng(seed).permutation(len(y))
-    x, y = x[order], y[order]
-    cut = int(0.8 * len(y))
-    if partition == "noniid":
-        parts = data.pathological_non_iid(y[:cut], clients=clients, shards=2 * clients, seed=seed)
-    elif partition == "dirichlet":
-        parts = data.dirichlet(y[:cut], clients, alpha, seed)
+    x: NDArray[Any]
+    x_test: NDArray[Any]
+    y: NDArray[Any]
+    if isinstance(chosen, MnistTask):
+        x, y = chosen.dataset()
+        x_test, y_test = chosen.public_test()
+    elif isinstance(chosen, DigitsLogReg):
+        x, y = chosen.dataset()
+        order = np.random.default_rng(seed).permutation(len(y))
+        x, y = x[order], y[order]
+        cut = int(0.8 * len(y))
+        x, y, x_test, y_test = x[:cut], y[:cut], x[cut:], y[cut:]
     else:
-        parts = data.iid(cut, clients, seed)
+        raise NotSimulable(task=task, tasks="logreg-digits, logreg-mnist, mnist-2nn, mnist-cnn")
+    if partition == "noniid":
+        parts = data.pathological_non_iid(y, clients=clients, shards=2 * clients, seed=seed)
+    elif partition == "dirichlet":
+        parts = data.dirichlet(y, clients, alpha, seed)
+    else:
+        parts = data.iid(len(y), clients, seed)
     result = simulate(
         chosen,
-        x[:cut],
-        y[:cut],
+        x,
+        y,
         parts,
         make_strategy(StrategySpec(name=strategy)),
         rounds=rounds,
         clients_per_round=per_round,
-        test=(x[cut:], y[cut:]),
+        test=(x_test, y_test),
         seed=seed,
         local={"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate},
     )

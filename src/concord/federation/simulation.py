@@ -1,9 +1,11 @@
 """`concord simulate`: many clients on one machine, for choosing settings before members commit.
 
-The cohort of a round trains as ONE batched computation: the clients' parameters are stacked
-(C, d, k), their data padded to (C, n_max, d) with a mask, and every SGD step is two einsums
-for all clients at once. Models that cannot be batched fall back to a loop over clients; a test
-checks that both give the same parameters. The strategies are the ones the hub runs.
+The cohort of a round trains as ONE batched computation. Logistic regression: the clients'
+parameters are stacked (C, d, k), their data padded to (C, n_max, d) with a mask, and every SGD
+step is two einsums for all clients at once. PyTorch models (`NetworkTask`): the same stacking
+with torch.func's vmap over a functional call (`concord.federation.cohort`). Models that cannot
+be batched fall back to a loop over clients; tests check that both give the same parameters.
+The strategies are the ones the hub runs.
 """
 
 from __future__ import annotations
@@ -11,23 +13,46 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
+from concord.errors import N_, Invalid
+from concord.federation.cohort import NotVectorisable, train_cohort
 from concord.federation.parameters import Parameters
 from concord.federation.strategies.base import ClientUpdate, Strategy
-from concord.federation.tasks.base import TaskData
+from concord.federation.tasks.base import EvalResult, TaskData, TrainResult
 from concord.federation.tasks.logreg import LogisticRegression, one_hot, softmax
+from concord.federation.tasks.network import NetworkTask
 
 F = NDArray[np.float64]
+
+
+class NotSimulable(Invalid):
+    code = "federation.not_simulable"
+    message = N_("The task “{task}” brings no data set to simulate with; these do: {tasks}.")
+
+
+class SimulatedTask(Protocol):
+    name: str
+
+    def init_parameters(self, seed: int) -> Parameters: ...
+
+    def train(self, params: Parameters, data: TaskData, config: dict[str, Any]) -> TrainResult: ...
+
+    def evaluate(self, params: Parameters, data: TaskData) -> EvalResult: ...
 
 
 @dataclass
 class SimulationResult:
     parameters: Parameters
     history: list[dict[str, float]] = field(default_factory=list)
+    vectorised: bool = True  # False when the model had to fall back to the loop
+
+
+# Tasks found not to run under vmap: asked once per process, not once per round.
+_LOOPED: set[str] = set()
 
 
 def client_seed(seed: int, round_number: int, client: int) -> int:
@@ -145,9 +170,55 @@ def _cohorts(
             )
 
 
+def _network_cohorts(
+    task: NetworkTask,
+    params: Parameters,
+    x: NDArray[Any],
+    y: NDArray[Any],
+    partitions: list[NDArray[np.int64]],
+    chosen: list[int],
+    config: dict[str, Any],
+    seeds: list[int],
+    cohort: int,
+) -> Iterator[ClientUpdate]:
+    for start in range(0, len(chosen), cohort):
+        group = chosen[start : start + cohort]
+        models = train_cohort(
+            task,
+            params,
+            [x[partitions[c]] for c in group],
+            [y[partitions[c]] for c in group],
+            config,
+            seeds[start : start + cohort],
+        )
+        for c, model in zip(group, models, strict=True):
+            yield ClientUpdate(model, len(partitions[c]), str(c))
+
+
+def _batchable(task: NetworkTask) -> bool:
+    return task.vectorise and task.name not in _LOOPED
+
+
+def _loop(
+    task: SimulatedTask,
+    params: Parameters,
+    x: NDArray[Any],
+    y: NDArray[Any],
+    partitions: list[NDArray[np.int64]],
+    chosen: list[int],
+    config: dict[str, Any],
+    seeds: list[int],
+) -> Iterator[ClientUpdate]:
+    """The plain way: each client trains as a node would, one after the other."""
+    for c, s in zip(chosen, seeds, strict=True):
+        data = TaskData(x[partitions[c]], y[partitions[c]])
+        result = task.train(params, data, {**config, "seed": s})
+        yield ClientUpdate(result.parameters, len(partitions[c]), str(c))
+
+
 def simulate(
-    task: LogisticRegression,
-    x: F,
+    task: SimulatedTask,
+    x: NDArray[Any],
     y: NDArray[Any],
     partitions: list[NDArray[np.int64]],
     strategy: Strategy,
@@ -155,32 +226,42 @@ def simulate(
     rounds: int,
     local: dict[str, Any],
     clients_per_round: int | None = None,
-    test: tuple[F, NDArray[Any]] | None = None,
+    test: tuple[NDArray[Any], NDArray[Any]] | None = None,
     seed: int = 0,
     vectorised: bool = True,
     cohort: int = 2048,
+    target_accuracy: float | None = None,
 ) -> SimulationResult:
+    """Runs `rounds` rounds (or until the test accuracy reaches `target_accuracy`)."""
     params = task.init_parameters(seed)
-    result = SimulationResult(params)
+    result = SimulationResult(params, vectorised=vectorised)
     names = [str(i) for i in range(len(partitions))]
     for r in range(1, rounds + 1):
         started = time.perf_counter()
         chosen = [int(c) for c in strategy.select(r, names, clients_per_round, seed)]
         config = strategy.configure(r, local)
         seeds = [client_seed(seed, r, c) for c in chosen]
-        if vectorised:
+        updates: Iterator[ClientUpdate]
+        if vectorised and isinstance(task, LogisticRegression):
             updates = _cohorts(task, params, x, y, partitions, chosen, config, seeds, cohort)
-        else:
-            updates = (
-                ClientUpdate(
-                    task.train(
-                        params, TaskData(x[partitions[c]], y[partitions[c]]), {**config, "seed": s}
-                    ).parameters,
-                    len(partitions[c]),
-                    str(c),
+        elif vectorised and isinstance(task, NetworkTask) and _batchable(task):
+            try:
+                # Trained in full here, so that a model found not to vectorise is retried
+                # by the loop before any of its updates reach the strategy.
+                updates = iter(
+                    list(
+                        _network_cohorts(
+                            task, params, x, y, partitions, chosen, config, seeds, cohort
+                        )
+                    )
                 )
-                for c, s in zip(chosen, seeds, strict=True)
-            )
+            except NotVectorisable:
+                _LOOPED.add(task.name)
+                updates = _loop(task, params, x, y, partitions, chosen, config, seeds)
+        else:
+            updates = _loop(task, params, x, y, partitions, chosen, config, seeds)
+        if vectorised and isinstance(task, NetworkTask) and not _batchable(task):
+            result.vectorised = False
         params = strategy.aggregate(
             r, params, list(updates) if strategy.needs_all_updates else updates
         )
@@ -193,5 +274,7 @@ def simulate(
             evaluation = task.evaluate(params, TaskData(test[0], test[1]))
             entry.update(loss=evaluation.loss, **evaluation.metrics)
         result.history.append(entry)
+        if target_accuracy is not None and entry.get("accuracy", 0.0) >= target_accuracy:
+            break
     result.parameters = params
     return result
