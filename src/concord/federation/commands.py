@@ -134,6 +134,9 @@ def simulate_command(
     learning_rate: float = typer.Option(0.1, help="Local learning rate."),
     seed: int = typer.Option(0, help="Seed for partitions, sampling and training."),
     as_json: bool = typer.Option(False, "--json", help="Print the history as JSON."),
+    backend: str = typer.Option("local", help="local, or ray to spread cohorts over processes."),
+    workers: int = typer.Option(None, help="Ray worker processes on this machine (default: CPUs)."),
+    address: str = typer.Option(None, help="Address of a running Ray cluster to use instead."),
 ) -> None:
     """Simulate a federated job; the cohort of each round trains as one batched computation."""
     from concord.federation import data
@@ -176,6 +179,9 @@ def simulate_command(
         test=(x_test, y_test),
         seed=seed,
         local={"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate},
+        backend=backend,
+        workers=workers,
+        address=address,
     )
     if as_json:
         out.print_json(json.dumps(result.history))

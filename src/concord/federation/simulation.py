@@ -34,6 +34,11 @@ class NotSimulable(Invalid):
     message = N_("The task “{task}” brings no data set to simulate with; these do: {tasks}.")
 
 
+class UnknownBackend(Invalid):
+    code = "federation.unknown_backend"
+    message = N_("No simulation backend “{backend}”; choose local or ray.")
+
+
 class SimulatedTask(Protocol):
     name: str
 
@@ -216,6 +221,35 @@ def _loop(
         yield ClientUpdate(result.parameters, len(partitions[c]), str(c))
 
 
+def local_updates(
+    task: SimulatedTask,
+    params: Parameters,
+    x: NDArray[Any],
+    y: NDArray[Any],
+    partitions: list[NDArray[np.int64]],
+    chosen: list[int],
+    config: dict[str, Any],
+    seeds: list[int],
+    cohort: int,
+    vectorised: bool,
+) -> Iterator[ClientUpdate]:
+    """The chosen clients' updates, trained in this process: batched where the model allows."""
+    if vectorised and isinstance(task, LogisticRegression):
+        return _cohorts(task, params, x, y, partitions, chosen, config, seeds, cohort)
+    if vectorised and isinstance(task, NetworkTask) and _batchable(task):
+        try:
+            # Trained in full here, so that a model found not to vectorise is retried by the
+            # loop before any of its updates reach the strategy.
+            return iter(
+                list(
+                    _network_cohorts(task, params, x, y, partitions, chosen, config, seeds, cohort)
+                )
+            )
+        except NotVectorisable:
+            _LOOPED.add(task.name)
+    return _loop(task, params, x, y, partitions, chosen, config, seeds)
+
+
 def simulate(
     task: SimulatedTask,
     x: NDArray[Any],
@@ -231,35 +265,36 @@ def simulate(
     vectorised: bool = True,
     cohort: int = 2048,
     target_accuracy: float | None = None,
+    backend: str = "local",
+    workers: int | None = None,
+    address: str | None = None,
 ) -> SimulationResult:
-    """Runs `rounds` rounds (or until the test accuracy reaches `target_accuracy`)."""
+    """Runs `rounds` rounds (or until the test accuracy reaches `target_accuracy`).
+
+    `backend="ray"` trains each round's clients in Ray worker processes (`workers` of them on
+    this machine, or the cluster at `address`); the strategy, seeds and results are the same.
+    """
     params = task.init_parameters(seed)
     result = SimulationResult(params, vectorised=vectorised)
     names = [str(i) for i in range(len(partitions))]
+    cluster = None
+    if backend == "ray":
+        from concord.federation.spread import Cluster
+
+        cluster = Cluster(task.name, x, y, partitions, workers, address)
+    elif backend != "local":
+        raise UnknownBackend(backend=backend)
     for r in range(1, rounds + 1):
         started = time.perf_counter()
         chosen = [int(c) for c in strategy.select(r, names, clients_per_round, seed)]
         config = strategy.configure(r, local)
         seeds = [client_seed(seed, r, c) for c in chosen]
-        updates: Iterator[ClientUpdate]
-        if vectorised and isinstance(task, LogisticRegression):
-            updates = _cohorts(task, params, x, y, partitions, chosen, config, seeds, cohort)
-        elif vectorised and isinstance(task, NetworkTask) and _batchable(task):
-            try:
-                # Trained in full here, so that a model found not to vectorise is retried
-                # by the loop before any of its updates reach the strategy.
-                updates = iter(
-                    list(
-                        _network_cohorts(
-                            task, params, x, y, partitions, chosen, config, seeds, cohort
-                        )
-                    )
-                )
-            except NotVectorisable:
-                _LOOPED.add(task.name)
-                updates = _loop(task, params, x, y, partitions, chosen, config, seeds)
+        if cluster is not None:
+            updates = cluster.updates(params, chosen, config, seeds, cohort, vectorised)
         else:
-            updates = _loop(task, params, x, y, partitions, chosen, config, seeds)
+            updates = local_updates(
+                task, params, x, y, partitions, chosen, config, seeds, cohort, vectorised
+            )
         if vectorised and isinstance(task, NetworkTask) and not _batchable(task):
             result.vectorised = False
         params = strategy.aggregate(

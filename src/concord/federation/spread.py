@@ -1,0 +1,127 @@
+"""The simulator's optional Ray backend: a round's cohorts train in parallel worker processes
+(on this machine, or on a Ray cluster the secretariat runs) instead of one after the other.
+
+Each worker loads the task by name from its own installed entry points, and trains its share
+of the clients with the same cohort code as the local backend, so the results agree (tested).
+Ray moves arrays between its own processes with its object store and pickle: use it only on
+machines you control. It never touches members' nodes, which speak safetensors over HTTPS.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from concord.errors import N_, Unavailable
+from concord.federation.parameters import Parameters
+from concord.federation.strategies.base import ClientUpdate
+
+
+class RayMissing(Unavailable):
+    code = "federation.ray_missing"
+    message = N_("The Ray backend needs Ray: pip install 'concord[ray]'.")
+
+
+def start(workers: int | None = None, address: str | None = None) -> None:
+    """Starts (or joins, with `address`) Ray once per process."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise RayMissing() from exc
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    else:
+        ray.init(
+            num_cpus=workers or os.cpu_count() or 1,
+            include_dashboard=False,
+            log_to_driver=False,
+        )
+
+
+class Cluster:
+    """The data of one simulation, put once into Ray's object store."""
+
+    def __init__(
+        self,
+        task_name: str,
+        x: NDArray[Any],
+        y: NDArray[Any],
+        partitions: list[NDArray[np.int64]],
+        workers: int | None = None,
+        address: str | None = None,
+    ) -> None:
+        start(workers, address)
+        import ray
+
+        self.task_name = task_name
+        self.x, self.y = ray.put(x), ray.put(y)
+        self.partitions = ray.put(partitions)
+        self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        self._remote = ray.remote(_train_share)
+
+    def updates(
+        self,
+        params: Parameters,
+        chosen: list[int],
+        config: dict[str, Any],
+        seeds: list[int],
+        cohort: int,
+        vectorised: bool,
+    ) -> Iterator[ClientUpdate]:
+        """The round's updates, in the order of `chosen`, as each share comes back."""
+        import ray
+
+        # At least one share per worker, and none larger than a cohort.
+        shares = max(self.workers, math.ceil(len(chosen) / cohort))
+        size = math.ceil(len(chosen) / shares) if chosen else 1
+        params_ref = ray.put(params)
+        futures = [
+            self._remote.remote(
+                self.task_name,
+                params_ref,
+                self.x,
+                self.y,
+                self.partitions,
+                chosen[i : i + size],
+                config,
+                seeds[i : i + size],
+                cohort,
+                vectorised,
+            )
+            for i in range(0, len(chosen), size)
+        ]
+        for future in futures:
+            for parameters, examples, client in ray.get(future):
+                yield ClientUpdate(parameters, examples, client)
+
+
+def _train_share(
+    task_name: str,
+    params: Parameters,
+    x: NDArray[Any],
+    y: NDArray[Any],
+    partitions: list[NDArray[np.int64]],
+    chosen: list[int],
+    config: dict[str, Any],
+    seeds: list[int],
+    cohort: int,
+    vectorised: bool,
+) -> list[tuple[Parameters, int, str]]:
+    """In a Ray worker: the local backend's training of some of the round's clients."""
+    from concord.federation.simulation import local_updates
+    from concord.federation.tasks.base import load_task
+
+    task = load_task(task_name)
+    return [
+        (u.parameters, u.num_examples, u.client)
+        for u in local_updates(
+            task, params, x, y, partitions, chosen, config, seeds, cohort, vectorised
+        )
+    ]
