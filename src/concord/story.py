@@ -448,6 +448,9 @@ def _drawing(image: Any) -> str:
         return ""
     shades = " ░▒▓█"
     rows = pixels.reshape(side, side).clip(0, 1)
+    if side > 16:  # MNIST's 28 × 28: average 2 × 2 blocks so the drawing fits a terminal
+        half = side // 2
+        rows = rows[: half * 2, : half * 2].reshape(half, 2, half, 2).mean(axis=(1, 3))
     return "\n".join(
         "    " + "".join(shades[int(v * (len(shades) - 1))] * 2 for v in row) for row in rows
     )

@@ -10,14 +10,19 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import ExitStack
+from typing import Any
 
 import uvicorn
+from numpy.typing import NDArray
 from sqlalchemy import select
 
 from concord.errors import N_
 from concord.federation import data
 from concord.federation.tables import Job
+from concord.federation.tasks.base import load_task
 from concord.federation.tasks.logreg import DigitsLogReg
+from concord.federation.tasks.mnist import MnistTask
 from concord.governance.jobspec import JobSpec
 from concord.members.tables import Member
 from concord.seeding import World
@@ -31,6 +36,35 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
+def _training_data(task: Any) -> tuple[NDArray[Any], NDArray[Any]]:
+    """What the demo hands out to the members' sites: MNIST's training set, or the digits."""
+    if isinstance(task, MnistTask):
+        return task.dataset()
+    x, y, _xt, _yt = DigitsLogReg().split()
+    return x, y
+
+
+def _until_done(world: World, job_id: int, nodes: list[subprocess.Popen[bytes]]) -> None:
+    """Waits for the job to finish (or every node to stop), then stops the nodes."""
+    deadline = time.monotonic() + 900
+    try:
+        while time.monotonic() < deadline and any(n.poll() is None for n in nodes):
+            with world.sessions() as db:
+                job = db.get(Job, job_id)
+                if job is None or job.status != "running":
+                    break
+            time.sleep(0.5)
+    finally:
+        for node in nodes:
+            if node.poll() is None:
+                node.terminate()
+        for node in nodes:
+            try:
+                node.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                node.kill()
+
+
 def seed(world: World) -> None:
     with world.sessions() as db:
         job = db.scalars(select(Job).where(Job.status == "running").order_by(Job.id)).first()
@@ -41,7 +75,8 @@ def seed(world: World) -> None:
         slugs = [s for s in spec.participants.members if s in members]
         job_id = job.id
     tokens = world.facts.get("tokens", {})
-    x, y, _xt, _yt = DigitsLogReg().split()
+    x, y = _training_data(load_task(spec.task))
+    # Dirichlet(1): each member holds its own mix of digits, as real sites would.
     parts = data.dirichlet(y, len(slugs), alpha=1.0, seed=7)
     sites = world.settings.data_dir / "nodes"
     for slug, part in zip(slugs, parts, strict=True):
@@ -57,6 +92,7 @@ def seed(world: World) -> None:
     while not server.started:
         time.sleep(0.05)
     hub = f"http://127.0.0.1:{port}"
+    logs = ExitStack()
     try:
         # Our own interpreter and arguments we build: no untrusted input.
         nodes = [
@@ -76,18 +112,22 @@ def seed(world: World) -> None:
                     tokens[slug],
                     "--key-file",
                     str(world.keys_dir / f"{slug}.pem"),
+                    # A node not chosen for a round idles while the others train: it must
+                    # not leave before the job is done; the loop below stops the nodes.
                     "--idle-exit",
-                    "5",
+                    "120",
                 ],
-                env={**os.environ},
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                # Five nodes share this machine: one thread each, not five fighting for two
+                # cores; each node's log stays beside its data.
+                env={**os.environ, "OMP_NUM_THREADS": "1"},
+                stdout=logs.enter_context((sites / slug / "node.log").open("ab")),
+                stderr=subprocess.STDOUT,
             )
             for slug in slugs
         ]
-        for node in nodes:
-            node.wait(timeout=600)
+        _until_done(world, job_id, nodes)
     finally:
+        logs.close()
         server.should_exit = True
         thread.join(timeout=10)
     with world.sessions() as db:

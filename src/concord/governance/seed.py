@@ -57,12 +57,12 @@ STANDARD_RULES: dict[str, Any] = {
 }
 
 PROJECT_SPEC: dict[str, Any] = {
-    "task": "logreg-digits",
+    "task": "mnist-2nn",
     "participants": {"members": ["kenya", "brazil", "india", "france", "germany"]},
     "rounds": 5,
     "min_participants": 3,
     "strategy": {"name": "fedavg"},
-    "local": {"epochs": 1, "batch_size": 32, "learning_rate": 0.1},
+    "local": {"epochs": 1, "batch_size": 10, "learning_rate": 0.05},
     "publish_as": "india/handwritten-digits",
     "licence": "Apache-2.0",
 }

@@ -117,6 +117,17 @@ class NetworkTask:
         return TrainResult(result, n, {"loss": float(loss.detach())})
 
     @torch.no_grad()
+    def predict(self, params: Parameters, x: NDArray[Any]) -> NDArray[np.int64]:
+        """The most likely class of each example."""
+        model = self.load(params).eval()
+        inputs = torch.from_numpy(as_inputs(x))
+        labels = [
+            model(inputs[first : first + EVAL_BATCH]).argmax(dim=1)
+            for first in range(0, len(inputs), EVAL_BATCH)
+        ]
+        return torch.cat(labels).numpy().astype(np.int64) if labels else np.zeros(0, np.int64)
+
+    @torch.no_grad()
     def evaluate(self, params: Parameters, data: TaskData) -> EvalResult:
         x = data.x_test if data.x_test is not None else data.x
         y = data.y_test if data.y_test is not None else data.y
