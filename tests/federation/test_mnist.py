@@ -183,3 +183,33 @@ def test_the_cnn_under_vmap_equals_the_plain_loop(digits: mnist.Mnist) -> None:
         plain = task.train(params, TaskData(xc, yc), {**config, "seed": seed}).parameters
         for k in plain:
             assert np.allclose(model[k], plain[k], atol=1e-5), k
+
+
+def test_the_hub_evaluates_only_the_rounds_the_spec_asks(
+    cache_dir: Path, digits: mnist.Mnist, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from concord.federation import jobs
+    from concord.federation.tables import Update
+    from concord.federation.tasks.base import load_task
+    from concord.governance.jobspec import JobSpec
+
+    monkeypatch.setattr(mnist, "default_cache_dir", lambda: cache_dir)
+    params = load_task("logreg-mnist").init_parameters(0)
+    reported = [Update(metrics={"accuracy": 0.5}, examples=10)]
+
+    def scored(every: int, number: int) -> dict[str, float]:
+        spec = JobSpec.model_validate(
+            {
+                "task": "logreg-mnist",
+                "participants": {"members": ["kenya"]},
+                "rounds": 4,
+                "evaluate_every": every,
+            }
+        )
+        return jobs._evaluate(spec, params, reported, 10, number)
+
+    assert scored(2, 1) == {"accuracy": 0.5}  # not due: the nodes' own figures
+    on_test = scored(2, 2)
+    assert "loss" in on_test and on_test["accuracy"] != 0.5  # the 10,000 public test digits
+    assert "loss" in scored(3, 4)  # the last round is always scored
+    assert scored(0, 4) == {"accuracy": 0.5}  # 0: never

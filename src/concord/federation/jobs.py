@@ -353,7 +353,7 @@ def _close(
         write_safetensors(folder(settings) / job.server_state, state)
     prometheus.count("round")
     examples = sum(u.examples for u in updates)
-    metrics = _evaluate(spec, aggregate, updates, examples)
+    metrics = _evaluate(spec, aggregate, updates, examples, row.number)
     row.status, row.closed_at, row.examples = "closed", utcnow(), examples
     row.metrics, row.digest = metrics, sha
     members = {
@@ -392,13 +392,15 @@ def _strategy(settings: Settings, job: Job, spec: JobSpec) -> Strategy:
 
 
 def _evaluate(
-    spec: JobSpec, params: Parameters, updates: list[Update], examples: int
+    spec: JobSpec, params: Parameters, updates: list[Update], examples: int, number: int
 ) -> dict[str, float]:
-    """The hub evaluates on a public test split when the task has one; otherwise the nodes'
+    """The hub evaluates on a public test split when the task has one and the spec asks for
+    this round (every `evaluate_every` rounds and the last; 0: never); otherwise the nodes'
     own evaluations, weighted by their examples."""
     task = load_task(spec.task)
     public = getattr(task, "public_test", None)
-    if public is not None:
+    due = spec.evaluate_every > 0 and (number % spec.evaluate_every == 0 or number >= spec.rounds)
+    if public is not None and due:
         x, y = public()
         result = task.evaluate(params, TaskData(x, y))
         return {
