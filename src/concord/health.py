@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
-from urllib.parse import urlparse
-
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from concord.config import Settings
 from concord.db import is_current
 from concord.metrics import exposition
 
@@ -37,23 +33,19 @@ def readyz(request: Request) -> Response:
         checks["schema"] = "ok" if request.app.state.schema_current else "run `concord init`"
     except Exception as exc:  # any failure means not ready; say which
         checks["database"] = f"unreachable: {type(exc).__name__}"
-    checks["store"] = _store_check(request.app.state.settings.storage())
+    checks["store"] = _store_check(request.app.state.settings)
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
 
-def _store_check(url: str) -> str:
-    parsed = urlparse(url)
-    if parsed.scheme != "file":
-        return "ok"  # remote stores are checked by their own backend on use
-    folder = Path(parsed.path)
+def _store_check(settings: Settings) -> str:
+    from concord.commons.chunks import open_store
+    from concord.errors import ConcordError
+
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".ready-") as handle:
-            handle.write(b"ok")
-            os.fsync(handle.fileno())
-    except OSError as exc:
-        return f"not writable: {exc.strerror}"
+        open_store(settings).backend.probe()
+    except ConcordError as exc:
+        return f"not ready: {exc.render()}"
     return "ok"
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import tarfile
 from pathlib import Path
 
+import numpy as np
 import pytest
+from safetensors.numpy import save
 from sqlalchemy import func, select
 
 from concord.commons import repositories as repos
 from concord.commons.chunks import ChunkStore
-from concord.commons.mirror import BadBundle, export_bundle, import_bundle, mirror
+from concord.commons.mirror import BadBundle, export_bundle, import_bundle, mirror, runs
 from concord.commons.tables import Repository, Revision
 from concord.config import Settings
 from concord.db import make_engine, make_sessionmaker, upgrade
@@ -69,6 +71,43 @@ def test_mirror_copies_only_missing_chunks_and_keeps_hashes(
         weights = repos.file(db, repo, head, "model.safetensors")
         assert b"".join(store.stream(db, weights)) == safetensors_bytes(1, 200)
     assert 0 < again < copied  # the weights' chunks were already there
+
+
+def test_runs_group_neighbouring_chunks_up_to_a_limit() -> None:
+    wanted = [("a", 0, 10), ("b", 10, 10), ("c", 20, 10), ("d", 40, 10), ("e", 50, 30)]
+    assert [[name for name, _o, _l in run] for run in runs(wanted, limit=25)] == [
+        ["a", "b"],
+        ["c"],
+        ["d"],
+        ["e"],
+    ]
+    assert [len(run) for run in runs(wanted, limit=100)] == [3, 2]  # the gap at 30–40 splits
+    assert list(runs([])) == []
+
+
+def test_mirror_fetches_a_changed_middle_by_range(live_server, client, make, second_hub) -> None:
+    """A fine-tune that changes one tensor between two unchanged ones: the mirror asks for the
+    changed bytes in the middle of the file and rebuilds it exactly."""
+    _settings, sessions, store = second_hub
+    kenya = make.delegate("kenya", "KE")
+    rng = np.random.default_rng(3)
+    tensors = {f"t{i}": rng.standard_normal((256, 256)).astype(np.float32) for i in range(3)}
+    publish(client, kenya, "kenya", "big", {"model.safetensors": save(tensors)})
+    with sessions() as db:
+        first = mirror(db, store, live_server, "kenya/big")
+        db.commit()
+    tensors["t1"] = tensors["t1"] + 1.0
+    tuned = save(tensors)
+    publish(client, kenya, "kenya", "big", {"model.safetensors": tuned}, create=False)
+    with sessions() as db:
+        second = mirror(db, store, live_server, "kenya/big")
+        db.commit()
+        repo = repos.require(db, "model", "kenya", "big")
+        head = repos.head(db, repo)
+        assert head is not None
+        weights = repos.file(db, repo, head, "model.safetensors")
+        assert b"".join(store.stream(db, weights)) == tuned
+    assert 0 < second < first
 
 
 def test_bundle_round_trip_and_refusals(

@@ -139,3 +139,15 @@ def test_kill_9_then_resume_downloads_only_what_is_missing(live_server, make, tm
         hashlib.sha256((dest / "model.safetensors").read_bytes()).hexdigest()
         == hashlib.sha256(data).hexdigest()
     )
+
+
+def test_unknown_repository_or_unreachable_hub_give_coded_errors(live_server, tmp_path) -> None:
+    from tests.conftest import free_port
+
+    from concord.errors import HubUnreachable, RemoteError
+
+    with pytest.raises(RemoteError) as unknown:
+        pull(live_server, "kenya/nothing-here", to=tmp_path / "a")
+    assert unknown.value.status == 404 and unknown.value.code.startswith("commons.")
+    with pytest.raises(HubUnreachable):
+        pull(f"http://127.0.0.1:{free_port()}", "kenya/asr", to=tmp_path / "b")

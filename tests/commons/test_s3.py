@@ -60,6 +60,15 @@ def test_push_then_ranges_pull_and_hf_client_from_s3(
     assert Path(path).read_bytes() == weights
 
 
+def test_readiness_probes_the_bucket(client, s3_bucket, moto_endpoint) -> None:
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"]["store"] == "ok"
+    boto3.client("s3", endpoint_url=moto_endpoint).delete_bucket(Bucket=s3_bucket)
+    gone = client.get("/readyz")
+    assert gone.status_code == 503
+    assert s3_bucket in gone.json()["checks"]["store"]
+
+
 def test_a_corrupted_object_is_refused_on_read(
     client, live_server, make, s3_bucket, moto_endpoint, tmp_path
 ) -> None:

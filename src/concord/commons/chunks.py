@@ -17,6 +17,7 @@ import os
 import queue
 import secrets
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from concord.db import utcnow
 from concord.errors import N_, Unavailable
 
 AVERAGE = 64 * 1024
-READ = 4 * 1024 * 1024
+READ = 16 * 1024 * 1024  # bytes of neighbouring chunks read (or mapped) at once
 BLOCK = 8 * 1024 * 1024  # bytes read at a time while cutting
 PACK = 64 * 1024 * 1024
 LOOKUP = 900  # names per IN (…) query: under SQLite's variable limit
@@ -192,8 +193,9 @@ class ChunkStore:
 
     def stream(
         self, session: Session, blob: Blob, start: int = 0, end: int | None = None
-    ) -> Iterator[bytes]:
-        """The bytes [start, end) of a blob, each chunk verified, yielded in ~4 MiB pieces.
+    ) -> Iterator[memoryview]:
+        """The bytes [start, end) of a blob, each chunk verified, yielded in pieces of up to
+        16 MiB (views of the store: pass them on or copy them, do not keep many).
 
         Only the chunks that overlap the range are looked up, and they are looked up now, so
         the iterator never touches the database: a slow download must not keep a transaction
@@ -212,7 +214,7 @@ class ChunkStore:
 
     def _read(
         self, chunks: list[tuple[str, int]], locations: dict[str, Location], start: int, end: int
-    ) -> Iterator[bytes]:
+    ) -> Iterator[memoryview]:
         for first, data, _names in self._runs(chunks, locations, start, end):
             skip = max(0, start - first)
             last = min(len(data), end - first)
@@ -220,7 +222,7 @@ class ChunkStore:
 
     def _runs(
         self, chunks: list[tuple[str, int]], locations: dict[str, Location], start: int, end: int
-    ) -> Iterator[tuple[int, bytes, list[tuple[str, int]]]]:
+    ) -> Iterator[tuple[int, memoryview, list[tuple[str, int]]]]:
         """Runs of chunks that lie back to back in one pack, each read with one ranged read
         and every chunk in it verified: (file offset of the run, its bytes, its chunks)."""
         offset = 0
@@ -249,12 +251,11 @@ class ChunkStore:
                 names.append(chunks[stop])
                 size += chunks[stop][1]
                 stop += 1
-            data = self.backend.read(pack_object(head.pack), head.offset, size)
-            view = memoryview(data)
+            data = self.backend.view(pack_object(head.pack), head.offset, size)
             position = 0
             for chunk_name, chunk_length in names:
                 if (
-                    blake3.blake3(view[position : position + chunk_length]).hexdigest()
+                    blake3.blake3(data[position : position + chunk_length]).hexdigest()
                     != chunk_name
                 ):
                     raise CorruptChunk(chunk=chunk_name)
@@ -263,7 +264,7 @@ class ChunkStore:
             offset += size
             index = stop
 
-    def chunks(self, session: Session, names: Iterable[str]) -> Iterator[tuple[str, bytes]]:
+    def chunks(self, session: Session, names: Iterable[str]) -> Iterator[tuple[str, memoryview]]:
         """The named chunks in order, verified, read in runs where they lie together."""
         listed = [(name, 0) for name in names]
         locations = _locations(session, [n for n, _ in listed])
@@ -293,6 +294,44 @@ class ChunkStore:
         writer = self.writer(session)
         writer.add(name, data)
         writer.seal()
+
+
+@dataclass
+class Swept:
+    packs: int = 0
+    scratch_files: int = 0
+    bytes: int = 0
+
+
+def sweep(session: Session, store: ChunkStore, older_than_s: float) -> Swept:
+    """Deletes what a killed process left behind: packs that no chunk row names and scratch
+    files (half-written packs, uploads being cut), if older than `older_than_s`.
+
+    A pack is stored before the transaction that names its chunks commits, so a crash between
+    the two leaves an unreferenced pack: wasted space, never a row naming a missing pack. The
+    age guard spares packs whose transaction is still open (a mirror over a slow link writes
+    packs long before it commits): keep it above the longest mirror or import you run.
+    """
+    swept = Swept()
+    cutoff = time.time() - older_than_s
+    named = {pack_object(pack) for pack in session.scalars(select(Chunk.pack).distinct())}
+    for name, size, written in list(store.backend.objects()):
+        if written < cutoff and name not in named:
+            # Checked again just before deleting: a commit may have named it since the listing.
+            pack = name.removeprefix("packs/").removesuffix(".pack")
+            if session.scalar(select(Chunk.hash).where(Chunk.pack == pack).limit(1)) is None:
+                store.backend.delete(name)
+                swept.packs += 1
+                swept.bytes += size
+    for entry in os.scandir(store.scratch()):
+        if not entry.name.startswith((".pack-", ".upload-")):
+            continue
+        status = entry.stat()
+        if status.st_mtime < cutoff:
+            swept.scratch_files += 1
+            swept.bytes += status.st_size
+            Path(entry.path).unlink(missing_ok=True)
+    return swept
 
 
 def open_store(settings: Settings) -> ChunkStore:

@@ -25,6 +25,7 @@ def register(app: typer.Typer) -> None:
     app.command("push")(push)
     app.command("pull")(pull_command)
     app.command("mirror")(mirror_command)
+    app.command("sweep")(sweep_command)
     app.add_typer(repo_app, name="repo")
     app.add_typer(bundle_app, name="bundle")
 
@@ -51,6 +52,23 @@ def mirror_command(
             copied = mirror(db, store, source, ref, kind)
             db.commit()
         out.print(f"[green]mirrored[/] {ref} from {source}: {copied} chunks copied")
+
+
+def sweep_command(
+    older_than: float = typer.Option(
+        24.0, "--older-than", min=0.0, help="Hours: spare anything younger (open transactions)."
+    ),
+) -> None:
+    """Free the space a killed process left: unreferenced packs and stale scratch files."""
+    from concord.commons.chunks import sweep
+
+    sessions, store = _local()
+    with sessions() as db:
+        swept = sweep(db, store, older_than * 3600)
+    out.print(
+        f"[green]swept[/] {swept.packs} unreferenced packs and {swept.scratch_files} "
+        f"scratch files: {swept.bytes / 1e6:.1f} MB freed"
+    )
 
 
 @bundle_app.command("export")

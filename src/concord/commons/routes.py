@@ -282,7 +282,7 @@ def content(
     db.rollback()  # end the read transaction before the bytes flow
     # The first block is read (and verified) before the status line goes out, so a corrupt or
     # unreachable store answers with its coded error rather than a cut-off 200.
-    opening = next(body, b"")
+    opening = next(body, memoryview(b""))
     metrics.count("download")
     return StreamingResponse(
         _counted(itertools.chain((opening,), body)),
@@ -292,7 +292,7 @@ def content(
     )
 
 
-def _counted(body: Iterator[bytes]) -> Iterator[bytes]:
+def _counted(body: Iterator[memoryview]) -> Iterator[memoryview]:
     """Counts bytes as they are sent, so an interrupted download counts what really left."""
     for piece in body:
         metrics.moved("out", len(piece))
