@@ -225,7 +225,11 @@ def free_port() -> int:
 def live_server(app: FastAPI) -> Iterator[str]:
     """The app served by a real Uvicorn on 127.0.0.1, in a thread of this process."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    # A node's long poll may still be open at teardown: give it 2 s, not its full 30.
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2
+    )
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

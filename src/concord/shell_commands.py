@@ -47,6 +47,8 @@ def serve(
         port=port or settings.port,
         workers=workers,
         log_level="info",
+        # Nodes long-poll for up to 30 s and retry on their own: do not wait for them to stop.
+        timeout_graceful_shutdown=5,
     )
 
 

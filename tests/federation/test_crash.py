@@ -234,6 +234,20 @@ def _wait_for(condition, timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
+def _settled(read, quiet: float, timeout: float):
+    """The value `read` returns once it has not changed for `quiet` seconds."""
+    deadline = time.monotonic() + timeout
+    value, since = read(), time.monotonic()
+    while time.monotonic() - since < quiet:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still changing after {timeout} s: {value!r}")
+        time.sleep(0.2)
+        now = read()
+        if now != value:
+            value, since = now, time.monotonic()
+    return value
+
+
 def _rounds(db, job_id: int) -> list[Round]:
     return list(db.scalars(select(Round).where(Round.job_id == job_id).order_by(Round.id)).all())
 
@@ -435,7 +449,9 @@ def test_a_killed_node_loses_only_its_own_round(hub, make, sessions, settings, d
         _wait_for(lambda: sent() is not None, 120, "norway's first update")
         processes["norway"].kill()
         processes["norway"].wait(timeout=10)
-        delivered = sent()
+        # An update whose body had reached the hub before the kill is still stored after it;
+        # what norway delivered is only known once nothing more arrives.
+        delivered = _settled(sent, quiet=3.0, timeout=30)
         assert delivered is not None
         lost = delivered + 1
         _wait_for(lambda: done() >= min(lost, 4), 60, "the lost round")
@@ -460,4 +476,5 @@ def test_a_killed_node_loses_only_its_own_round(hub, make, sessions, settings, d
     assert norway in per_round[delivered]
     if lost <= 4:
         assert norway not in per_round[lost] and len(per_round[lost]) == 2
-    assert all(len(members) >= 2 for members in per_round.values())
+    # (A round opens once two nodes have registered, so the third may not be chosen for it.)
+    assert all(set(r.participants) - {norway} <= per_round[r.number] for r in closed)

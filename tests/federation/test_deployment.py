@@ -232,3 +232,32 @@ def test_site_policy_declines(policy, tmp_path) -> None:
     rules = SitePolicy.read(path)
     assert not rules.allows({"task": "logreg-digits", "reference": "CP-2026-1"})
     assert SitePolicy().allows({"task": "logreg-digits", "reference": "CP-2026-1"})
+
+
+def test_idle_time_counts_only_empty_answers(monkeypatch) -> None:
+    """A node's --idle-exit counts the hub's "no work" answers in a row; time while the hub
+    was unreachable (a restart) starts the count again, so the node does not quit on return."""
+    from concord.errors import HubUnreachable
+    from concord.federation import node
+
+    clock = [100.0]
+    monkeypatch.setattr(node.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(node.time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
+    idle = node.Idle(3.0)
+    assert not idle.expired()  # the first empty answer starts the count
+    clock[0] += 2.0
+    assert not idle.expired()
+    # The hub goes away for 10 s: the node keeps retrying, and the count starts again.
+    attempts = iter([HubUnreachable(url="h", reason="down")] * 3 + [None])
+
+    def poll() -> None:
+        outcome = next(attempts)
+        if outcome is not None:
+            clock[0] += 3.0
+            raise outcome
+
+    node.retrying(poll, on_failure=idle.reset)
+    assert not idle.expired()  # back, and no work yet: not idle for long
+    clock[0] += 3.5
+    assert idle.expired()
+    assert not node.Idle(None).expired()  # no limit: never

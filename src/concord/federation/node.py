@@ -108,14 +108,16 @@ def run_node(
     report = NodeReport()
     available = sorted(installed())
     declined: set[tuple[int, int]] = set()
-    idle_since = time.monotonic()
+    idle = Idle(idle_exit)
     with HubClient(hub, token, timeout=wait + 60) as client:
         country = retrying(lambda: client.get(f"/api/members/{member}"))["country"]["iso3"]
         retrying(lambda: register(client, member, available, private))
         while True:
-            work = retrying(lambda: _poll(client, member, available, private, wait))
+            work = retrying(
+                lambda: _poll(client, member, available, private, wait), on_failure=idle.reset
+            )
             if not work:
-                if idle_exit is not None and time.monotonic() - idle_since > idle_exit:
+                if idle.expired():
                     return report
                 continue
             key = (int(work["job"]), int(work["round"]))
@@ -131,7 +133,7 @@ def run_node(
                 report.trained.append(key)
             else:
                 report.lost.append(key)
-            idle_since = time.monotonic()
+            idle.reset()
             if once or (max_rounds is not None and len(report.trained) >= max_rounds):
                 return report
 
@@ -159,7 +161,30 @@ def _poll(client: HubClient, member: str, tasks: list[str], private: Any, wait: 
         return None
 
 
-def retrying(call: Callable[[], T], until: float | None = None) -> T:
+class Idle:
+    """How long the hub has answered "no work" in a row. Time while the hub is unreachable
+    does not count: a node riding out a hub restart must not give up on its first answer."""
+
+    def __init__(self, limit: float | None) -> None:
+        self.limit = limit
+        self.since: float | None = None
+
+    def reset(self) -> None:
+        self.since = None
+
+    def expired(self) -> bool:
+        """Counts one empty answer; True once they have lasted longer than the limit."""
+        now = time.monotonic()
+        if self.since is None:
+            self.since = now
+        return self.limit is not None and now - self.since > self.limit
+
+
+def retrying(
+    call: Callable[[], T],
+    until: float | None = None,
+    on_failure: Callable[[], None] | None = None,
+) -> T:
     """`call()`, again and again while the hub is unreachable or unavailable (restarting),
     pausing longer each time; past `until` (a `time.monotonic()`), the last error is raised."""
     pause = 0.5
@@ -169,6 +194,8 @@ def retrying(call: Callable[[], T], until: float | None = None) -> T:
         except (HubUnreachable, RemoteError) as exc:
             if isinstance(exc, RemoteError) and exc.status not in (502, 503, 504):
                 raise
+            if on_failure is not None:
+                on_failure()
             if until is not None and time.monotonic() > until:
                 raise
             log.warning("hub not reachable (%s); trying again in %.1f s", exc, pause)

@@ -56,6 +56,41 @@ class SimulationResult:
     vectorised: bool = True  # False when the model had to fall back to the loop
 
 
+@dataclass(frozen=True)
+class Clients:
+    """Every simulated client's data: all examples, and each client's indices into them."""
+
+    x: NDArray[Any]
+    y: NDArray[Any]
+    partitions: list[NDArray[np.int64]]
+
+    def data(self, c: int) -> tuple[NDArray[Any], NDArray[Any]]:
+        return self.x[self.partitions[c]], self.y[self.partitions[c]]
+
+    def stacks(self, chosen: list[int]) -> tuple[list[NDArray[Any]], list[NDArray[Any]]]:
+        """The chosen clients' inputs and labels, as two lists (for a batched step)."""
+        pairs = [self.data(c) for c in chosen]
+        return [x for x, _y in pairs], [y for _x, y in pairs]
+
+    def size(self, c: int) -> int:
+        return len(self.partitions[c])
+
+
+@dataclass(frozen=True)
+class Work:
+    """A round's local training: which clients, with what settings, and each client's seed."""
+
+    chosen: list[int]
+    config: dict[str, Any]
+    seeds: list[int]
+
+    def shares(self, size: int) -> Iterator[Work]:
+        """The work cut into consecutive shares of at most `size` clients."""
+        for start in range(0, len(self.chosen), size):
+            end = start + size
+            yield Work(self.chosen[start:end], self.config, self.seeds[start:end])
+
+
 # Tasks found not to run under vmap: asked once per process, not once per round.
 _LOOPED: set[str] = set()
 
@@ -141,63 +176,38 @@ def batched_logreg(
 
 
 def _cohorts(
-    task: LogisticRegression,
-    params: Parameters,
-    x: F,
-    y: NDArray[Any],
-    partitions: list[NDArray[np.int64]],
-    chosen: list[int],
-    config: dict[str, Any],
-    seeds: list[int],
-    cohort: int,
+    task: LogisticRegression, params: Parameters, clients: Clients, work: Work, cohort: int
 ) -> Iterator[ClientUpdate]:
     """Trains the chosen clients `cohort` at a time and yields their updates, so memory
     grows with the cohort, not with the number of clients."""
-    for start in range(0, len(chosen), cohort):
-        group = chosen[start : start + cohort]
+    config = work.config
+    for group in work.shares(cohort):
         w, b = batched_logreg(
             params["weight"].astype(np.float64),
             params["bias"].astype(np.float64),
-            [x[partitions[c]] for c in group],
-            [y[partitions[c]] for c in group],
+            *clients.stacks(group.chosen),
             task.classes,
             epochs=int(config.get("epochs", 1)),
             batch_size=int(config.get("batch_size", 10)),
             lr=float(config.get("learning_rate", 0.1)),
             mu=float(config.get("proximal_mu", 0.0)),
-            seeds=seeds[start : start + cohort],
+            seeds=group.seeds,
         )
-        for i, c in enumerate(group):
+        for i, c in enumerate(group.chosen):
             yield ClientUpdate(
                 {"weight": w[i].astype(np.float32), "bias": b[i].astype(np.float32)},
-                len(partitions[c]),
+                clients.size(c),
                 str(c),
             )
 
 
 def _network_cohorts(
-    task: NetworkTask,
-    params: Parameters,
-    x: NDArray[Any],
-    y: NDArray[Any],
-    partitions: list[NDArray[np.int64]],
-    chosen: list[int],
-    config: dict[str, Any],
-    seeds: list[int],
-    cohort: int,
+    task: NetworkTask, params: Parameters, clients: Clients, work: Work, cohort: int
 ) -> Iterator[ClientUpdate]:
-    for start in range(0, len(chosen), cohort):
-        group = chosen[start : start + cohort]
-        models = train_cohort(
-            task,
-            params,
-            [x[partitions[c]] for c in group],
-            [y[partitions[c]] for c in group],
-            config,
-            seeds[start : start + cohort],
-        )
-        for c, model in zip(group, models, strict=True):
-            yield ClientUpdate(model, len(partitions[c]), str(c))
+    for group in work.shares(cohort):
+        models = train_cohort(task, params, *clients.stacks(group.chosen), work.config, group.seeds)
+        for c, model in zip(group.chosen, models, strict=True):
+            yield ClientUpdate(model, clients.size(c), str(c))
 
 
 def _batchable(task: NetworkTask) -> bool:
@@ -205,49 +215,33 @@ def _batchable(task: NetworkTask) -> bool:
 
 
 def _loop(
-    task: SimulatedTask,
-    params: Parameters,
-    x: NDArray[Any],
-    y: NDArray[Any],
-    partitions: list[NDArray[np.int64]],
-    chosen: list[int],
-    config: dict[str, Any],
-    seeds: list[int],
+    task: SimulatedTask, params: Parameters, clients: Clients, work: Work
 ) -> Iterator[ClientUpdate]:
     """The plain way: each client trains as a node would, one after the other."""
-    for c, s in zip(chosen, seeds, strict=True):
-        data = TaskData(x[partitions[c]], y[partitions[c]])
-        result = task.train(params, data, {**config, "seed": s})
-        yield ClientUpdate(result.parameters, len(partitions[c]), str(c))
+    for c, s in zip(work.chosen, work.seeds, strict=True):
+        result = task.train(params, TaskData(*clients.data(c)), {**work.config, "seed": s})
+        yield ClientUpdate(result.parameters, clients.size(c), str(c))
 
 
 def local_updates(
     task: SimulatedTask,
     params: Parameters,
-    x: NDArray[Any],
-    y: NDArray[Any],
-    partitions: list[NDArray[np.int64]],
-    chosen: list[int],
-    config: dict[str, Any],
-    seeds: list[int],
+    clients: Clients,
+    work: Work,
     cohort: int,
     vectorised: bool,
 ) -> Iterator[ClientUpdate]:
     """The chosen clients' updates, trained in this process: batched where the model allows."""
     if vectorised and isinstance(task, LogisticRegression):
-        return _cohorts(task, params, x, y, partitions, chosen, config, seeds, cohort)
+        return _cohorts(task, params, clients, work, cohort)
     if vectorised and isinstance(task, NetworkTask) and _batchable(task):
         try:
             # Trained in full here, so that a model found not to vectorise is retried by the
             # loop before any of its updates reach the strategy.
-            return iter(
-                list(
-                    _network_cohorts(task, params, x, y, partitions, chosen, config, seeds, cohort)
-                )
-            )
+            return iter(list(_network_cohorts(task, params, clients, work, cohort)))
         except NotVectorisable:
             _LOOPED.add(task.name)
-    return _loop(task, params, x, y, partitions, chosen, config, seeds)
+    return _loop(task, params, clients, work)
 
 
 def simulate(
@@ -277,24 +271,22 @@ def simulate(
     params = task.init_parameters(seed)
     result = SimulationResult(params, vectorised=vectorised)
     names = [str(i) for i in range(len(partitions))]
+    clients = Clients(x, y, partitions)
     cluster = None
     if backend == "ray":
         from concord.federation.spread import Cluster
 
-        cluster = Cluster(task.name, x, y, partitions, workers, address)
+        cluster = Cluster(task.name, clients, workers, address)
     elif backend != "local":
         raise UnknownBackend(backend=backend)
     for r in range(1, rounds + 1):
         started = time.perf_counter()
         chosen = [int(c) for c in strategy.select(r, names, clients_per_round, seed)]
-        config = strategy.configure(r, local)
-        seeds = [client_seed(seed, r, c) for c in chosen]
+        work = Work(chosen, strategy.configure(r, local), [client_seed(seed, r, c) for c in chosen])
         if cluster is not None:
-            updates = cluster.updates(params, chosen, config, seeds, cohort, vectorised)
+            updates = cluster.updates(params, work, cohort, vectorised)
         else:
-            updates = local_updates(
-                task, params, x, y, partitions, chosen, config, seeds, cohort, vectorised
-            )
+            updates = local_updates(task, params, clients, work, cohort, vectorised)
         if vectorised and isinstance(task, NetworkTask) and not _batchable(task):
             result.vectorised = False
         params = strategy.aggregate(

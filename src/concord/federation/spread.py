@@ -12,14 +12,14 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator
-from typing import Any
-
-import numpy as np
-from numpy.typing import NDArray
+from typing import TYPE_CHECKING
 
 from concord.errors import N_, Unavailable
 from concord.federation.parameters import Parameters
 from concord.federation.strategies.base import ClientUpdate
+
+if TYPE_CHECKING:
+    from concord.federation.simulation import Clients, Work
 
 
 class RayMissing(Unavailable):
@@ -51,9 +51,7 @@ class Cluster:
     def __init__(
         self,
         task_name: str,
-        x: NDArray[Any],
-        y: NDArray[Any],
-        partitions: list[NDArray[np.int64]],
+        clients: Clients,
         workers: int | None = None,
         address: str | None = None,
     ) -> None:
@@ -61,41 +59,23 @@ class Cluster:
         import ray
 
         self.task_name = task_name
-        self.x, self.y = ray.put(x), ray.put(y)
-        self.partitions = ray.put(partitions)
+        self.clients = ray.put(clients)
         self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
         self._remote = ray.remote(_train_share)
 
     def updates(
-        self,
-        params: Parameters,
-        chosen: list[int],
-        config: dict[str, Any],
-        seeds: list[int],
-        cohort: int,
-        vectorised: bool,
+        self, params: Parameters, work: Work, cohort: int, vectorised: bool
     ) -> Iterator[ClientUpdate]:
         """The round's updates, in the order of `chosen`, as each share comes back."""
         import ray
 
         # At least one share per worker, and none larger than a cohort.
-        shares = max(self.workers, math.ceil(len(chosen) / cohort))
-        size = math.ceil(len(chosen) / shares) if chosen else 1
+        shares = max(self.workers, math.ceil(len(work.chosen) / cohort))
+        size = math.ceil(len(work.chosen) / shares) if work.chosen else 1
         params_ref = ray.put(params)
         futures = [
-            self._remote.remote(
-                self.task_name,
-                params_ref,
-                self.x,
-                self.y,
-                self.partitions,
-                chosen[i : i + size],
-                config,
-                seeds[i : i + size],
-                cohort,
-                vectorised,
-            )
-            for i in range(0, len(chosen), size)
+            self._remote.remote(self.task_name, params_ref, self.clients, share, cohort, vectorised)
+            for share in work.shares(size)
         ]
         for future in futures:
             for parameters, examples, client in ray.get(future):
@@ -103,16 +83,7 @@ class Cluster:
 
 
 def _train_share(
-    task_name: str,
-    params: Parameters,
-    x: NDArray[Any],
-    y: NDArray[Any],
-    partitions: list[NDArray[np.int64]],
-    chosen: list[int],
-    config: dict[str, Any],
-    seeds: list[int],
-    cohort: int,
-    vectorised: bool,
+    task_name: str, params: Parameters, clients: Clients, work: Work, cohort: int, vectorised: bool
 ) -> list[tuple[Parameters, int, str]]:
     """In a Ray worker: the local backend's training of some of the round's clients."""
     from concord.federation.simulation import local_updates
@@ -121,7 +92,5 @@ def _train_share(
     task = load_task(task_name)
     return [
         (u.parameters, u.num_examples, u.client)
-        for u in local_updates(
-            task, params, x, y, partitions, chosen, config, seeds, cohort, vectorised
-        )
+        for u in local_updates(task, params, clients, work, cohort, vectorised)
     ]
