@@ -52,7 +52,7 @@ def test_demo_tells_the_story_and_is_idempotent(settings, db) -> None:
     assert hashlib.sha256(pulled.read_bytes()).digest() == hashlib.sha256(hf.read_bytes()).digest()
     prediction = story["prediction"]
     assert 0 <= prediction["predicted"] <= 9 and 0 <= prediction["true"] <= 9
-    assert prediction["accuracy"] > 0.6  # a useful model, far above chance (0.1)
+    assert prediction["accuracy"] > 0.9  # a useful model (about 0.97 after its eight rounds)
     # Step 6: the outside audit checked every entry.
     assert any("all entries verified" in line for line in story["audit"])
     # Step 7: the dashboard counts the Hugging Face download, attributed to Kenya.
