@@ -28,7 +28,7 @@ class HubClient:
     def __exit__(self, *exc: object) -> None:
         self.http.close()
 
-    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """The hub's answer, or its coded error (or HubUnreachable)."""
         try:
             response = self.http.request(method, path, **kwargs)
@@ -40,7 +40,7 @@ class HubClient:
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Sends a request and returns its JSON, or raises the hub's coded error."""
-        response = self._send(method, path, **kwargs)
+        response = self.send(method, path, **kwargs)
         if not response.content:
             return None
         if response.headers.get("content-type", "").startswith("application/json"):
@@ -52,7 +52,7 @@ class HubClient:
 
     def get_range(self, path: str, start: int, end: int) -> bytes:
         """Bytes [start, end) of a file; anything but exactly those bytes is an error."""
-        response = self._send("GET", path, headers={"Range": f"bytes={start}-{end - 1}"})
+        response = self.send("GET", path, headers={"Range": f"bytes={start}-{end - 1}"})
         if response.status_code != 206 or len(response.content) != end - start:
             reason = f"asked for {end - start} bytes at {start}, got {len(response.content)}"
             raise HubUnreachable(url=self.url, reason=reason)

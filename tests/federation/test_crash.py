@@ -429,8 +429,7 @@ def test_a_killed_node_loses_only_its_own_round(hub, make, sessions, settings, d
 
     def start(slug: str) -> subprocess.Popen[bytes]:
         actor, folder, key = sites[slug]
-        # Idle longer than a round waits for a missing node, or the others would leave.
-        return _node_process(actor, slug, folder, key, hub.url, logs[slug], idle_exit=15)
+        return _node_process(actor, slug, folder, key, hub.url, logs[slug])
 
     def done() -> int:
         return db.get(Job, job_id, populate_existing=True).rounds_done
@@ -478,3 +477,52 @@ def test_a_killed_node_loses_only_its_own_round(hub, make, sessions, settings, d
         assert norway not in per_round[lost] and len(per_round[lost]) == 2
     # (A round opens once two nodes have registered, so the third may not be chosen for it.)
     assert all(set(r.participants) - {norway} <= per_round[r.number] for r in closed)
+
+
+def test_a_node_stays_while_its_job_waits_on_a_slower_partner(
+    hub, make, sessions, settings, db, tmp_path
+):
+    # Prepare: a one-round job of kenya and brazil; kenya runs `concord node` with a 1 s
+    # --idle-exit; brazil's node is plain HTTP calls, so the test decides when it delivers.
+    sites = _sites(make, tmp_path)
+    spec = _spec("fedavg", rounds=1, min_participants=2)
+    spec = spec.model_copy(
+        update={
+            "participants": spec.participants.model_copy(update={"members": ["kenya", "brazil"]})
+        }
+    )
+    job_id = _create(sessions, settings, spec)
+    brazil = DirectNode(sites["brazil"][0], _partitions()["brazil"], hub.url)
+    brazil.register()
+    actor, folder, key = sites["kenya"]
+    kenya = _node_process(actor, "kenya", folder, key, hub.url, tmp_path / "kenya.log", 1)
+    kenya_id = actor.member.id  # type: ignore[attr-defined]
+    try:
+        # Execute: kenya delivers; brazil holds back for four idle limits; then delivers.
+        _wait_for(
+            lambda: (
+                db.scalar(
+                    select(func.count())
+                    .select_from(Update)
+                    .join(Round, Update.round_id == Round.id)
+                    .where(Round.job_id == job_id, Update.member_id == kenya_id)
+                )
+                == 1
+            ),
+            60,
+            "kenya's update",
+        )
+        time.sleep(4)
+        still_there = kenya.poll() is None
+        work, body = brazil.train()
+        assert brazil.send(work, body).status_code == 201
+        kenya.wait(timeout=30)
+    finally:
+        kenya.kill()
+    log = (tmp_path / "kenya.log").read_text()
+
+    # Assert: kenya waited for its partner instead of leaving, then left once the job was done.
+    assert still_there, log
+    assert kenya.returncode == 0, log
+    job = db.get(Job, job_id, populate_existing=True)
+    assert job.status == "completed"

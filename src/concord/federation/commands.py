@@ -31,7 +31,10 @@ def node_command(
     policy: Path = typer.Option(None, help="Site policy (TOML): tasks and projects accepted."),
     once: bool = typer.Option(False, help="Train one round, then exit."),
     max_rounds: int = typer.Option(None, help="Exit after this many rounds."),
-    idle_exit: float = typer.Option(None, help="Exit after this many idle seconds."),
+    idle_exit: float = typer.Option(
+        None,
+        help="Exit after this many seconds with no work and no running job it takes part in.",
+    ),
     wait: float = typer.Option(
         25.0, help="Seconds each request for work waits at the hub for a round (long polling)."
     ),

@@ -147,6 +147,24 @@ def eligible(session: Session, spec: JobSpec) -> set[int]:
     return ids
 
 
+# The answer "no work" names the running jobs the node takes part in here, so that a node
+# waiting on slower partners knows it is still needed.
+WAITING_HEADER = "Concord-Jobs-Waiting"
+
+
+def taking_part(session: Session, member: Member) -> list[int]:
+    """The running jobs this member's node takes part in, chosen for the current round or
+    not (a job whose task the node lacks never gives it work, so it is left out)."""
+    node = session.scalars(select(Node).where(Node.member_id == member.id)).first()
+    tasks = set(node.tasks or []) if node is not None else set()
+    ids = []
+    for job in session.scalars(select(Job).where(Job.status == "running").order_by(Job.id)):
+        spec = JobSpec.model_validate(job.spec)
+        if spec.task in tasks and member.id in eligible(session, spec):
+            ids.append(job.id)
+    return ids
+
+
 def create_job(
     session: Session,
     settings: Settings,

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from concord.client import HubClient
 from concord.errors import HubUnreachable, RemoteError
-from concord.federation.jobs import registration_message, update_message
+from concord.federation.jobs import WAITING_HEADER, registration_message, update_message
 from concord.federation.parameters import from_safetensors, to_safetensors
 from concord.federation.tasks.base import installed, load_task
 from concord.members.keys import load_private, sign
@@ -113,11 +113,15 @@ def run_node(
         country = retrying(lambda: client.get(f"/api/members/{member}"))["country"]["iso3"]
         retrying(lambda: register(client, member, available, private))
         while True:
-            work = retrying(
+            work, waiting = retrying(
                 lambda: _poll(client, member, available, private, wait), on_failure=idle.reset
             )
             if not work:
-                if idle.expired():
+                if waiting - {job for job, _round in declined}:
+                    # A job this node is part of waits on others (or will choose it later):
+                    # the node is needed until that job ends, so this is not idle time.
+                    idle.reset()
+                elif idle.expired():
                     return report
                 continue
             key = (int(work["job"]), int(work["round"]))
@@ -151,19 +155,27 @@ def register(client: HubClient, member: str, tasks: list[str], private: Any) -> 
     )
 
 
-def _poll(client: HubClient, member: str, tasks: list[str], private: Any, wait: float) -> Any:
+def _poll(
+    client: HubClient, member: str, tasks: list[str], private: Any, wait: float
+) -> tuple[Any, set[int]]:
+    """The work the hub offers (None if none), and the running jobs this node takes part in."""
     try:
-        return client.get("/api/federation/work", params={"wait": wait})
+        answer = client.send("GET", "/api/federation/work", params={"wait": wait})
     except RemoteError as exc:
         if exc.code != "federation.node_unregistered":  # e.g. a hub restored from a backup
             raise
         register(client, member, tasks, private)
-        return None
+        return None, set()
+    if answer.status_code == 204:
+        listed = answer.headers.get(WAITING_HEADER, "")
+        return None, {int(j) for j in listed.split(",") if j.strip().isdigit()}
+    return answer.json(), set()
 
 
 class Idle:
-    """How long the hub has answered "no work" in a row. Time while the hub is unreachable
-    does not count: a node riding out a hub restart must not give up on its first answer."""
+    """How long the hub has answered "no work" in a row while no job this node takes part in
+    was running. Time while the hub is unreachable does not count: a node riding out a hub
+    restart must not give up on its first answer."""
 
     def __init__(self, limit: float | None) -> None:
         self.limit = limit

@@ -66,7 +66,9 @@ def register(body: NodeRegistration, db: Db, person: CurrentPerson) -> dict[str,
 @router.get("/work")
 async def work(request: Request, db: Db, person: CurrentPerson, wait: float = 0.0) -> Response:
     """The round your node should train now; waits up to `wait` seconds (at most 30) for one
-    to open (long polling), then answers 204 No Content."""
+    to open (long polling), then answers 204 No Content. The header `Concord-Jobs-Waiting`
+    of that answer lists the running jobs your member takes part in (comma-separated ids):
+    with none listed, the node has nothing to wait for."""
     settings = request.app.state.settings
     deadline = time.monotonic() + max(0.0, min(wait, MAX_WAIT_S))
     member: Member | None = None
@@ -80,7 +82,11 @@ async def work(request: Request, db: Db, person: CurrentPerson, wait: float = 0.
             return Response(status_code=204)
         await bell.wait(rung, min(remaining, RECHECK_S))
     if found is None:
-        return Response(status_code=204)
+        assert member is not None
+        waiting = await run_in_threadpool(jobs.taking_part, db, member)
+        return Response(
+            status_code=204, headers={jobs.WAITING_HEADER: ",".join(str(j) for j in waiting)}
+        )
     return Response(json.dumps(found), media_type="application/json")
 
 

@@ -112,8 +112,8 @@ def seed(world: World) -> None:
                     tokens[slug],
                     "--key-file",
                     str(world.keys_dir / f"{slug}.pem"),
-                    # A node not chosen for a round idles while the others train: it must
-                    # not leave before the job is done; the loop below stops the nodes.
+                    # Nodes stay while the job runs (the hub tells them it is waiting on
+                    # them); the loop below stops them; this is only a backstop.
                     "--idle-exit",
                     "120",
                 ],
