@@ -105,18 +105,18 @@ def range_hash(start: int, size: int, lookup: Lookup) -> Hash:
 
 
 def inclusion_ranges(m: int, n: int) -> list[tuple[int, int]]:
-    """The (start, size) of each subtree whose hash PATH(m, D[n]) lists, leaf upwards."""
+    """The (start, size) of each subtree whose hash PATH(m, D[n]) lists, leaf upwards.
+
+    The RFC's recursion, unrolled into bit operations (hypothesis checks it against the
+    recursive PATH): at each level the sibling of m's subtree is listed if it starts inside
+    the tree; it is complete unless it reaches past the last leaf."""
     ranges: list[tuple[int, int]] = []
-    start = 0
-    while n > 1:
-        k = split(n)
-        if m < k:
-            ranges.append((start + k, n - k))
-            n = k
-        else:
-            ranges.append((start, k))
-            m, start, n = m - k, start + k, n - k
-    return list(reversed(ranges))
+    for level in range((n - 1).bit_length()):
+        start = ((m >> level) ^ 1) << level
+        if start < n:
+            size = 1 << level
+            ranges.append((start, size if start + size <= n else n - start))
+    return ranges
 
 
 def consistency_ranges(m: int, n: int) -> list[tuple[int, int]]:
