@@ -182,20 +182,22 @@ class Nodes:
             sql, values = (LEAVES_SQLITE, json.dumps(leaves)) if sqlite else (LEAVES_PG, leaves)
             for index, digest in connection.exec_driver_sql(sql, (values,)):
                 self.known[(0, index)] = bytes(digest)
-        if inner and sqlite:
-            # In process, a statement per level costs no round trip, and walks the primary key
-            # faster than a join on JSON pairs.
-            by_level: dict[int, list[int]] = {}
-            for level, index in inner:
-                by_level.setdefault(level, []).append(index)
-            for level, indices in by_level.items():
-                for index, digest in connection.exec_driver_sql(
-                    NODES_SQLITE, (level, json.dumps(indices))
-                ):
-                    self.known[(level, index)] = bytes(digest)
-        elif inner:
+        if not sqlite and 0 < len(inner) <= FEW_NODES:
+            # A proof or a few: every inner node in one round trip.
             pairs = ([level for level, _i in inner], [index for _l, index in inner])
             for level, index, digest in connection.exec_driver_sql(NODES_PG, pairs):
+                self.known[(level, index)] = bytes(digest)
+            return
+        # Many (or SQLite, in process, where statements cost no round trip): one statement
+        # per level, an index scan of the key, measured faster than one join on pairs.
+        by_level: dict[int, list[int]] = {}
+        for level, index in inner:
+            by_level.setdefault(level, []).append(index)
+        for level, indices in by_level.items():
+            params = (level, json.dumps(indices) if sqlite else indices)
+            for index, digest in connection.exec_driver_sql(
+                NODES_LEVEL_SQLITE if sqlite else NODES_LEVEL_PG, params
+            ):
                 self.known[(level, index)] = bytes(digest)
 
     def __call__(self, level: int, index: int) -> bytes:
@@ -216,9 +218,11 @@ LEAVES_SQLITE = (
     "SELECT idx, leaf_hash FROM ledger_entries WHERE idx IN (SELECT value FROM json_each(?))"
 )
 LEAVES_PG = "SELECT idx, leaf_hash FROM ledger_entries WHERE idx = ANY(%s)"
-NODES_SQLITE = (
+NODES_LEVEL_SQLITE = (
     "SELECT idx, hash FROM ledger_nodes WHERE level = ? AND idx IN (SELECT value FROM json_each(?))"
 )
+NODES_LEVEL_PG = "SELECT idx, hash FROM ledger_nodes WHERE level = %s AND idx = ANY(%s)"
+FEW_NODES = 256  # up to this many, PostgreSQL reads all levels at once (see Nodes.fetch)
 NODES_PG = (
     "SELECT n.level, n.idx, n.hash FROM unnest(%s::smallint[], %s::bigint[]) AS w(level, idx) "
     "JOIN ledger_nodes AS n ON n.level = w.level AND n.idx = w.idx"
