@@ -166,7 +166,7 @@ def current_root(session: Session) -> tuple[int, bytes]:
 
 
 class Nodes:
-    """Stored subtree hashes fetched in bulk: one statement for the leaves, one for the rest."""
+    """Stored subtree hashes fetched in bulk (see `fetch` for how many statements)."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -255,40 +255,24 @@ def inclusion_proof(session: Session, index: int, tree_size: int) -> list[bytes]
 def inclusion_proofs(session: Session, indices: Sequence[int], tree_size: int) -> list[list[bytes]]:
     """Many inclusion proofs against one size, fetching every node they need at once.
 
-    This is `tree.inclusion_ranges` inlined, because auditors ask for proofs by the thousand.
-    Most elements of a path are complete subtrees, each one stored node, keyed (level, index).
-    The others lie on the tree's right edge, the same few for every index at this size; each
-    is hashed once, keyed (-1, start)."""
-    n = tree_size
-    levels = range((n - 1).bit_length())
-    complete: set[tuple[int, int]] = set()
-    edge: set[int] = set()
-    plans = []
-    for m in indices:
-        plan = []
-        for level in levels:
-            sibling = (m >> level) ^ 1
-            start = sibling << level
-            if start >= n:
-                continue
-            if start + (1 << level) <= n:
-                key = (level, sibling)
-                complete.add(key)
-            else:
-                key = (-1, start)
-                edge.add(start)
-            plan.append(key)
-        plans.append(plan)
+    Paths share many subtrees (the upper levels, and the few on the tree's right edge that are
+    not complete), so each distinct one is looked up or hashed once per batch. Auditors ask
+    for proofs by the thousand: complete subtrees, most of them, are one stored node each and
+    skip the general `range_hash`."""
+    plans = [tree.inclusion_ranges(i, tree_size) for i in indices]
+    complete: dict[tuple[int, int], tuple[int, int]] = {}  # (start, size) → (level, index)
+    edge: list[tuple[int, int]] = []
+    for start, size in {r for plan in plans for r in plan}:
+        if size & (size - 1):
+            edge.append((start, size))
+        else:
+            level = size.bit_length() - 1
+            complete[(start, size)] = (level, start >> level)
     nodes = Nodes(session)
-    nodes.fetch([*complete, *(c for s in edge for c in tree.complete_subtrees(s, n - s))])
-    table = dict(nodes.known)
-    for s in edge:
-        table[(-1, s)] = tree.range_hash(s, n - s, nodes)
-    try:
-        return [[table[key] for key in plan] for plan in plans]
-    except KeyError as missing:
-        level, index = missing.args[0]
-        raise UnknownEntry(index=index << level) from None
+    nodes.fetch([*complete.values(), *tree.needed_nodes(edge)])
+    hashes = {r: nodes(level, index) for r, (level, index) in complete.items()}
+    hashes.update((r, tree.range_hash(*r, nodes)) for r in edge)
+    return [[hashes[r] for r in plan] for plan in plans]
 
 
 def consistency_proof(session: Session, first: int, second: int) -> list[bytes]:
