@@ -270,7 +270,12 @@ def inclusion_proofs(session: Session, indices: Sequence[int], tree_size: int) -
             complete[(start, size)] = (level, start >> level)
     nodes = Nodes(session)
     nodes.fetch([*complete.values(), *tree.needed_nodes(edge)])
-    hashes = {r: nodes(level, index) for r, (level, index) in complete.items()}
+    known = nodes.known
+    try:
+        hashes = {r: known[node] for r, node in complete.items()}
+    except KeyError as missing:  # a stored node is gone: the store was tampered with
+        level, index = missing.args[0]
+        raise UnknownEntry(index=index << level) from None
     hashes.update((r, tree.range_hash(*r, nodes)) for r in edge)
     return [[hashes[r] for r in plan] for plan in plans]
 
