@@ -1,0 +1,242 @@
+"""Ranked ballots and the piles they sit in while IRV and STV count them.
+
+A ballot ranks some candidates, most preferred first; it carries a weight (1, or more for a
+proxy). Identical rankings always travel together — every rule here moves a ballot by its
+ranking alone — so they are grouped first: a *group* is one ranking, its total weight, and
+the value each of its papers carries (1 vote = `unit`).
+
+A pile knows which candidate holds each group (the next *continuing* preference) and moves
+the groups of one candidate on: at full value (an exclusion) or at a transfer value
+surplus × value ÷ total, any remainder ignored (a surplus, SSI 2007/42 rule 48(3)).
+
+Two piles do the same arithmetic: `PlainPile` reads top to bottom in Python; `ArrayPile`
+keeps the rankings in one NumPy array with a pointer per group and moves every group of a
+candidate at once. `tests/governance/test_methods.py` checks that they agree on every count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from concord.governance.methods.blocs import BlocCheck, BlocCondition, check
+from concord.governance.methods.errors import BallotInvalid, MethodInvalid
+from concord.governance.methods.result import Jsonable
+
+@dataclass(frozen=True)
+class RankedBallot(Jsonable):
+    member: str
+    ranking: tuple[str, ...]
+    weight: int = 1
+
+
+@dataclass(frozen=True)
+class Groups:
+    """The ballots grouped by ranking (as candidate indices)."""
+
+    rankings: list[tuple[int, ...]]
+    weights: list[int]
+    index: dict[tuple[str, ...], int]  # ranking → group
+    valid: int  # total weight of ballots that rank someone
+    blank: int  # total weight of ballots that rank no one
+
+
+def check_candidates(candidates: Sequence[str]) -> None:
+    if not candidates:
+        raise MethodInvalid(reason="there are no candidates")
+    if len(set(candidates)) != len(candidates):
+        raise MethodInvalid(reason="a candidate is listed twice")
+
+
+def group(candidates: Sequence[str], ballots: Sequence[RankedBallot]) -> Groups:
+    """The ballots by ranking; refuses unknown or repeated candidates, bad weights, repeat voters."""
+    check_candidates(candidates)
+    position = {c: i for i, c in enumerate(candidates)}
+    weights: dict[tuple[str, ...], int] = {}
+    members: set[str] = set()
+    blank = 0
+    for b in ballots:
+        if b.member in members:
+            raise BallotInvalid(member=b.member, reason="more than one ballot")
+        members.add(b.member)
+        if isinstance(b.weight, bool) or not isinstance(b.weight, int) or b.weight < 1:
+            raise BallotInvalid(member=b.member, reason="a weight is a whole number ≥ 1")
+        if not b.ranking:
+            blank += b.weight
+            continue
+        weights[b.ranking] = weights.get(b.ranking, 0) + b.weight
+    rankings: list[tuple[int, ...]] = []
+    index: dict[tuple[str, ...], int] = {}
+    for ranking, _ in weights.items():
+        try:
+            as_ints = tuple(position[c] for c in ranking)
+        except KeyError as exc:
+            member = next(b.member for b in ballots if b.ranking == ranking)
+            raise BallotInvalid(member=member, reason=f"unknown candidate {exc.args[0]!r}") from exc
+        if len(set(as_ints)) != len(as_ints):
+            member = next(b.member for b in ballots if b.ranking == ranking)
+            raise BallotInvalid(member=member, reason="a candidate is ranked twice")
+        index[ranking] = len(rankings)
+        rankings.append(as_ints)
+    return Groups(
+        rankings=rankings,
+        weights=list(weights.values()),
+        index=index,
+        valid=sum(weights.values()),
+        blank=blank,
+    )
+
+
+@dataclass(frozen=True)
+class Moved:
+    """What one transfer did: per candidate index the value received, and what was lost."""
+
+    received: list[int]
+    non_transferable: int
+    rounding: int
+
+
+class Pile(Protocol):
+    def totals(self) -> list[int]: ...
+    def transfer(
+        self, source: int, continuing: Sequence[bool], surplus: int | None, total: int
+    ) -> Moved: ...
+    def held(self, candidate: int) -> list[int]: ...
+
+
+class PlainPile:
+    """Groups in Python lists: the reference the fast pile is tested against."""
+
+    def __init__(self, groups: Groups, candidates: int, unit: int) -> None:
+        self.rankings = groups.rankings
+        self.weights = groups.weights
+        self.values = [unit] * len(self.rankings)
+        self.pointer = [0] * len(self.rankings)
+        self.holding: list[list[int]] = [[] for _ in range(candidates)]
+        for g, ranking in enumerate(self.rankings):
+            self.holding[ranking[0]].append(g)
+        self._totals = [sum(self.weights[g] * unit for g in gs) for gs in self.holding]
+
+    def totals(self) -> list[int]:
+        return list(self._totals)
+
+    def held(self, candidate: int) -> list[int]:
+        return sorted(self.holding[candidate])
+
+    def transfer(
+        self, source: int, continuing: Sequence[bool], surplus: int | None, total: int
+    ) -> Moved:
+        received = [0] * len(self._totals)
+        lost = 0
+        for g in self.holding[source]:
+            value = self.values[g] if surplus is None else surplus * self.values[g] // total
+            self.values[g] = value
+            ranking, p = self.rankings[g], self.pointer[g] + 1
+            while p < len(ranking) and not continuing[ranking[p]]:
+                p += 1
+            self.pointer[g] = p
+            if p < len(ranking):
+                received[ranking[p]] += self.weights[g] * value
+                self.holding[ranking[p]].append(g)
+            else:
+                lost += self.weights[g] * value
+        self.holding[source] = []
+        return _settle(self._totals, source, received, lost, surplus, total)
+
+
+class ArrayPile:
+    """The same groups as arrays: rankings (groups × longest + 1), a pointer and value each."""
+
+    def __init__(self, groups: Groups, candidates: int, unit: int) -> None:
+        n = len(groups.rankings)
+        width = max((len(r) for r in groups.rankings), default=0) + 1
+        # prefs[g, k]: the k-th preference of group g; `candidates` (the sentinel) pads the rest.
+        self.prefs = np.full((n, width), candidates, dtype=np.int32)
+        for g, ranking in enumerate(groups.rankings):
+            self.prefs[g, : len(ranking)] = ranking
+        self.weights = np.asarray(groups.weights, dtype=np.int64)  # (n,)
+        self.values = np.full(n, unit, dtype=np.int64)  # (n,)
+        self.pointer = np.zeros(n, dtype=np.int64)  # (n,)
+        self.holder = self.prefs[:, 0].copy()  # (n,), `candidates` once exhausted
+        self.candidates = candidates
+        self._totals = [int(x) for x in self._sum(self.holder, self.weights * unit)[:candidates]]
+
+    def _sum(self, at: np.ndarray, amounts: np.ndarray) -> np.ndarray:
+        counted = np.bincount(at, weights=amounts, minlength=self.candidates + 1)
+        return np.rint(counted).astype(np.int64)
+
+    def totals(self) -> list[int]:
+        return list(self._totals)
+
+    def held(self, candidate: int) -> list[int]:
+        return [int(g) for g in np.flatnonzero(self.holder == candidate)]
+
+    def transfer(
+        self, source: int, continuing: Sequence[bool], surplus: int | None, total: int
+    ) -> Moved:
+        keep = np.append(np.asarray(continuing, dtype=bool), True)  # the sentinel stops a walk
+        moving = np.flatnonzero(self.holder == source)  # (m,) groups that move
+        if surplus is not None:
+            self.values[moving] = surplus * self.values[moving] // total
+        pointer = self.pointer[moving] + 1
+        holder = self.prefs[moving, pointer]
+        walking = np.flatnonzero(~keep[holder])  # groups still on a candidate that is not in
+        while walking.size:
+            pointer[walking] += 1
+            holder[walking] = self.prefs[moving[walking], pointer[walking]]
+            walking = walking[~keep[holder[walking]]]
+        self.pointer[moving], self.holder[moving] = pointer, holder
+        counted = self._sum(holder, self.weights[moving] * self.values[moving])
+        received = [int(x) for x in counted[: self.candidates]]
+        return _settle(self._totals, source, received, int(counted[-1]), surplus, total)
+
+
+def _settle(
+    totals: list[int],
+    source: int,
+    received: list[int],
+    lost: int,
+    surplus: int | None,
+    total: int,
+) -> Moved:
+    """Credits what was received; the source keeps the quota (a surplus) or nothing."""
+    for c, amount in enumerate(received):
+        totals[c] += amount
+    moved = total if surplus is None else surplus
+    totals[source] -= moved
+    return Moved(received, lost, moved - sum(received) - lost)
+
+
+def make_pile(groups: Groups, candidates: int, unit: int, fast: bool) -> Pile:
+    """The array pile when asked for and when its int64 / float64 arithmetic stays exact
+    (surplus × value < 2**63, sums < 2**53); the plain pile (Python integers) otherwise."""
+    exact = groups.valid * unit * unit < 2**62 and groups.valid * unit < 2**52
+    if fast and exact:
+        return ArrayPile(groups, candidates, unit)
+    return PlainPile(groups, candidates, unit)
+
+
+def bloc_support(
+    condition: BlocCondition | None,
+    blocs: Mapping[str, frozenset[str]],
+    ballots: Sequence[RankedBallot],
+    groups: Groups,
+    winner: str,
+    held: set[int],
+) -> list[BlocCheck]:
+    """The condition judged for `winner` in each bloc: its first preferences (basis "first") or
+    the ballots it held when elected ("final"), ÷ the bloc's valid ballots, by weight."""
+    if condition is None:
+        return []
+    out = []
+    for bloc, members in blocs.items():
+        inside = [b for b in ballots if b.member in members and b.ranking]
+        if condition.basis == "first":
+            support = sum(b.weight for b in inside if b.ranking[0] == winner)
+        else:
+            support = sum(b.weight for b in inside if groups.index[b.ranking] in held)
+        out.append(check(condition, bloc, winner, support, sum(b.weight for b in inside)))
+    return out
