@@ -77,7 +77,7 @@ def consent(
         raise MethodInvalid(reason="the block cap is a whole number ≥ 0")
     _validate(responses)
     blocs = member_blocs(condition, membership)
-    counts = {s: sum(r.weight for r in responses if r.stance == s) for s in STANCES}
+    counts: dict[str, int] = {s: sum(r.weight for r in responses if r.stance == s) for s in STANCES}
     checks = [
         Check("at_least_one_consent", counts["consent"] >= 1, {"consent": counts["consent"]}),
         Check("max_blocks", counts["block"] <= cap, {"blocks": counts["block"], "allowed": cap}),

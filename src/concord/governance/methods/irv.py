@@ -104,7 +104,9 @@ def irv(
         held = set(pile.held(names.index(winner)))
         checks = bloc_support(condition, blocs, ballots, groups, winner, held)
     met = all(c.met for c in checks)
-    outcome = "no_valid_ballots" if winner is None else "elected" if met else "bloc_condition_failed"
+    outcome = (
+        "no_valid_ballots" if winner is None else "elected" if met else "bloc_condition_failed"
+    )
     return IrvResult(
         method="irv",
         candidates=names,

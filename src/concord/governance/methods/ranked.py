@@ -26,6 +26,7 @@ from concord.governance.methods.blocs import BlocCheck, BlocCondition, check
 from concord.governance.methods.errors import BallotInvalid, MethodInvalid
 from concord.governance.methods.result import Jsonable
 
+
 @dataclass(frozen=True)
 class RankedBallot(Jsonable):
     member: str
@@ -52,7 +53,8 @@ def check_candidates(candidates: Sequence[str]) -> None:
 
 
 def group(candidates: Sequence[str], ballots: Sequence[RankedBallot]) -> Groups:
-    """The ballots by ranking; refuses unknown or repeated candidates, bad weights, repeat voters."""
+    """The ballots by ranking; refuses unknown or repeated candidates, bad weights, and voters
+    who cast twice."""
     check_candidates(candidates)
     position = {c: i for i, c in enumerate(candidates)}
     weights: dict[tuple[str, ...], int] = {}
