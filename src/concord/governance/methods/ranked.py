@@ -16,6 +16,7 @@ candidate at once. `tests/governance/test_methods.py` checks that they agree on 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -57,24 +58,28 @@ def group(candidates: Sequence[str], ballots: Sequence[RankedBallot]) -> Groups:
     who cast twice."""
     check_candidates(candidates)
     position = {c: i for i, c in enumerate(candidates)}
-    weights: dict[tuple[str, ...], int] = {}
-    members: set[str] = set()
-    blank = 0
-    for b in ballots:
-        if b.member in members:
-            raise BallotInvalid(member=b.member, reason="more than one ballot")
-        members.add(b.member)
-        if isinstance(b.weight, bool) or not isinstance(b.weight, int) or b.weight < 1:
-            raise BallotInvalid(member=b.member, reason="a weight is a whole number ≥ 1")
-        if not b.ranking:
-            blank += b.weight
-            continue
-        weights[b.ranking] = weights.get(b.ranking, 0) + b.weight
+    members = [b.member for b in ballots]
+    if len(set(members)) != len(members):
+        seen: set[str] = set()
+        twice = next(m for m in members if m in seen or seen.add(m))  # type: ignore[func-returns-value]
+        raise BallotInvalid(member=twice, reason="more than one ballot")
+    given = [b.weight for b in ballots]
+    if set(map(type, given)) - {int} or min(given, default=1) < 1:
+        bad = next(b for b in ballots if type(b.weight) is not int or b.weight < 1)
+        raise BallotInvalid(member=bad.member, reason="a weight is a whole number ≥ 1")
+    # Counting identical rankings is the one pass over every ballot: Counter runs it in C.
+    if given.count(1) == len(given):
+        weights: dict[tuple[str, ...], int] = Counter(b.ranking for b in ballots)
+    else:
+        weights = {}
+        for b in ballots:
+            weights[b.ranking] = weights.get(b.ranking, 0) + b.weight
+    blank = weights.pop((), 0)
     rankings: list[tuple[int, ...]] = []
     index: dict[tuple[str, ...], int] = {}
-    for ranking, _ in weights.items():
+    for ranking in weights:
         try:
-            as_ints = tuple(position[c] for c in ranking)
+            as_ints = tuple(map(position.__getitem__, ranking))
         except KeyError as exc:
             member = next(b.member for b in ballots if b.ranking == ranking)
             raise BallotInvalid(member=member, reason=f"unknown candidate {exc.args[0]!r}") from exc
