@@ -132,9 +132,7 @@ def test_consent_bloc_condition_fails_for_a_silent_bloc_and_passes_when_it_answe
     membership = {"global-south": {"kenya"}, "global-north": {"france"}}
     condition = BlocCondition(("global-south", "global-north"), threshold=Fraction(1, 2))
 
-    silent = consent(
-        [Response("kenya", "consent")], condition=condition, membership=membership
-    )
+    silent = consent([Response("kenya", "consent")], condition=condition, membership=membership)
     both = consent(
         [Response("kenya", "consent"), Response("france", "consent")],
         condition=condition,
@@ -219,7 +217,9 @@ def test_irv_tie_level_in_every_round_is_drawn_by_a_reproducible_lot() -> None:
     lot = draw_lot(["P", "Q", "R"], "CS-2026-7")
 
     first = irv(["P", "Q", "R"], ballots, lot=lot)
-    again = irv(["P", "Q", "R"], list(reversed(ballots)), lot=draw_lot(["R", "Q", "P"], "CS-2026-7"))
+    again = irv(
+        ["P", "Q", "R"], list(reversed(ballots)), lot=draw_lot(["R", "Q", "P"], "CS-2026-7")
+    )
 
     tie = first.rounds[0].tie
     assert tie is not None and tie.by == "lot"
@@ -269,8 +269,8 @@ def test_irv_weights_count_like_separate_ballots() -> None:
 @pytest.mark.parametrize(
     ("ballots", "reason"),
     [
-        ([RankedBallot("a", ("A", "Z"))], "unknown candidate"),
-        ([RankedBallot("a", ("A", "B", "A"))], "ranked twice"),
+        ([RankedBallot("a", ("A", "Z"))], "not standing"),
+        ([RankedBallot("a", ("A", "B", "A"))], "ranks a candidate twice"),
         ([RankedBallot("a", ("A",)), RankedBallot("a", ("B",))], "more than one ballot"),
         ([RankedBallot("a", ("A",), weight=0)], "weight"),
     ],
@@ -583,9 +583,7 @@ def test_results_do_not_depend_on_ballot_order(
     assert irv(names, ballots).to_json() == irv(names, shuffled).to_json()
     assert stv(names, ballots, seats).to_json() == stv(names, shuffled, seats).to_json()
     assert score(names, scores).to_json() == score(names, [scores[i] for i in order]).to_json()
-    assert (
-        approval(names, marks).to_json() == approval(names, [marks[i] for i in order]).to_json()
-    )
+    assert approval(names, marks).to_json() == approval(names, [marks[i] for i in order]).to_json()
 
 
 @PROPERTY

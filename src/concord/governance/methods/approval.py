@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from concord.governance.methods import errors
 from concord.governance.methods.blocs import (
     BlocCheck,
     BlocCondition,
@@ -74,23 +75,21 @@ def _validate(
     seen: set[str] = set()
     for b in ballots:
         if b.member in seen:
-            raise BallotInvalid(member=b.member, reason="more than one ballot")
+            raise BallotInvalid(member=b.member, reason=errors.TWICE)
         seen.add(b.member)
         if isinstance(b.weight, bool) or not isinstance(b.weight, int) or b.weight < 1:
-            raise BallotInvalid(member=b.member, reason="a weight is a whole number ≥ 1")
+            raise BallotInvalid(member=b.member, reason=errors.WEIGHT)
         for option, marks in b.marks.items():
             if option not in options:
-                raise BallotInvalid(member=b.member, reason=f"unknown option {option!r}")
+                raise BallotInvalid(member=b.member, reason=errors.UNKNOWN_OPTION)
             if isinstance(marks, bool) or not isinstance(marks, int) or marks < 0:
-                raise BallotInvalid(member=b.member, reason="marks are whole numbers ≥ 0")
+                raise BallotInvalid(member=b.member, reason=errors.MARKS)
             if dots is None and marks > 1:
-                raise BallotInvalid(member=b.member, reason="an approval marks an option once")
+                raise BallotInvalid(member=b.member, reason=errors.APPROVE_ONCE)
             if max_per_option is not None and marks > max_per_option:
-                raise BallotInvalid(
-                    member=b.member, reason=f"at most {max_per_option} dots on one option"
-                )
+                raise BallotInvalid(member=b.member, reason=errors.DOTS_EACH)
         if dots is not None and sum(b.marks.values()) > dots:
-            raise BallotInvalid(member=b.member, reason=f"more than the {dots} dots allowed")
+            raise BallotInvalid(member=b.member, reason=errors.DOTS_TOTAL)
 
 
 def approval(
@@ -106,11 +105,11 @@ def approval(
     """The options ranked by approvals (`dots=None`) or by dots (`dots=N` per member)."""
     names = tuple(options)
     check_candidates(names)
-    for name, limit in (("dots", dots), ("max_per_option", max_per_option)):
+    for limit in (dots, max_per_option):
         if limit is not None and (
             isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
         ):
-            raise MethodInvalid(reason=f"{name} is a whole number ≥ 1")
+            raise MethodInvalid(reason=errors.DOTS)
     _validate(names, ballots, dots, max_per_option)
     order = lot_order(names, lot)
     blocs = member_blocs(condition, membership)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
 
+from concord.governance.methods import errors
 from concord.governance.methods.errors import MethodInvalid
 from concord.governance.methods.result import Jsonable
 
@@ -43,13 +44,13 @@ class BlocCondition(Jsonable):
 
     def __post_init__(self) -> None:
         if not self.blocs or len(set(self.blocs)) != len(self.blocs):
-            raise MethodInvalid(reason="a bloc condition names one or more distinct blocs")
+            raise MethodInvalid(reason=errors.BLOCS)
         if self.threshold < 0:
-            raise MethodInvalid(reason="a bloc threshold is not negative")
+            raise MethodInvalid(reason=errors.THRESHOLD)
         if self.basis not in ("first", "final"):
-            raise MethodInvalid(reason="a bloc condition's basis is “first” or “final”")
+            raise MethodInvalid(reason=errors.BASIS)
         if self.max_blocks is not None and self.max_blocks < 0:
-            raise MethodInvalid(reason="max_blocks is a whole number ≥ 0")
+            raise MethodInvalid(reason=errors.MAX_BLOCKS)
 
     def required(self) -> str:
         return ("> " if self.strict else "≥ ") + str(self.threshold)
@@ -107,7 +108,7 @@ def member_blocs(
     membership = membership or {}
     missing = [b for b in condition.blocs if b not in membership]
     if missing:
-        raise MethodInvalid(reason="no membership given for the bloc " + ", ".join(missing))
+        raise MethodInvalid(reason=errors.MEMBERSHIP, bloc=", ".join(missing))
     return {b: frozenset(membership[b]) for b in condition.blocs}
 
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from concord.governance.methods import errors
 from concord.governance.methods.blocs import (
     BlocCheck,
     BlocCondition,
@@ -55,12 +56,12 @@ def _validate(responses: Sequence[Response]) -> None:
     seen: set[str] = set()
     for r in responses:
         if r.member in seen:
-            raise BallotInvalid(member=r.member, reason="it answered more than once")
+            raise BallotInvalid(member=r.member, reason=errors.TWICE)
         seen.add(r.member)
         if r.stance not in STANCES:
-            raise BallotInvalid(member=r.member, reason=f"unknown stance {r.stance!r}")
+            raise BallotInvalid(member=r.member, reason=errors.UNKNOWN_STANCE)
         if isinstance(r.weight, bool) or not isinstance(r.weight, int) or r.weight < 1:
-            raise BallotInvalid(member=r.member, reason="a weight is a whole number ≥ 1")
+            raise BallotInvalid(member=r.member, reason=errors.WEIGHT)
         if r.stance == "block" and not r.reason.strip():
             raise BlockWithoutReason(member=r.member)
 
@@ -74,7 +75,7 @@ def consent(
 ) -> ConsentResult:
     """Whether the text passes under consent with at most `cap` blocks, with every figure."""
     if isinstance(cap, bool) or not isinstance(cap, int) or cap < 0:
-        raise MethodInvalid(reason="the block cap is a whole number ≥ 0")
+        raise MethodInvalid(reason=errors.CAP)
     _validate(responses)
     blocs = member_blocs(condition, membership)
     counts: dict[str, int] = {s: sum(r.weight for r in responses if r.stance == s) for s in STANCES}

@@ -23,6 +23,7 @@ from typing import Protocol
 
 import numpy as np
 
+from concord.governance.methods import errors
 from concord.governance.methods.blocs import BlocCheck, BlocCondition, check
 from concord.governance.methods.errors import BallotInvalid, MethodInvalid
 from concord.governance.methods.result import Jsonable
@@ -48,9 +49,9 @@ class Groups:
 
 def check_candidates(candidates: Sequence[str]) -> None:
     if not candidates:
-        raise MethodInvalid(reason="there are no candidates")
+        raise MethodInvalid(reason=errors.NO_CANDIDATES)
     if len(set(candidates)) != len(candidates):
-        raise MethodInvalid(reason="a candidate is listed twice")
+        raise MethodInvalid(reason=errors.LISTED_TWICE)
 
 
 def group(candidates: Sequence[str], ballots: Sequence[RankedBallot]) -> Groups:
@@ -62,11 +63,11 @@ def group(candidates: Sequence[str], ballots: Sequence[RankedBallot]) -> Groups:
     if len(set(members)) != len(members):
         seen: set[str] = set()
         twice = next(m for m in members if m in seen or seen.add(m))  # type: ignore[func-returns-value]
-        raise BallotInvalid(member=twice, reason="more than one ballot")
+        raise BallotInvalid(member=twice, reason=errors.TWICE)
     given = [b.weight for b in ballots]
     if set(map(type, given)) - {int} or min(given, default=1) < 1:
         bad = next(b for b in ballots if type(b.weight) is not int or b.weight < 1)
-        raise BallotInvalid(member=bad.member, reason="a weight is a whole number ≥ 1")
+        raise BallotInvalid(member=bad.member, reason=errors.WEIGHT)
     # Counting identical rankings is the one pass over every ballot: Counter runs it in C.
     if given.count(1) == len(given):
         weights: dict[tuple[str, ...], int] = Counter(b.ranking for b in ballots)
@@ -82,10 +83,10 @@ def group(candidates: Sequence[str], ballots: Sequence[RankedBallot]) -> Groups:
             as_ints = tuple(map(position.__getitem__, ranking))
         except KeyError as exc:
             member = next(b.member for b in ballots if b.ranking == ranking)
-            raise BallotInvalid(member=member, reason=f"unknown candidate {exc.args[0]!r}") from exc
+            raise BallotInvalid(member=member, reason=errors.UNKNOWN_CANDIDATE) from exc
         if len(set(as_ints)) != len(as_ints):
             member = next(b.member for b in ballots if b.ranking == ranking)
-            raise BallotInvalid(member=member, reason="a candidate is ranked twice")
+            raise BallotInvalid(member=member, reason=errors.RANKED_TWICE)
         index[ranking] = len(rankings)
         rankings.append(as_ints)
     return Groups(

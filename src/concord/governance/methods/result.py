@@ -69,10 +69,10 @@ def lot_order(candidates: Sequence[str], lot: Sequence[str] | None) -> tuple[str
     """The lot to use: `lot` when given (it must hold every candidate once), else the listing."""
     if lot is None:
         return tuple(candidates)
-    from concord.governance.methods.errors import MethodInvalid
+    from concord.governance.methods import errors
 
     if sorted(lot) != sorted(candidates):
-        raise MethodInvalid(reason="the lot must list every candidate exactly once")
+        raise errors.MethodInvalid(reason=errors.LOT)
     return tuple(lot)
 
 

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from concord.governance.methods import errors
 from concord.governance.methods.blocs import (
     BlocCheck,
     BlocCondition,
@@ -68,17 +69,17 @@ def _validate(options: Sequence[str], ballots: Sequence[ScoreBallot]) -> None:
     seen: set[str] = set()
     for b in ballots:
         if b.member in seen:
-            raise BallotInvalid(member=b.member, reason="more than one ballot")
+            raise BallotInvalid(member=b.member, reason=errors.TWICE)
         seen.add(b.member)
         if isinstance(b.weight, bool) or not isinstance(b.weight, int) or b.weight < 1:
-            raise BallotInvalid(member=b.member, reason="a weight is a whole number ≥ 1")
+            raise BallotInvalid(member=b.member, reason=errors.WEIGHT)
         for option, value in b.scores.items():
             if option not in options:
-                raise BallotInvalid(member=b.member, reason=f"unknown option {option!r}")
+                raise BallotInvalid(member=b.member, reason=errors.UNKNOWN_OPTION)
             if isinstance(value, bool) or not isinstance(value, int):
-                raise BallotInvalid(member=b.member, reason="a score is a whole number")
+                raise BallotInvalid(member=b.member, reason=errors.SCORE_RANGE)
             if not LOWEST <= value <= HIGHEST:
-                raise BallotInvalid(member=b.member, reason=f"a score lies in {LOWEST}–{HIGHEST}")
+                raise BallotInvalid(member=b.member, reason=errors.SCORE_RANGE)
 
 
 def score(
@@ -94,7 +95,7 @@ def score(
     check_candidates(names)
     _validate(names, ballots)
     if condition is not None and not LOWEST <= condition.threshold <= HIGHEST:
-        raise MethodInvalid(reason=f"a score threshold lies in {LOWEST}–{HIGHEST}")
+        raise MethodInvalid(reason=errors.SCORE_THRESHOLD)
     order = lot_order(names, lot)
     blocs = member_blocs(condition, membership)
     voters = sum(b.weight for b in ballots)

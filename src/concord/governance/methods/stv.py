@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from concord.governance.methods import errors
 from concord.governance.methods.blocs import BlocCheck, BlocCondition, Membership, member_blocs
 from concord.governance.methods.errors import MethodInvalid
 from concord.governance.methods.ranked import RankedBallot, bloc_support, group, make_pile
@@ -108,7 +109,7 @@ def stv(
 ) -> StvResult:
     """The Scottish STV count of `ballots` for `seats`, stage by stage."""
     if isinstance(seats, bool) or not isinstance(seats, int) or seats < 1:
-        raise MethodInvalid(reason="the number of seats is a whole number ≥ 1")
+        raise MethodInvalid(reason=errors.SEATS)
     names = tuple(candidates)
     groups = group(names, ballots)
     order = lot_order(names, lot)
