@@ -606,8 +606,14 @@ def test_plain_and_array_counts_agree_on_a_large_election() -> None:
         RankedBallot(f"m{i}", tuple(rng.sample(names, rng.randint(1, 12)))) for i in range(3000)
     ]
 
-    assert stv(names, ballots, 4, fast=True) == stv(names, ballots, 4, fast=False)
-    assert irv(names, ballots, fast=True) == irv(names, ballots, fast=False)
+    membership = {"odd": {f"m{i}" for i in range(1, 3000, 2)}, "low": {"m0", "m2", "m4"}}
+    condition = BlocCondition(("odd", "low"), threshold=Fraction(1, 20), basis="final")
+    bloc: dict[str, Any] = {"condition": condition, "membership": membership}
+
+    fast = stv(names, ballots, 4, fast=True, **bloc)
+    assert fast == stv(names, ballots, 4, fast=False, **bloc)
+    assert len(fast.bloc_checks) == 8 and {c.met for c in fast.bloc_checks} == {True, False}
+    assert irv(names, ballots, fast=True, **bloc) == irv(names, ballots, fast=False, **bloc)
 
 
 # ---------------------------------------------------------------- cross-check with pyrankvote

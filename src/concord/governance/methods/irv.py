@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from concord.governance.methods.blocs import BlocCheck, BlocCondition, Membership, member_blocs
-from concord.governance.methods.ranked import RankedBallot, bloc_support, group, make_pile
+from concord.governance.methods.ranked import RankedBallot, bloc_support, make_pile
 from concord.governance.methods.result import Jsonable, TieBreak, break_tie, lot_order
 
 
@@ -64,10 +64,9 @@ def irv(
 ) -> IrvResult:
     """The instant run-off count of `ballots`, round by round. `fast=False`: the plain pile."""
     names = tuple(candidates)
-    groups = group(names, ballots)
     order = lot_order(names, lot)
     blocs = member_blocs(condition, membership)
-    pile = make_pile(groups, len(names), 1, fast)
+    pile, groups = make_pile(names, ballots, 1, fast)
     continuing = [True] * len(names)
     history: list[dict[str, int]] = []
     rounds: list[IrvRound] = []

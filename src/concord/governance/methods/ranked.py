@@ -18,7 +18,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import chain
+from operator import attrgetter
 from typing import Protocol
 
 import numpy as np
@@ -36,15 +38,48 @@ class RankedBallot(Jsonable):
     weight: int = 1
 
 
+class Grouped(Protocol):
+    """What a count needs to know of the ballots besides the pile."""
+
+    @property
+    def valid(self) -> int: ...  # total weight of ballots that rank someone
+    @property
+    def blank(self) -> int: ...  # total weight of ballots that rank no one
+    def group_of(self, ballot: int) -> int: ...  # the group of ballots[ballot]; -1 if blank
+
+
 @dataclass(frozen=True)
 class Groups:
-    """The ballots grouped by ranking (as candidate indices)."""
+    """The ballots grouped by ranking (as candidate indices), in Python lists."""
 
     rankings: list[tuple[int, ...]]
     weights: list[int]
-    index: dict[tuple[str, ...], int]  # ranking → group
-    valid: int  # total weight of ballots that rank someone
-    blank: int  # total weight of ballots that rank no one
+    of_ballot: list[int]
+    valid: int
+    blank: int
+
+    def group_of(self, ballot: int) -> int:
+        return self.of_ballot[ballot]
+
+
+@dataclass(frozen=True)
+class GroupArrays:
+    """The same groups as arrays: prefs (groups × longest + 1), padded with the sentinel."""
+
+    prefs: np.ndarray  # (groups, width) int32
+    weights: np.ndarray  # (groups,) int64
+    keys: list[tuple[str, ...]]  # the ranking of each group
+    rankings: list[tuple[str, ...]]  # the ranking of each ballot
+    valid: int
+    blank: int
+
+    index: dict[tuple[str, ...], int] = field(default_factory=dict)  # ranking → group
+
+    def group_of(self, ballot: int) -> int:
+        # Only bloc conditions ask, so the ranking → group index is built on first use.
+        if not self.index:
+            self.index.update(zip(self.keys, range(len(self.keys)), strict=True))
+        return self.index.get(self.rankings[ballot], -1)
 
 
 def check_candidates(candidates: Sequence[str]) -> None:
@@ -77,7 +112,7 @@ def group(candidates: Sequence[str], ballots: Sequence[RankedBallot]) -> Groups:
             weights[b.ranking] = weights.get(b.ranking, 0) + b.weight
     blank = weights.pop((), 0)
     rankings: list[tuple[int, ...]] = []
-    index: dict[tuple[str, ...], int] = {}
+    index: dict[tuple[str, ...], int] = {(): -1}
     for ranking in weights:
         try:
             as_ints = tuple(map(position.__getitem__, ranking))
@@ -92,8 +127,56 @@ def group(candidates: Sequence[str], ballots: Sequence[RankedBallot]) -> Groups:
     return Groups(
         rankings=rankings,
         weights=list(weights.values()),
-        index=index,
+        of_ballot=[index[b.ranking] for b in ballots],
         valid=sum(weights.values()),
+        blank=blank,
+    )
+
+
+def group_arrays(candidates: Sequence[str], ballots: Sequence[RankedBallot]) -> GroupArrays:
+    """`group` without a Python loop per ballot: rankings are counted by `Counter` and mapped to
+    indices by `map` (both in C), then laid into one padded matrix. Any fault sends the ballots
+    through `group`, which names the faulty ballot."""
+    check_candidates(candidates)
+    sentinel = len(candidates)
+    position = {c: i for i, c in enumerate(candidates)}
+    rankings = list(map(attrgetter("ranking"), ballots))
+    given = list(map(attrgetter("weight"), ballots))
+    members = set(map(attrgetter("member"), ballots))
+    if len(members) != len(ballots) or set(map(type, given)) - {int} or min(given, default=1) < 1:
+        group(candidates, ballots)  # raises
+    if given.count(1) == len(given):
+        counts: dict[tuple[str, ...], int] = Counter(rankings)
+    else:
+        counts = {}
+        for ranking, weight in zip(rankings, given, strict=True):
+            counts[ranking] = counts.get(ranking, 0) + weight
+    blank = counts.pop((), 0)
+    keys = list(counts)  # one per group
+    lengths = np.fromiter(map(len, keys), dtype=np.int64, count=len(keys))  # (groups,)
+    try:
+        flat = np.fromiter(  # (preferences,) every group's ranking, end to end
+            map(position.__getitem__, chain.from_iterable(keys)),
+            dtype=np.int32,
+            count=int(lengths.sum()),
+        )
+    except KeyError:
+        group(candidates, ballots)  # raises: an unknown candidate
+        raise
+    prefs = np.full((len(keys), int(lengths.max(initial=0)) + 1), sentinel, dtype=np.int32)
+    starts = np.cumsum(lengths) - lengths
+    rows = np.repeat(np.arange(len(keys)), lengths)
+    prefs[rows, np.arange(flat.size) - np.repeat(starts, lengths)] = flat  # (groups, width)
+    ordered = np.sort(prefs, axis=1)
+    if ((ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] < sentinel)).any():
+        group(candidates, ballots)  # raises: a candidate ranked twice
+    weights = np.fromiter(counts.values(), dtype=np.int64, count=len(keys))
+    return GroupArrays(
+        prefs=prefs,
+        weights=weights,
+        keys=keys,
+        rankings=rankings,
+        valid=int(weights.sum()),
         blank=blank,
     )
 
@@ -158,14 +241,11 @@ class PlainPile:
 class ArrayPile:
     """The same groups as arrays: rankings (groups × longest + 1), a pointer and value each."""
 
-    def __init__(self, groups: Groups, candidates: int, unit: int) -> None:
-        n = len(groups.rankings)
-        width = max((len(r) for r in groups.rankings), default=0) + 1
+    def __init__(self, groups: GroupArrays, candidates: int, unit: int) -> None:
+        n = len(groups.weights)
         # prefs[g, k]: the k-th preference of group g; `candidates` (the sentinel) pads the rest.
-        self.prefs = np.full((n, width), candidates, dtype=np.int32)
-        for g, ranking in enumerate(groups.rankings):
-            self.prefs[g, : len(ranking)] = ranking
-        self.weights = np.asarray(groups.weights, dtype=np.int64)  # (n,)
+        self.prefs = groups.prefs  # (n, width)
+        self.weights = groups.weights  # (n,)
         self.values = np.full(n, unit, dtype=np.int64)  # (n,)
         self.pointer = np.zeros(n, dtype=np.int64)  # (n,)
         self.holder = self.prefs[:, 0].copy()  # (n,), `candidates` once exhausted
@@ -218,20 +298,24 @@ def _settle(
     return Moved(received, lost, moved - sum(received) - lost)
 
 
-def make_pile(groups: Groups, candidates: int, unit: int, fast: bool) -> Pile:
-    """The array pile when asked for and when its int64 / float64 arithmetic stays exact
-    (surplus × value < 2**63, sums < 2**53); the plain pile (Python integers) otherwise."""
-    exact = groups.valid * unit * unit < 2**62 and groups.valid * unit < 2**52
-    if fast and exact:
-        return ArrayPile(groups, candidates, unit)
-    return PlainPile(groups, candidates, unit)
+def make_pile(
+    candidates: Sequence[str], ballots: Sequence[RankedBallot], unit: int, fast: bool
+) -> tuple[Pile, Grouped]:
+    """The ballots grouped and piled: with arrays when asked for and when int64 / float64 stay
+    exact (surplus × value < 2**63, sums < 2**53); in Python integers otherwise."""
+    if fast:
+        arrays = group_arrays(candidates, ballots)
+        if arrays.valid * unit * unit < 2**62 and arrays.valid * unit < 2**52:
+            return ArrayPile(arrays, len(candidates), unit), arrays
+    groups = group(candidates, ballots)
+    return PlainPile(groups, len(candidates), unit), groups
 
 
 def bloc_support(
     condition: BlocCondition | None,
     blocs: Mapping[str, frozenset[str]],
     ballots: Sequence[RankedBallot],
-    groups: Groups,
+    groups: Grouped,
     winner: str,
     held: set[int],
 ) -> list[BlocCheck]:
@@ -241,10 +325,11 @@ def bloc_support(
         return []
     out = []
     for bloc, members in blocs.items():
-        inside = [b for b in ballots if b.member in members and b.ranking]
+        inside = [i for i, b in enumerate(ballots) if b.member in members and b.ranking]
         if condition.basis == "first":
-            support = sum(b.weight for b in inside if b.ranking[0] == winner)
+            support = sum(ballots[i].weight for i in inside if ballots[i].ranking[0] == winner)
         else:
-            support = sum(b.weight for b in inside if groups.index[b.ranking] in held)
-        out.append(check(condition, bloc, winner, support, sum(b.weight for b in inside)))
+            support = sum(ballots[i].weight for i in inside if groups.group_of(i) in held)
+        inside_weight = sum(ballots[i].weight for i in inside)
+        out.append(check(condition, bloc, winner, support, inside_weight))
     return out

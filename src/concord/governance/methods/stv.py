@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from concord.governance.methods import errors
 from concord.governance.methods.blocs import BlocCheck, BlocCondition, Membership, member_blocs
 from concord.governance.methods.errors import MethodInvalid
-from concord.governance.methods.ranked import RankedBallot, bloc_support, group, make_pile
+from concord.governance.methods.ranked import RankedBallot, bloc_support, make_pile
 from concord.governance.methods.result import (
     SCALE,
     Jsonable,
@@ -111,11 +111,10 @@ def stv(
     if isinstance(seats, bool) or not isinstance(seats, int) or seats < 1:
         raise MethodInvalid(reason=errors.SEATS)
     names = tuple(candidates)
-    groups = group(names, ballots)
     order = lot_order(names, lot)
     blocs = member_blocs(condition, membership)
+    pile, groups = make_pile(names, ballots, SCALE, fast)
     q = quota(groups.valid, seats) * SCALE
-    pile = make_pile(groups, len(names), SCALE, fast)
     continuing = [True] * len(names)
     elected: list[Election] = []
     held: dict[str, set[int]] = {}
