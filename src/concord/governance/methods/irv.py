@@ -100,7 +100,8 @@ def irv(
         exhausted += moved.non_transferable
     checks: list[BlocCheck] = []
     if winner is not None:
-        held = set(pile.held(names.index(winner)))
+        final = condition is not None and condition.basis == "final"
+        held = set(pile.held(names.index(winner))) if final else set()
         checks = bloc_support(condition, blocs, ballots, groups, winner, held)
     met = all(c.met for c in checks)
     outcome = (

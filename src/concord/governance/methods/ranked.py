@@ -260,7 +260,7 @@ class ArrayPile:
         return list(self._totals)
 
     def held(self, candidate: int) -> list[int]:
-        return [int(g) for g in np.flatnonzero(self.holder == candidate)]
+        return list(np.flatnonzero(self.holder == candidate).tolist())
 
     def transfer(
         self, source: int, continuing: Sequence[bool], surplus: int | None, total: int

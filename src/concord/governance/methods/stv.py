@@ -141,7 +141,8 @@ def stv(
             pool.remove(chosen)
             index = names.index(chosen)
             continuing[index] = False
-            held[chosen] = set(pile.held(index))
+            if condition is not None and condition.basis == "final":
+                held[chosen] = set(pile.held(index))
             elected.append(Election(chosen, number, by, fixed(totals[index]), tie))
             done.append(chosen)
         return tuple(done)
@@ -220,7 +221,9 @@ def stv(
         record(number, action, names[source], figures, tie)
     checks: list[BlocCheck] = []
     for e in elected:
-        checks += bloc_support(condition, blocs, ballots, groups, e.candidate, held[e.candidate])
+        checks += bloc_support(
+            condition, blocs, ballots, groups, e.candidate, held.get(e.candidate, set())
+        )
     met = all(c.met for c in checks)
     return StvResult(
         method="stv",
