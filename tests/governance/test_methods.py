@@ -584,6 +584,11 @@ def test_results_do_not_depend_on_ballot_order(
     assert stv(names, ballots, seats).to_json() == stv(names, shuffled, seats).to_json()
     assert score(names, scores).to_json() == score(names, [scores[i] for i in order]).to_json()
     assert approval(names, marks).to_json() == approval(names, [marks[i] for i in order]).to_json()
+    stances = ("consent", "stand_aside", "block")
+    answers = [Response(b.member, stances[len(b.ranking) % 3], "r", b.weight) for b in ballots]
+    assert (
+        consent(answers, cap=2).to_json() == consent([answers[i] for i in order], cap=2).to_json()
+    )
 
 
 @PROPERTY
