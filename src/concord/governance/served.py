@@ -115,12 +115,10 @@ def _decision_differences(hub: HubClient, bodies: list[dict[str, Any]]) -> list[
             if error.status != 404:
                 raise
             served = {}  # a decision in the log that the hub does not serve
-        logged = {"log_index": index, "outcome": content["outcome"], **content["arithmetic"]}
-        shown = {
-            "log_index": served.get("log_index"),
-            "outcome": served.get("outcome"),
-            **served.get("arithmetic", {}),
-        }
+        logged = {"log_index": index, "outcome": content["outcome"]}
+        logged |= {f"arithmetic.{k}": v for k, v in content["arithmetic"].items()}
+        shown = {"log_index": served.get("log_index"), "outcome": served.get("outcome")}
+        shown |= {f"arithmetic.{k}": v for k, v in served.get("arithmetic", {}).items()}
         for name in sorted(logged.keys() | shown.keys()):
             if shown.get(name) != logged.get(name):
                 out.append(
