@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
+from tests.commons.conftest import publish, safetensors_bytes
 from typer.testing import CliRunner
 
 from concord.cli import app
@@ -20,6 +21,7 @@ from concord.db import utcnow
 from concord.governance import ballots
 from concord.governance.tables import Ballot, Proposal
 from concord.ledger import log
+from concord.ledger.tables import LogEntry
 from concord.members import keys
 from concord.members.tables import Member
 
@@ -205,3 +207,26 @@ def test_a_changed_decision_row_fails_the_full_audit(
     assert audited.exit_code != 0, audited.output
     assert "audit.served_differs" in audited.output
     assert f"entry {decided['log_index']}" in audited.output and "outcome" in audited.output
+
+
+def test_a_changed_publication_fails_the_full_audit(
+    client: TestClient,
+    assembly: dict[str, Any],
+    db: Session,
+    sessions: sessionmaker[Session],
+    live_server: str,
+    audit_state: Path,
+) -> None:
+    # Prepare: a published model that audits clean
+    publish(client, assembly["kenya"], "kenya", "asr", {"model.safetensors": safetensors_bytes()})
+    entry = db.scalars(select(LogEntry.index).where(LogEntry.kind == "commons.published")).one()
+    runner = CliRunner()
+    clean = runner.invoke(app, ["audit", live_server, "--full"])
+    assert clean.exit_code == 0, clean.output
+    # Execute: the served provenance is rewritten in the database, the log left alone
+    _tamper(sessions, """UPDATE commons_revisions SET provenance = '{"decision": "forged"}'""")
+    audited = runner.invoke(app, ["audit", live_server, "--full"])
+    # Assert
+    assert audited.exit_code != 0
+    assert "audit.served_differs" in audited.output
+    assert f"entry {entry}" in audited.output and "provenance" in audited.output
