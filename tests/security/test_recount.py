@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 from tests.commons.conftest import publish, safetensors_bytes
+from tests.federation.test_publication import _run_one_round
 from typer.testing import CliRunner
 
 from concord.cli import app
@@ -230,3 +231,27 @@ def test_a_changed_publication_fails_the_full_audit(
     assert audited.exit_code != 0
     assert "audit.served_differs" in audited.output
     assert f"entry {entry}" in audited.output and "provenance" in audited.output
+
+
+def test_a_changed_training_round_fails_the_full_audit(
+    client: TestClient,
+    make: Any,
+    db: Session,
+    sessions: sessionmaker[Session],
+    settings: Any,
+    live_server: str,
+    audit_state: Path,
+) -> None:
+    # Prepare: a one-round job, closed and logged, that audits clean
+    _run_one_round(client, sessions, settings, make.delegate("kenya", "KE"), "kenya/digits")
+    entry = db.scalars(select(LogEntry.index).where(LogEntry.kind == "federation.round")).one()
+    runner = CliRunner()
+    clean = runner.invoke(app, ["audit", live_server, "--full"])
+    assert clean.exit_code == 0, clean.output
+    # Execute: the served round claims more examples than were logged
+    _tamper(sessions, "UPDATE fed_rounds SET examples = 4000 WHERE log_index = :i", i=entry)
+    audited = runner.invoke(app, ["audit", live_server, "--full"])
+    # Assert
+    assert audited.exit_code != 0
+    assert "audit.served_differs" in audited.output
+    assert f"entry {entry}" in audited.output and "round 1.examples" in audited.output
