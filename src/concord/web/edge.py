@@ -142,20 +142,23 @@ class Observe:
             return
         started = time.perf_counter()
         status = 500
+        write = scope["method"] in WRITES
 
         async def observed(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif write and status < 400 and _last_body(message):
+                # A write may have announced an event (a project adopted): deliver it beside
+                # the request, not inside it — on SQLite the request's session may still hold
+                # the write lock until it closes, and waiting for it here would deadlock.
+                # Started before the last byte goes out, so a client that has its answer can
+                # wait for the delivery (`events.wait_for_deliveries`).
+                events.deliver_in_background(self.hub.state.sessions, self.settings)
             await send(message)
 
         try:
             await self.app(scope, receive, observed)
-            if scope["method"] in WRITES and status < 400:
-                # A write may have announced an event (a project adopted): deliver it beside
-                # the request, not inside it — on SQLite the request's session may still hold
-                # the write lock until it closes, and waiting for it here would deadlock.
-                events.deliver_in_background(self.hub.state.sessions, self.settings)
         finally:
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"
@@ -171,6 +174,10 @@ class Observe:
                     "ms": round(elapsed * 1000, 1),
                 },
             )
+
+
+def _last_body(message: Message) -> bool:
+    return message["type"] == "http.response.body" and not message.get("more_body", False)
 
 
 class SecurityHeaders:
