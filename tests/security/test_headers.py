@@ -267,3 +267,31 @@ def test_pages_work_in_a_browser_under_the_policy(live_server: str, browser) -> 
     assert lang == "fr"
     assert operations > 10
     assert problems == []
+
+
+def test_a_default_port_in_the_public_url_still_matches_the_browser_origin(
+    settings: Settings, make
+) -> None:
+    # Prepare: browsers never write :443 in Origin; the configuration may
+    settings.public_url = "https://Hub.Example.org:443/"
+    kenya = make.delegate("kenya", "KE")
+    with TestClient(create_app(settings), base_url="https://hub.example.org") as client:
+        form = {"csrf": _csrf(client.get("/sign-in").text), "token": kenya.token, "next": "/"}
+
+        # Execute
+        own = client.post(
+            "/sign-in",
+            data=form,
+            headers={"Origin": "https://hub.example.org"},
+            follow_redirects=False,
+        )
+        other_port = client.post(
+            "/sign-in",
+            data=form,
+            headers={"Origin": "https://hub.example.org:8443"},
+            follow_redirects=False,
+        )
+
+    # Assert
+    assert own.status_code == 303
+    assert other_port.status_code == 403

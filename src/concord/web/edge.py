@@ -89,10 +89,25 @@ def is_https(settings: Settings) -> bool:
     return urlsplit(settings.public_url).scheme == "https"
 
 
+def origin_of(url: str) -> str:
+    """`scheme://host[:port]` as browsers send it in `Origin`: lower case, no default port."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # IPv6
+    try:
+        port = parts.port
+    except ValueError:
+        return ""
+    if port is None or port == {"http": 80, "https": 443}.get(scheme):
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
 def public_origin(settings: Settings) -> str:
-    """`scheme://host[:port]` of the configured public URL (what browsers send as Origin)."""
-    parts = urlsplit(settings.public_url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
+    """The origin of the configured public URL."""
+    return origin_of(settings.public_url)
 
 
 def cookie_header(
@@ -324,9 +339,7 @@ class SameOrigin:
         sent = headers.get("origin") or headers.get("referer")
         if sent is None:
             return False
-        parts = urlsplit(sent)
-        origin = f"{parts.scheme}://{parts.netloc}".lower()
-        return origin != public_origin(self.settings)
+        return origin_of(sent) != public_origin(self.settings)
 
 
 class BodyLimit:
