@@ -222,3 +222,67 @@ def test_unsigned_updates_are_refused_and_not_logged(
     signed = _update(client, kenya, job_id, 1, malformed)
     assert _code(signed) == "federation.bad_parameters"
     assert size(db) == before + 1
+
+
+def test_an_amendment_of_a_withdrawn_proposal_is_not_decided(
+    client: TestClient, make: Any, db: Session
+) -> None:
+    """Found in the audit of every logged act: closing an amendment's ballot did not look at
+    the proposal, so a withdrawn proposal's amendment could still be decided and logged."""
+    from tests.governance.conftest import resolution
+
+    kenya = make.delegate("kenya", "KE")
+    ref = resolution(client, kenya)
+    assert client.post(f"/api/proposals/{ref}/deliberation", headers=kenya.headers).is_success
+    amendment = client.post(
+        f"/api/proposals/{ref}/amendments",
+        json={"language": "en", "text": "The organisation requires open models."},
+        headers=kenya.headers,
+    ).json()["id"]
+    path = f"/api/proposals/{ref}/amendments/{amendment}"
+    assert client.post(f"{path}/ballot", headers=kenya.headers).is_success
+    assert client.post(f"/api/proposals/{ref}/withdraw", json={}, headers=kenya.headers).is_success
+    before = size(db)
+    answer = client.post(f"{path}/close", headers=kenya.headers)
+    assert answer.status_code == 409 and _code(answer) == "ballot.closed"
+    assert size(db) == before
+
+
+def test_mirroring_an_unchanged_revision_logs_nothing(
+    live_server: str, client: TestClient, make: Any, tmp_path: Any
+) -> None:
+    """Found in the audit: every `concord mirror` logged `commons.mirrored`, even when the
+    revision was there already and nothing changed."""
+    from tests.commons.conftest import publish, safetensors_bytes
+
+    from concord.commons.chunks import ChunkStore
+    from concord.commons.mirror import mirror
+    from concord.config import Settings
+    from concord.db import make_engine, make_sessionmaker, upgrade
+    from concord.members.directory import admit
+
+    regional = Settings(data_dir=tmp_path / "regional", database_url="")
+    regional.data_dir.mkdir()
+    engine = make_engine(regional.database())
+    upgrade(engine)
+    sessions = make_sessionmaker(engine)
+    store = ChunkStore(regional.storage())
+    with sessions() as tx:
+        admit(tx, slug="kenya", name="Kenya", kind="country", country_code="KE")
+        tx.commit()
+    kenya = make.delegate("kenya", "KE")
+    files = {
+        "model.safetensors": safetensors_bytes(1, 32),
+        "README.md": b"---\nlicense: mit\n---\n",
+    }
+    publish(client, kenya, "kenya", "asr", files, licence="mit")
+    with sessions() as tx:
+        mirror(tx, store, live_server, "kenya/asr")
+        tx.commit()
+        first = size(tx)
+        tx.commit()
+    with sessions() as tx:
+        mirror(tx, store, live_server, "kenya/asr")
+        tx.commit()
+        assert size(tx) == first
+    engine.dispose()
