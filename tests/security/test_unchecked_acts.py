@@ -147,6 +147,17 @@ def test_a_round_that_is_not_open_cannot_be_declined(
     assert size(db) == closed
 
 
+def test_a_round_cannot_be_declined_after_sending_its_update(
+    client: TestClient, round_one: dict[str, Any], db: Session
+) -> None:
+    kenya, job_id = round_one["kenya"], round_one["job"]
+    assert _update(client, kenya, job_id, 1, DigitsLogReg().init_parameters(0)).status_code == 201
+    before = size(db)
+    answer = _decline(client, kenya, job_id, 1)
+    assert answer.status_code == 409 and _code(answer) == "federation.duplicate_update"
+    assert size(db) == before
+
+
 def test_a_finished_job_cannot_be_declined(
     client: TestClient, round_one: dict[str, Any], db: Session
 ) -> None:

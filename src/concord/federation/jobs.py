@@ -677,6 +677,11 @@ def decline(
         raise RoundClosed(round=round_number, job=job.id)
     if member.id not in row.participants:
         raise NotSelected(member=member.slug, round=round_number, job=job.id)
+    sent = session.scalars(
+        select(Update.id).where(Update.round_id == row.id, Update.member_id == member.id)
+    ).first()
+    if sent is not None:  # its update counts already: a decline now would contradict the log
+        raise DuplicateUpdate(member=member.slug, round=round_number)
     verify(session, member, decline_message(job.id, round_number, member.slug), signature)
     return append(
         session,
