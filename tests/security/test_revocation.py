@@ -248,3 +248,45 @@ def test_sessions_are_stored_hashed_with_their_token(
     ).one()
     assert browsers["kenya"].cookie.encode() not in row.digest
     assert row.token_id == _token_id(db, world["kenya"])
+
+
+@pytest.mark.browser
+def test_a_real_browser_is_signed_out_when_its_token_is_revoked(
+    live_server: str, browser: Any, world: dict[str, Any], db: Session
+) -> None:
+    """Chromium signs in through the page and adds a statement with the page's form; once the
+    token is revoked (through the API of the running hub), the same cookie posts nothing."""
+    import httpx
+
+    ref = world["ref"]
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{live_server}/sign-in")
+    page.fill("#token", world["kenya"].token)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server}/")
+    page.goto(f"{live_server}/proposals/{ref}")
+    page.fill("#text", "Signed in from chromium.")
+    page.click("form[action$='/statements'] button")
+    page.wait_for_load_state()
+    assert "Signed in from chromium." in page.content()
+    csrf = page.locator("input[name=csrf]").first.get_attribute("value")
+    token_id = _token_id(db, world["kenya"])
+    # Execute
+    revoked = httpx.delete(
+        f"{live_server}/api/tokens/{token_id}", headers=world["secretariat"].headers
+    )
+    assert revoked.status_code == 200, revoked.text
+    # Assert: the same cookie can no longer post the form, and the page shows no one signed in.
+    refused = page.request.post(
+        f"{live_server}/proposals/{ref}/statements",
+        form={"csrf": csrf or "", "text": "Posted after the revocation."},
+        headers={"Accept": "application/json"},
+        max_redirects=0,
+    )
+    assert refused.status == 401
+    page.goto(f"{live_server}/proposals/{ref}")
+    assert "Posted after the revocation." not in page.content()
+    assert page.locator("form[action$='/statements']").count() == 0
+    assert page.locator("a[href='/sign-in']").count() == 1
+    context.close()
