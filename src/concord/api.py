@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse
@@ -25,6 +25,7 @@ from concord.http import UPLOAD_PREFIXES
 from concord.i18n import LANGUAGES, current_language, negotiate
 from concord.memory import release_large_blocks
 from concord.metrics import LATENCY, REQUESTS
+from concord.validation import MalformedJson, bounded_json, problems_response
 
 log = logging.getLogger("concord")
 STATIC = Path(__file__).parent / "web" / "static"
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/api/docs",
         openapi_url="/api/openapi.json",
         redoc_url=None,
+        dependencies=[Depends(bounded_json)],
     )
     engine = make_engine(settings.database())
     app.state.settings = settings
@@ -112,18 +114,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
-        problems = [
-            {"where": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg", "")}
-            for e in exc.errors()
-        ]
-        body = {
-            "error": {
-                "code": "request.invalid",
-                "message": "; ".join(f"{p['where']}: {p['problem']}" for p in problems),
-                "details": {"problems": problems},
-            }
-        }
-        return JSONResponse(body, status_code=422)
+        return problems_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -147,7 +138,13 @@ class MethodNotAllowed(ConcordError):
     message = N_("This address does not accept that method.")
 
 
-HTTP_ERRORS: dict[int, type[ConcordError]] = {404: RouteNotFound, 405: MethodNotAllowed}
+# FastAPI raises a bare 400 when a body cannot be parsed at all (not UTF-8, nested past
+# Python's recursion limit): that is a malformed body, not a missing page.
+HTTP_ERRORS: dict[int, type[ConcordError]] = {
+    400: MalformedJson,
+    404: RouteNotFound,
+    405: MethodNotAllowed,
+}
 
 
 def _install_middleware(app: FastAPI, settings: Settings) -> None:
