@@ -36,7 +36,7 @@ QueryId = Annotated[int, Query(ge=1, le=MAX_ID)]
 QueryIndex = Annotated[int, Query(ge=0, le=MAX_ID)]
 OptionalQueryIndex = Annotated[int | None, Query(ge=0, le=MAX_ID)]
 OptionalQueryId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
-Year = Annotated[int, Query(ge=1900, le=2200, description="A calendar year")]
+YearPath = Annotated[int, Path(ge=1900, le=2200, description="A calendar year")]
 OptionalYear = Annotated[int | None, Query(ge=1900, le=2200, description="A calendar year")]
 Seconds = Annotated[float, Query(ge=0, le=86400, allow_inf_nan=False, description="Seconds")]
 """A duration in the query (a long poll's wait); `inf` and `nan` are refused."""

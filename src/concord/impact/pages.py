@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse
 from concord.errors import N_
 from concord.http import Db
 from concord.impact import indicators
-from concord.validation import OptionalYear, Year
+from concord.validation import OptionalYear, YearPath
 from concord.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -32,7 +32,7 @@ def dashboard(request: Request, db: Db, year: OptionalYear = None) -> HTMLRespon
 
 
 @router.get("/impact/report/{year}", response_class=HTMLResponse)
-def report(request: Request, db: Db, year: Year) -> HTMLResponse:
+def report(request: Request, db: Db, year: YearPath) -> HTMLResponse:
     available, energy = indicators.jobs_energy(db)
     return render(
         request,
