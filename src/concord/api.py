@@ -25,7 +25,7 @@ from concord.http import UPLOAD_PREFIXES
 from concord.i18n import LANGUAGES, current_language, negotiate
 from concord.memory import release_large_blocks
 from concord.metrics import LATENCY, REQUESTS
-from concord.validation import MalformedJson, bounded_json, problems_response
+from concord.validation import ERROR_RESPONSES, MalformedJson, bounded_json, problems_response
 
 log = logging.getLogger("concord")
 STATIC = Path(__file__).parent / "web" / "static"
@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/api/openapi.json",
         redoc_url=None,
         dependencies=[Depends(bounded_json)],
+        responses=ERROR_RESPONSES,
     )
     engine = make_engine(settings.database())
     app.state.settings = settings

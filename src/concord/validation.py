@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from fastapi import Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from concord.errors import N_, ConcordError, Invalid
 
@@ -42,6 +43,26 @@ Seconds = Annotated[float, Query(ge=0, le=86400, allow_inf_nan=False, descriptio
 """A duration in the query (a long poll's wait); `inf` and `nan` are refused."""
 FiniteHeader = Annotated[float, Header(allow_inf_nan=False, ge=0, le=1e12)]
 """A non-negative measurement in a header (energy, emissions); `inf` and `nan` are refused."""
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="A stable dotted code, e.g. `request.invalid`")
+    message: str = Field(description="What went wrong, in the request's language")
+    details: dict[str, Any] = Field(description="The error's parameters")
+
+
+class ErrorBody(BaseModel):
+    """Every error the API answers has this body."""
+
+    error: ErrorDetail
+
+
+# Declared on every operation: FastAPI would otherwise document its own 422 body, which this
+# API never sends (`problems_response` answers instead).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "Malformed request (`request.malformed_json`)"},
+    422: {"model": ErrorBody, "description": "Invalid request (`request.invalid`, …)"},
+}
 
 
 class MalformedJson(ConcordError):
