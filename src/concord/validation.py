@@ -20,8 +20,10 @@ from pydantic import BaseModel, Field
 
 from concord.errors import N_, ConcordError, Invalid
 
-# The largest value a BIGINT column holds: ids, indexes and sizes beyond it cannot exist.
-MAX_ID = 2**63 - 1
+# Every table's id (and a round's number) is an INTEGER column, the log's indexes and sizes
+# BIGINT: a value past these cannot exist, and PostgreSQL refuses to even compare with it.
+MAX_ID = 2**31 - 1
+MAX_INDEX = 2**63 - 1
 # Nesting a JSON body may have: our models are a few levels deep; 32 leaves room for
 # provenance and metadata while keeping every recursive walk over it far from Python's limit.
 MAX_JSON_DEPTH = 32
@@ -31,12 +33,13 @@ MAX_JSON_HEADER_KEYS = 64
 
 Id = Annotated[int, Path(ge=1, le=MAX_ID, description="A positive id")]
 """A database id in the path."""
-Index = Annotated[int, Path(ge=0, le=MAX_ID, description="A zero-based index")]
-"""A zero-based position in the path (a log entry, a round number)."""
-QueryId = Annotated[int, Query(ge=1, le=MAX_ID)]
-QueryIndex = Annotated[int, Query(ge=0, le=MAX_ID)]
-OptionalQueryIndex = Annotated[int | None, Query(ge=0, le=MAX_ID)]
-OptionalQueryId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+Number = Annotated[int, Path(ge=0, le=MAX_ID, description="A round's number")]
+"""A small counter in the path (a round's number)."""
+Index = Annotated[int, Path(ge=0, le=MAX_INDEX, description="A zero-based log index")]
+"""A position in the transparency log, in the path."""
+QueryIndex = Annotated[int, Query(ge=0, le=MAX_INDEX)]
+OptionalQueryIndex = Annotated[int | None, Query(ge=0, le=MAX_INDEX)]
+OptionalQuerySize = Annotated[int | None, Query(ge=1, le=MAX_INDEX)]
 YearPath = Annotated[int, Path(ge=1900, le=2200, description="A calendar year")]
 OptionalYear = Annotated[int | None, Query(ge=1900, le=2200, description="A calendar year")]
 Seconds = Annotated[float, Query(ge=0, le=86400, allow_inf_nan=False, description="Seconds")]

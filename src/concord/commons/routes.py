@@ -29,7 +29,7 @@ from concord.http import Db, allow_large_bodies
 from concord.members.auth import CurrentPerson, OptionalPerson
 from concord.members.people import acting_member
 from concord.members.tables import Member, Person
-from concord.validation import MAX_ID
+from concord.validation import MAX_INDEX
 
 router = APIRouter(tags=["commons"])
 UPLOADS = "/api/commons/uploads"
@@ -96,7 +96,7 @@ async def upload(
     person: CurrentPerson,
     filename: str,
     x_content_sha256: Annotated[str | None, Header()] = None,
-    content_length: Annotated[int | None, Header(ge=0, le=MAX_ID)] = None,
+    content_length: Annotated[int | None, Header(ge=0, le=MAX_INDEX)] = None,
 ) -> dict[str, Any]:
     """Uploads one file's content (the body); it stays invisible until a commit names it."""
     # Database work runs in worker threads and commits before the body streams in: on SQLite

@@ -38,7 +38,7 @@ from concord.validation import (
     MAX_JSON_HEADER_BYTES,
     FiniteHeader,
     Id,
-    Index,
+    Number,
     Seconds,
     number_map,
 )
@@ -121,7 +121,7 @@ class ModelFile(FileResponse):
 
 
 @router.get("/jobs/{job_id}/rounds/{number}/parameters")
-def parameters(job_id: Id, number: Index, db: Db, request: Request) -> Response:
+def parameters(job_id: Id, number: Number, db: Db, request: Request) -> Response:
     """The global parameters a round starts from (safetensors)."""
     job = jobs.get_job(db, job_id)
     row = db.scalars(
@@ -142,7 +142,7 @@ def parameters(job_id: Id, number: Index, db: Db, request: Request) -> Response:
 @router.post("/jobs/{job_id}/rounds/{number}/updates", status_code=201)
 async def update(
     job_id: Id,
-    number: Index,
+    number: Number,
     request: Request,
     response: Response,
     db: Db,
@@ -250,7 +250,7 @@ def _accept(
 
 
 @router.post("/jobs/{job_id}/rounds/{number}/decline")
-def decline(job_id: Id, number: Index, db: Db, person: CurrentPerson) -> dict[str, Any]:
+def decline(job_id: Id, number: Number, db: Db, person: CurrentPerson) -> dict[str, Any]:
     """Your node declines a round its site policy does not allow; the refusal is logged."""
     from concord.ledger.log import append
 

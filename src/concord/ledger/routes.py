@@ -12,7 +12,7 @@ from concord.http import Db
 from concord.hubkey import load_or_create, public_key_base64
 from concord.ledger import log
 from concord.ledger.tables import LogEntry
-from concord.validation import Index, OptionalQueryId, OptionalQueryIndex, QueryIndex
+from concord.validation import Index, OptionalQueryIndex, OptionalQuerySize, QueryIndex
 
 router = APIRouter(prefix="/api/log", tags=["transparency log"])
 PAGE = 1000
@@ -77,7 +77,7 @@ def signed_heads(
     request: Request,
     db: Db,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: OptionalQueryId = None,
+    before: OptionalQuerySize = None,
 ) -> list[HeadPublic]:
     """Signed tree heads, newest first; page back with `before=<smallest size seen>`."""
     _key_obj, public = _key(request)
