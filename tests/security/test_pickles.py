@@ -26,7 +26,7 @@ from concord.ledger.tables import LogEntry
 from concord.members.directory import admit
 from concord.members.tables import Member
 
-from .corpus import BAD_SAFETENSORS, UNSAFE, Hostile, hostile, safe
+from .corpus import UNSAFE, Hostile, hostile, safe
 
 CORPUS = hostile()
 runner = CliRunner()
