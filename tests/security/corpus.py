@@ -24,7 +24,26 @@ from safetensors.numpy import save
 
 UNSAFE = "commons.unsafe_format"
 BAD_SAFETENSORS = "commons.bad_safetensors"
-NAMES = [".txt", ".json", ".md", ".csv", ".yaml", ".bin", ".pt", ".pth", ".ckpt", ".pkl", ".joblib", ".safetensors", ".onnx", ".gguf", ".parquet", ".png", ".npy", ".npz"]
+NAMES = [
+    ".txt",
+    ".json",
+    ".md",
+    ".csv",
+    ".yaml",
+    ".bin",
+    ".pt",
+    ".pth",
+    ".ckpt",
+    ".pkl",
+    ".joblib",
+    ".safetensors",
+    ".onnx",
+    ".gguf",
+    ".parquet",
+    ".png",
+    ".npy",
+    ".npz",
+]
 
 
 class Payload:
