@@ -101,7 +101,6 @@ NOT_TEXT = N_("the content is not UTF-8 text")
 CONTROL_CHARS = N_("the text holds control characters")
 BAD_JSON = N_("the JSON does not parse, or is nested too deeply")
 UNKNOWN = N_("the content is not in a format the commons accepts")
-MISMATCH = N_("the content does not match the format its name says")
 
 
 def check_path(name: str) -> str:
