@@ -134,6 +134,8 @@ def hostile() -> list[Hostile]:
         Hostile("polyglot.parquet", b"PAR1" + pickled(0) + b"PAR1", UNSAFE),
         Hostile("polyglot2.parquet", b"PAR1" + pickled(2) + b"\x04\x00\x00\x00PAR1", UNSAFE),
         Hostile("polyglot.gguf", b"GGUF" + pickled(2), UNSAFE),
+        Hostile("polyglot.wav", b"RIFF" + struct.pack("<I", 200) + b"WAVE" + pickled(2), UNSAFE),
+        Hostile("polyglot.flac", b"fLaC" + pickled(0), UNSAFE),
         Hostile("polyglot0.gguf", b"GGUF" + pickled(0), UNSAFE),
         Hostile("appended.json", b'{"a": 1}\n' + pickled(0), UNSAFE),
         Hostile("appended2.json", b'{"a": 1}' + pickled(2), UNSAFE),
@@ -190,6 +192,15 @@ def parquet_bytes() -> bytes:
     return b"PAR1" + footer + struct.pack("<I", len(footer)) + b"PAR1"
 
 
+def wav_bytes(pickle_inside: bytes = b"") -> bytes:
+    """A RIFF/WAVE file: a fmt chunk and eight silent 16-bit samples (or other bytes)."""
+    samples = pickle_inside or b"\x00\x00" * 8
+    fmt = struct.pack("<HHIIHH", 1, 1, 16000, 32000, 2, 16)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    body += b"data" + struct.pack("<I", len(samples)) + samples
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
 def safe() -> dict[str, bytes]:
     rng = np.random.default_rng(0)
     weights = save({"w": rng.standard_normal((8, 8)).astype(np.float32)})
@@ -207,4 +218,5 @@ def safe() -> dict[str, bytes]:
         "floats.npz": npz(a=rng.standard_normal(3), b=np.arange(4)),
         "tiny.gguf": gguf_bytes(),
         "tiny.onnx": onnx_bytes(),
+        "speech.wav": wav_bytes(),
     }

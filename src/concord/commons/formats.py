@@ -2,10 +2,11 @@
 
 The gate decides by content, never by name alone: a file is accepted only when its bytes are one
 of an allow-list of formats that no loader unpickles (safetensors, GGUF, ONNX, Parquet, NumPy
-arrays without objects, PNG/JPEG/GIF/WebP images, UTF-8 text), each checked by walking its
-layout. Names still matter in one direction: names that loaders unpickle (`.pt`, `.pkl`, …) are
-refused whatever they hold, `.bin` only holds safetensors, and a name that promises a format
-(`.onnx`, `.npy`, …) must hold that format. Uploads, commits, mirrors and bundles all pass here.
+arrays without objects, PNG/JPEG/GIF/WebP images, WAV/FLAC/Ogg audio, UTF-8 text), each
+checked by walking its layout. Names still matter in one direction: names that loaders
+unpickle (`.pt`, `.pkl`, …) are refused whatever they hold, `.bin` only holds safetensors, and
+a name that promises a format (`.onnx`, `.npy`, …) must hold that format. Uploads, commits,
+mirrors and bundles all pass here.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ class UnsafeFormat(Invalid):
     message = N_(
         "“{name}” is refused: {reason}. The commons accepts only formats that cannot run code "
         "when they are opened: safetensors, GGUF, ONNX, Parquet, NumPy arrays without objects, "
-        "PNG, JPEG, GIF or WebP images, and UTF-8 text. Convert weights to safetensors, e.g. "
+        "PNG, JPEG, GIF or WebP images, WAV, FLAC or Ogg audio, and UTF-8 text. Convert weights "
+        "to safetensors, e.g. "
         "`safetensors.torch.save_file(torch.load(path, weights_only=True), 'model.safetensors')`."
     )
 
@@ -97,6 +99,7 @@ NOT_GGUF = N_("the content is not a valid GGUF file")
 NOT_ONNX = N_("the content is not a valid ONNX model")
 NOT_PARQUET = N_("the content is not a valid Parquet file")
 NOT_IMAGE = N_("the content is not a valid image of the kind its name says")
+NOT_AUDIO = N_("the content is not a valid audio file of the kind its name says")
 NOT_TEXT = N_("the content is not UTF-8 text")
 CONTROL_CHARS = N_("the text holds control characters")
 BAD_JSON = N_("the JSON does not parse, or is nested too deeply")
@@ -175,6 +178,12 @@ def sniff(head: bytes, size: int) -> str | None:
         return "gif"
     if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
         return "webp"
+    if head.startswith(b"RIFF") and head[8:12] == b"WAVE":
+        return "wav"
+    if head.startswith(b"fLaC"):
+        return "flac"
+    if head.startswith(b"OggS"):
+        return "ogg"
     if len(head) >= 9 and head[8:9] == b"{":
         (length,) = struct.unpack("<Q", head[:8])
         if 2 <= length <= MAX_HEADER and 8 + length <= size:
@@ -458,6 +467,9 @@ CHECKS: dict[str, Callable[[str, BinaryIO, int], None]] = {
     "jpeg": _layout(layouts.jpeg, NOT_IMAGE),
     "gif": _layout(layouts.gif, NOT_IMAGE),
     "webp": _layout(layouts.webp, NOT_IMAGE),
+    "wav": _layout(layouts.wav, NOT_AUDIO),
+    "flac": _layout(layouts.flac, NOT_AUDIO),
+    "ogg": _layout(layouts.ogg, NOT_AUDIO),
     "text": _check_text,
     "zip": _refuse(ARCHIVE),
     "tar": _refuse(ARCHIVE),
@@ -477,6 +489,10 @@ EXPECTED: dict[str, str | None] = {
     ".jpeg": "jpeg",
     ".gif": "gif",
     ".webp": "webp",
+    ".wav": "wav",
+    ".flac": "flac",
+    ".ogg": "ogg",
+    ".opus": "ogg",
     **dict.fromkeys(TEXT_SUFFIXES, "text"),
 }
 CHECKS["onnx-named"] = _layout(layouts.onnx, NOT_ONNX)

@@ -176,10 +176,50 @@ def gif(handle: BinaryIO, size: int) -> None:
 
 
 def webp(handle: BinaryIO, size: int) -> None:
+    _riff(handle, size, b"WEBP")
+
+
+def _riff(handle: BinaryIO, size: int, form: bytes) -> None:
+    """A RIFF container of `form` whose chunks (id, length, data, pad) end exactly at its end."""
     handle.seek(0)
-    riff, length, form = struct.unpack("<4sI4s", _read(handle, 12))
-    if riff != b"RIFF" or form != b"WEBP" or length + 8 != size:
+    riff, length, kind = struct.unpack("<4sI4s", _read(handle, 12))
+    if riff != b"RIFF" or kind != form or length + 8 != size:
         raise Malformed("bad RIFF container")
+    position = 12
+    for _ in range(MAX_COUNT):
+        if position == size:
+            return
+        handle.seek(position)
+        name, chunk = struct.unpack("<4sI", _read(handle, 8))
+        if not all(32 <= byte < 127 for byte in name):
+            raise Malformed("bad RIFF chunk")
+        position += 8 + chunk + (chunk & 1)
+        if position > size:
+            raise Malformed("RIFF chunk runs past the end")
+    raise Malformed("too many chunks")
+
+
+# --- audio (speech datasets) -----------------------------------------------------------------
+
+
+def wav(handle: BinaryIO, size: int) -> None:
+    _riff(handle, size, b"WAVE")
+
+
+def flac(handle: BinaryIO, size: int) -> None:
+    handle.seek(0)
+    if size < 42 or _read(handle, 4) != b"fLaC":
+        raise Malformed("no FLAC signature")
+    _pickle_after(handle, 4)
+
+
+def ogg(handle: BinaryIO, size: int) -> None:
+    """The first page's header: capture pattern, stream version 0, a beginning-of-stream flag."""
+    handle.seek(0)
+    head = _read(handle, 27) if size >= 27 else b""
+    if head[:4] != b"OggS" or head[4] != 0 or not head[5] & 0x02:
+        raise Malformed("no Ogg first page")
+    _pickle_after(handle, 4)
 
 
 # --- ONNX: a protobuf ModelProto, walked field by field -------------------------------------
