@@ -96,6 +96,14 @@ def npz(**arrays: np.ndarray) -> bytes:
     return out.getvalue()
 
 
+def varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    return bytes([*out, value])
+
+
 def deep_safetensors(depth: int = 50_000) -> bytes:
     header = b"[" * depth + b"]" * depth
     return struct.pack("<Q", len(header)) + header
@@ -136,6 +144,9 @@ def hostile() -> list[Hostile]:
         Hostile("polyglot.gguf", b"GGUF" + pickled(2), UNSAFE),
         Hostile("polyglot.wav", b"RIFF" + struct.pack("<I", 200) + b"WAVE" + pickled(2), UNSAFE),
         Hostile("polyglot.flac", b"fLaC" + pickled(0), UNSAFE),
+        Hostile("zip-appended.gguf", gguf_bytes() + zipped, UNSAFE),
+        # A valid ModelProto whose doc_string (field 6) is a whole torch zip, ending the file.
+        Hostile("zip-inside.onnx", onnx_bytes() + b"\x32" + varint(len(zipped)) + zipped, UNSAFE),
         Hostile("polyglot0.gguf", b"GGUF" + pickled(0), UNSAFE),
         Hostile("appended.json", b'{"a": 1}\n' + pickled(0), UNSAFE),
         Hostile("appended2.json", b'{"a": 1}' + pickled(2), UNSAFE),

@@ -92,6 +92,7 @@ BIN_NOT_SAFETENSORS = N_("a .bin file is accepted only when it holds safetensors
 PICKLE_CONTENT = N_("the content is a pickle stream, which runs code when it is loaded")
 PICKLE_MEMBER = N_("the archive holds a pickle")
 ARCHIVE = N_("archives and compressed files are not accepted, except .npz of plain arrays")
+ZIP_APPENDED = N_("a zip archive is appended to it, which zip readers would open")
 NPY_OBJECTS = N_("the NumPy array holds Python objects, which load through pickle")
 NPY_DAMAGED = N_("the NumPy file is damaged or its header does not match its size")
 NPZ_MEMBER = N_("an .npz may hold only .npy arrays")
@@ -153,6 +154,8 @@ def check_stream(name: str, handle: BinaryIO, size: int) -> str:
     if wanted is None:
         wanted = "text" if _decodes(head, size) else "onnx"
     CHECKS[wanted](name, handle, size)
+    if wanted not in ("npz", "text") and layouts.zip_tail(handle, size):
+        raise UnsafeFormat(name=name, reason=ZIP_APPENDED)
     return wanted.removesuffix("-named")
 
 

@@ -35,6 +35,23 @@ def _pickle_after(handle: BinaryIO, offset: int) -> None:
         raise Malformed("a pickle follows the magic number")
 
 
+def zip_tail(handle: BinaryIO, size: int) -> bool:
+    """Whether a zip's end record closes the file: zip readers (torch.load's among them) look
+    for it from the end, so a zip appended to any other format would still open as a zip."""
+    tail = min(size, 22 + 65535)
+    handle.seek(size - tail)
+    data = handle.read(tail)
+    position = data.rfind(b"PK\x05\x06")
+    while position >= 0:
+        record = data[position : position + 22]
+        if len(record) == 22:
+            (comment,) = struct.unpack("<H", record[20:22])
+            if position + 22 + comment == len(data):
+                return True
+        position = data.rfind(b"PK\x05\x06", 0, position)
+    return False
+
+
 # --- GGUF -------------------------------------------------------------------------------------
 
 GGUF_SCALARS = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
