@@ -55,10 +55,14 @@ SAFETENSORS_DTYPES = {
 MAX_HEADER = 100 * 1024 * 1024
 MAX_DEPTH = 64  # JSON nesting: a safetensors header needs 3, configs a handful
 MAX_JSON = 64 * 1024 * 1024  # .json files parsed whole up to this size
-MAX_MEMBERS = 100_000
+MAX_MEMBERS = 10_000  # members of an .npz checked (a real one holds a few arrays)
+LOOK_MEMBERS = 1_000  # members of another archive looked into to name a pickle
 MEMBER_LOOK = 8 * 1024 * 1024  # bytes of an archive member looked at for a pickle
 BLOCK = 1024 * 1024
-LINE_SCANS = 100_000  # line starts tried as pickles in one text file
+# Line starts tried as pickles in one text file, each for so many opcodes (a pickle that
+# calls something takes a dozen; the bound keeps a file of a million such lines linear).
+LINE_SCANS = 10_000
+LINE_OPCODES = 64
 CONTROL = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f]")
 LINE_START = re.compile(rb"\n[c(]")
 
@@ -235,7 +239,7 @@ def _member_pickle(name: str, data: bytes, depth: int) -> str | None:
 def _zip_pickle(handle: BinaryIO, depth: int) -> str | None:
     handle.seek(0)
     with zipfile.ZipFile(handle) as archive:
-        for info in archive.infolist()[:MAX_MEMBERS]:
+        for info in archive.infolist()[:LOOK_MEMBERS]:
             if PurePosixPath(info.filename).name.lower().endswith(PICKLE_MEMBERS):
                 return info.filename
             with archive.open(info) as member:
@@ -247,7 +251,7 @@ def _zip_pickle(handle: BinaryIO, depth: int) -> str | None:
 
 def _tar_pickle(archive: tarfile.TarFile, depth: int) -> str | None:
     for count, info in enumerate(archive):
-        if count >= MAX_MEMBERS:
+        if count >= LOOK_MEMBERS:
             break
         if not info.isfile():
             continue
@@ -358,32 +362,37 @@ def json_depth(text: bytes) -> int:
 
 
 def _check_text(name: str, handle: BinaryIO, size: int) -> None:
-    """UTF-8 without control characters, whose no line starts a pickle; .json must parse."""
+    """UTF-8 without control characters, whose no line starts a pickle; .json must parse.
+
+    One pass in blocks: the line starts of each block are tried, in memory, against that block
+    and the next one (up to a block of pickle from each), so a long file is read once whatever
+    its number of lines."""
     handle.seek(0)
     decoder = codecs.getincrementaldecoder("utf-8")()
-    starts: list[int] = []
-    offset = 0
-    previous = b"\n"
-    while block := handle.read(BLOCK):
+    scans = 0
+    previous, starts = b"", list[int]()  # the last block and its line starts not yet tried
+    while True:
+        block = handle.read(BLOCK)
         try:
-            text = decoder.decode(block)
+            text = decoder.decode(block, final=not block)
         except UnicodeDecodeError as exc:
             raise UnsafeFormat(name=name, reason=NOT_TEXT) from exc
         if CONTROL.search(text):
             raise UnsafeFormat(name=name, reason=CONTROL_CHARS)
-        if len(starts) < LINE_SCANS:
-            # A pickle could start on any line (pickle.load is handed a seeked file too).
-            starts += [offset + m.start() for m in LINE_START.finditer(previous[-1:] + block)]
-        offset += len(block)
+        if starts:
+            window = io.BytesIO(previous + block)
+            for start in starts:
+                window.seek(start)
+                if is_pickle(window, opcodes=LINE_OPCODES, limit=BLOCK, whole=True):
+                    raise UnsafeFormat(name=name, reason=PICKLE_CONTENT)
+        if not block:
+            break
+        # A pickle could start on any line (pickle.load may be handed a seeked file).
+        before = previous[-1:] or b"\n"  # the byte before the block: a line starts after it
+        starts = [m.start() for m in LINE_START.finditer(before + block)]
+        starts = starts[: max(0, LINE_SCANS - scans)]
+        scans += len(starts)
         previous = block
-    try:
-        decoder.decode(b"", final=True)
-    except UnicodeDecodeError as exc:
-        raise UnsafeFormat(name=name, reason=NOT_TEXT) from exc
-    for start in starts[:LINE_SCANS]:
-        handle.seek(start)
-        if is_pickle(handle, opcodes=10_000, limit=1024 * 1024, whole=True):
-            raise UnsafeFormat(name=name, reason=PICKLE_CONTENT)
     if PurePosixPath(name).suffix.lower() == ".json" and size <= MAX_JSON:
         handle.seek(0)
         data = handle.read()

@@ -18,9 +18,16 @@ CALLS = frozenset({"REDUCE", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "BUILD", "EXT
 IMPORTS = frozenset({"GLOBAL", "STACK_GLOBAL", "INST"})
 MEMO_PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"})
 MEMO_GETS = frozenset({"GET", "BINGET", "LONG_BINGET"})
-OPCODES = 1_000_000  # a well-formed stream this long is a pickle, whatever else it claims
+OPCODES = 200_000  # a well-formed stream this long is a pickle, whatever else it claims
 READ_LIMIT = 64 * 1024 * 1024  # bytes looked at from the start, so memory stays bounded
 LONG_RUN = 1000  # well-formed opcodes before the read limit: a pickle, not a long length field
+
+
+def _importable(arg: str) -> bool:
+    """Whether GLOBAL's "module name" could name something to import: dotted identifiers.
+    Lines of ordinary text often parse as GLOBAL, but rarely with two identifiers."""
+    module, _space, name = arg.partition(" ")
+    return all(part.isidentifier() for part in [*module.split("."), *name.split(".")])
 
 
 class _Limited:
@@ -85,6 +92,8 @@ def is_pickle(
                 return False
             if name in MEMO_PUTS and len(memo) < OPCODES:
                 memo.add(arg if name != "MEMOIZE" else len(memo))
+            if name in ("GLOBAL", "INST") and not _importable(str(arg)):
+                return False  # the unpickler would stop here: no such module or attribute
             if name in IMPORTS:
                 imported = True
             if name in CALLS and (imported or name.startswith("EXT")):
