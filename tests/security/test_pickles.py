@@ -336,3 +336,18 @@ def test_the_demo_models_still_publish(make, db, settings, sessions) -> None:
     assert db.scalar(select(func.count()).select_from(Revision)) == 2
     assert "tokenizer.json" in models["all-minilm-l6-v2"]
     assert "vocab.txt" in models["all-minilm-l6-v2"]
+
+
+@pytest.mark.parametrize("offset", [0, 100, 250, 255, 256, 300, 511])
+def test_a_pickle_on_any_line_is_found_across_blocks(monkeypatch, tmp_path, offset) -> None:
+    # Prepare: text read in blocks of 256 bytes, a protocol 0 pickle starting on some line.
+    from concord.commons import formats
+
+    from .corpus import pickled
+
+    monkeypatch.setattr(formats, "BLOCK", 256)
+    path = tmp_path / "notes.md"
+    path.write_bytes(b"x" * offset + b"\n" + pickled(0) + b"\nthe end\n")
+    # Execute / Assert
+    with pytest.raises(UnsafeFormat):
+        check_content("notes.md", path)
