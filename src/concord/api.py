@@ -105,9 +105,9 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ConcordError)
     async def concord_error(request: Request, exc: ConcordError) -> Response:
         if _wants_html(request):
-            from concord.web.render import error_page
+            from concord.web.render import error_page_async
 
-            return error_page(request, exc)
+            return await error_page_async(request, exc)
         return JSONResponse(exc.to_json(), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
@@ -129,9 +129,9 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         err = HTTP_ERRORS.get(exc.status_code, RouteNotFound)()
         if _wants_html(request):
-            from concord.web.render import error_page
+            from concord.web.render import error_page_async
 
-            return error_page(request, err)
+            return await error_page_async(request, err)
         return JSONResponse(err.to_json(), status_code=err.status)
 
 
