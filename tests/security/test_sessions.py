@@ -8,6 +8,7 @@ closed session to look the cookie up, beginning a transaction that nothing ended
 from __future__ import annotations
 
 import sqlite3
+import time
 from typing import Any
 
 import httpx
@@ -39,6 +40,18 @@ def write_lock_is_free(settings: Settings) -> bool:
         connection.close()
 
 
+def settled(app: FastAPI, settings: Settings, within: float = 2.0) -> bool:
+    """True once no connection is checked out and the write lock is free. The round ticker
+    and event delivery borrow one for milliseconds; a leaked one never comes back."""
+    ends = time.monotonic() + within
+    while True:
+        if app.state.engine.pool.checkedout() == 0 and write_lock_is_free(settings):
+            return True
+        if time.monotonic() > ends:
+            return False
+        time.sleep(0.01)
+
+
 def test_error_page_with_made_up_cookie_leaves_writes_free(
     live_server: str, settings: Settings, app: FastAPI, make: Any
 ) -> None:
@@ -49,13 +62,12 @@ def test_error_page_with_made_up_cookie_leaves_writes_free(
         # Execute: error pages (a page that raises NotFound, and an unknown address)
         missing = http.get("/proposals/NO-SUCH-REF", headers=HTML, cookies=MADE_UP)
         unknown = http.get("/no/such/page", headers=HTML, cookies=MADE_UP)
-        free = write_lock_is_free(settings)
+        free = settled(app, settings)
         written = say(http, kenya, ref, "Still writable.")
     # Assert
     assert missing.status_code == 404 and "text/html" in missing.headers["content-type"]
     assert unknown.status_code == 404 and "text/html" in unknown.headers["content-type"]
-    assert free, "an error page left the SQLite write lock held"
-    assert app.state.engine.pool.checkedout() == 0
+    assert free, "an error page left a connection checked out or the write lock held"
     assert written.status_code == 201, written.text
 
 
@@ -94,9 +106,12 @@ def test_no_request_keeps_a_connection_or_a_transaction(
     # Prepare
     kenya = make.delegate("kenya", "KE")
     ref = open_deliberation(client, kenya)
-    signed_in = client.post("/sign-in", data={"token": kenya.token, "csrf": "c"}, cookies={
-        "concord_csrf": "c"
-    }, follow_redirects=False)
+    signed_in = client.post(
+        "/sign-in",
+        data={"token": kenya.token, "csrf": "c"},
+        cookies={"concord_csrf": "c"},
+        follow_redirects=False,
+    )
     assert signed_in.status_code == 303, signed_in.text
     cookie = signed_in.cookies["concord_session"]
     pool = app.state.engine.pool
@@ -105,24 +120,27 @@ def test_no_request_keeps_a_connection_or_a_transaction(
     statuses = set()
     for name, response in _requests(client, kenya, ref, cookie):
         statuses.add(response.status_code)
-        if pool.checkedout() or not write_lock_is_free(settings):
-            leaks.append((name, response.status_code))
+        if not settled(app, settings):
+            leaks.append((name, response.status_code, pool.checkedout()))
     # Assert
     assert leaks == []
     assert {200, 201, 401, 403, 404, 405, 422} <= statuses
 
 
 @pytest.mark.parametrize("path", ["/proposals/NO-SUCH-REF", "/no/such/page"])
-def test_error_page_still_knows_who_is_signed_in(
-    client: TestClient, make: Any, path: str
-) -> None:
+def test_error_page_still_knows_who_is_signed_in(client: TestClient, make: Any, path: str) -> None:
     # Prepare
     kenya = make.delegate("kenya", "KE")
-    signed_in = client.post("/sign-in", data={"token": kenya.token, "csrf": "c"}, cookies={
-        "concord_csrf": "c"
-    }, follow_redirects=False)
+    signed_in = client.post(
+        "/sign-in",
+        data={"token": kenya.token, "csrf": "c"},
+        cookies={"concord_csrf": "c"},
+        follow_redirects=False,
+    )
     # Execute
-    page = client.get(path, headers=HTML, cookies={"concord_session": signed_in.cookies["concord_session"]})
+    page = client.get(
+        path, headers=HTML, cookies={"concord_session": signed_in.cookies["concord_session"]}
+    )
     # Assert
     assert page.status_code == 404
     assert kenya.person.name in page.text
