@@ -50,9 +50,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for module in domain_modules("routes"):
         app.include_router(module.router)
+    from concord.web import events as event_pages
     from concord.web import pages as shell_pages
 
     app.include_router(shell_pages.router)
+    app.include_router(event_pages.router)
     for module in domain_modules("pages"):
         app.include_router(module.router)
     domain_modules("handlers")  # event subscribers register themselves at import
@@ -69,6 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.on_event("startup")
     def deliver_events() -> None:
         events.deliver_pending(app.state.sessions, settings)
+        # Retries left by the last run (or another process) are the courier's to schedule.
+        events.deliver_in_background(app.state.sessions, settings)
 
     return app
 
