@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from concord import events
+from concord.errors import N_
 from concord.http import Db
 from concord.members.auth import CsrfChecked, PagePerson
 from concord.members.people import require_role
@@ -14,6 +15,8 @@ from concord.members.tokens import BadToken
 from concord.web.render import render
 
 router = APIRouter(include_in_schema=False)
+# The states an event's row can be in (`events.Event.state`), for the page's catalogue.
+STATES = (N_("pending"), N_("retrying"), N_("failed"), N_("delivered"))
 
 
 def _secretariat(person: Person | None) -> Person:
