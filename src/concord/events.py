@@ -29,7 +29,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
 from concord.config import Settings
-from concord.db import Base, UTCDateTime, utcnow
+from concord.db import Base, UTCDateTime, read_session, utcnow
 from concord.errors import N_, Conflict, NotFound
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,7 @@ def _deliver(factory: sessionmaker[Session], limit: int, now: datetime) -> int:
 
     domain_modules("handlers")  # subscribers register at import
     attempted = 0
-    with factory() as session:
+    with read_session(factory) as session:  # looking takes no write lock
         ids = list(
             session.scalars(select(Event.id).where(_due(now)).order_by(Event.id).limit(limit))
         )
@@ -210,7 +210,7 @@ def _failed(event: Event, exc: Exception, now: datetime) -> None:
 def seconds_to_next(factory: sessionmaker[Session]) -> float | None:
     """Seconds until the next undelivered event is due (0 if one is), None if none waits."""
     waiting = Event.delivered_at.is_(None) & Event.failed_at.is_(None)
-    with factory() as session:
+    with read_session(factory) as session:
         if session.scalar(select(Event.id).where(waiting, Event.next_attempt_at.is_(None))):
             return 0.0
         soonest = session.scalar(

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from concord.config import Settings
+from concord.db import read_session
 
 T = TypeVar("T")
 
@@ -72,7 +73,7 @@ def page_session(request: Request) -> Iterator[Session]:
     if session is not None:
         yield session
         return
-    with get_sessions(request)() as own:
+    with read_session(get_sessions(request)) as own:  # reads only: never the write lock
         yield own
 
 
