@@ -13,7 +13,7 @@ import httpx
 PATHS = ["/proposals/NO-SUCH-{n}", "/no/such/page/{n}", "/members/nobody-{n}"]
 
 
-def attack(base: str, seconds: float, per_second: int, threads: int = 2) -> dict[str, int]:
+def attack(base: str, seconds: float, per_second: int, threads: int = 5) -> dict[str, int]:
     """Error pages with made-up session cookies at `per_second` for `seconds`; status counts."""
     if urlparse(base).hostname != "127.0.0.1":
         raise ValueError("the attack only ever targets 127.0.0.1")
