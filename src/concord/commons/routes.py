@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Header, Request, Response, status
 from fastapi.responses import RedirectResponse, StreamingResponse
@@ -442,7 +442,9 @@ def _resolve(
     repo = repos.require(db, kind, owner, name)
     rev = repos.resolve(db, repo, revision)
     blob = repos.file(db, repo, rev, path)
-    base = str(request.base_url).rstrip("/")
+    # A path, not an absolute URL: `request.base_url` names the Host the client sent, which
+    # anyone can forge; clients resolve the path against the hub they asked.
+    base = urlsplit(request.app.state.settings.public_url).path.rstrip("/")
     location = (
         f"{base}/api/commons/content/{blob.sha256}?repo={owner}/{name}&kind={kind}"
         f"&commit={rev.sha}&path={quote(path)}"

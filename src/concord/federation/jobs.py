@@ -50,6 +50,7 @@ from concord.federation.tasks.base import TaskData, load_task
 from concord.governance.jobspec import JobSpec
 from concord.governance.standards import evaluate
 from concord.ledger.log import append, canonical_json
+from concord.ledger.tables import LogEntry
 from concord.members.blocs import bloc_member_ids
 from concord.members.directory import get_member
 from concord.members.keys import verify
@@ -578,7 +579,16 @@ def submit(
         if earlier is not None and earlier.round_id == row.id:
             raise DuplicateUpdate(member=member.slug, round=round_number)
     except (Invalid, RoundClosed, NotSelected, DuplicateUpdate) as exc:
-        refuse(session, job, round_number, member, exc)
+        refuse(
+            session,
+            job,
+            round_number,
+            member,
+            exc,
+            sha256=sha256,
+            examples=examples,
+            signature=signature,
+        )
     path = f"job-{job.id}/round-{round_number}/attempt-{row.attempt}/member-{member.id}.safetensors"
     target = folder(settings) / path
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -605,11 +615,80 @@ def submit(
 
 
 def refuse(
-    session: Session, job: Job, round_number: int, member: Member, error: ConcordError
+    session: Session,
+    job: Job,
+    round_number: int,
+    member: Member,
+    error: ConcordError,
+    *,
+    sha256: str,
+    examples: int,
+    signature: str,
 ) -> NoReturn:
-    """Logs the refusal of an update (committed), then raises the error."""
-    _refusal(session, job, round_number, member, error.code)
+    """Raises `error` for an update; logs the refusal first (committed) only when the update
+    was signed with the member's key and the member was chosen for that round. Anything else
+    is nobody's act: logging it would let any token holder write into the public log."""
+    message = update_message(job.id, round_number, member.slug, sha256, examples)
+    if _signed(session, member, message, signature) and chosen(session, job, round_number, member):
+        _refusal(session, job, round_number, member, error.code)
     raise error
+
+
+def _signed(session: Session, member: Member, message: bytes, signature: str) -> bool:
+    """Whether `signature` is the member's over `message` (no key, no signature: False)."""
+    try:
+        verify(session, member, message, signature)
+    except ConcordError:
+        return False
+    return True
+
+
+def chosen(session: Session, job: Job, round_number: int, member: Member) -> bool:
+    """Whether the member was chosen in any attempt of this round."""
+    rows = session.scalars(
+        select(Round.participants).where(Round.job_id == job.id, Round.number == round_number)
+    ).all()
+    return any(member.id in (participants or []) for participants in rows)
+
+
+class DeclineUnsigned(Invalid):
+    code = "federation.decline_unsigned"
+    message = N_("A node declines a round by signing it with the member's key (field signature).")
+
+
+def decline_message(job: int, round_number: int, member: str) -> bytes:
+    """What a node signs to decline a round."""
+    return canonical_json(
+        {"purpose": "concord.round-decline", "job": job, "round": round_number, "member": member}
+    )
+
+
+def decline(
+    session: Session, job: Job, round_number: int, member: Member, *, signature: str
+) -> LogEntry:
+    """Logs that the member's node declines a round (site policy): only the open round of a
+    running job, only a member chosen for it, only signed with the member's key. The caller
+    commits."""
+    if not signature:
+        raise DeclineUnsigned()
+    lock(session, job)
+    row = current_round(session, job)
+    if job.status != "running" or row is None or row.number != round_number:
+        raise RoundClosed(round=round_number, job=job.id)
+    if member.id not in row.participants:
+        raise NotSelected(member=member.slug, round=round_number, job=job.id)
+    sent = session.scalars(
+        select(Update.id).where(Update.round_id == row.id, Update.member_id == member.id)
+    ).first()
+    if sent is not None:  # its update counts already: a decline now would contradict the log
+        raise DuplicateUpdate(member=member.slug, round=round_number)
+    verify(session, member, decline_message(job.id, round_number, member.slug), signature)
+    return append(
+        session,
+        "federation.node_declined",
+        {"job": job.id, "round": round_number, "member": member.slug},
+        member_id=member.id,
+    )
 
 
 def _counted(session: Session, job: Job, round_number: int, member: Member) -> Update | None:

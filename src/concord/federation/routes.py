@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from concord import metrics as prometheus
 from concord.config import Settings
 from concord.federation import jobs
-from concord.federation.parameters import BadParameters
+from concord.federation.parameters import BadParameters, file_sha256
 from concord.federation.tables import Job, Round
 from concord.federation.wakeup import RECHECK_S, bell, lifespan
 from concord.http import Db, allow_large_bodies, step
@@ -191,11 +191,20 @@ def _accept(
     try:
         sha256, problem = jobs.check_received(settings, job_id, received), None
     except BadParameters as exc:
-        sha256, problem = "", exc
+        sha256, problem = file_sha256(received), exc  # what the node signed, malformed or not
     member = acting_member(db, person)
     job = jobs.get_job(db, job_id)
-    if problem is not None:
-        jobs.refuse(db, job, number, member, problem)
+    if problem is not None:  # logged only if signed by a member chosen for the round
+        jobs.refuse(
+            db,
+            job,
+            number,
+            member,
+            problem,
+            sha256=sha256,
+            examples=kw["examples"],
+            signature=kw["signature"],
+        )
     receipt = jobs.submit(db, settings, job, number, member, received, sha256=sha256, **kw)
     answer = {
         "update": receipt.update.id,
@@ -213,21 +222,27 @@ def _accept(
     return answer
 
 
-@router.post("/jobs/{job_id}/rounds/{number}/decline")
-def decline(job_id: int, number: int, db: Db, person: CurrentPerson) -> dict[str, Any]:
-    """Your node declines a round its site policy does not allow; the refusal is logged."""
-    from concord.ledger.log import append
+class RoundDecline(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
+    signature: str = Field(
+        default="",
+        description="Ed25519 signature (base64) by the member's key of the decline message",
+    )
+
+
+@router.post("/jobs/{job_id}/rounds/{number}/decline")
+def decline(
+    job_id: int, number: int, db: Db, person: CurrentPerson, body: RoundDecline | None = None
+) -> dict[str, Any]:
+    """Your node declines the open round it was chosen for, because its site policy does not
+    allow the work. The node signs `{purpose, job, round, member}` with the member's key; the
+    decline is logged."""
     member = acting_member(db, person)
     job = jobs.get_job(db, job_id)
-    append(
-        db,
-        "federation.node_declined",
-        {"job": job.id, "round": number, "member": member.slug},
-        member_id=member.id,
-    )
+    entry = jobs.decline(db, job, number, member, signature=body.signature if body else "")
     db.commit()
-    return {"declined": True}
+    return {"declined": True, "log_index": entry.index}
 
 
 @router.get("/jobs")

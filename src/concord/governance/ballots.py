@@ -8,7 +8,13 @@ A ballot is the canonical JSON (sorted keys, no spaces, UTF-8) of
 signed with the member's Ed25519 key on the member's own machine. The hub verifies it against
 the member's registered key and logs payload, signature and public key together, so anyone
 holding the log can check each signature and recount (`recount`). A member may cast again
-until the ballot closes; the last ballot counts. A nonce is used once (no replays).
+until the ballot closes; the last ballot counts.
+
+Replays are refused by the rules in `admissible`, which the hub and the recount share: the
+signed `time` is an ISO-8601 UTC time inside the ballot's window (from its opening to its
+closing, and no more than `SKEW` ahead of the clock that receives it), strictly later than the
+member's current ballot on the same question; the key is the one valid at that time; and a
+nonce that the member has used once is never accepted again (kept in `BallotNonce`).
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ from __future__ import annotations
 import base64
 import json
 import re
-from datetime import datetime
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -24,10 +32,17 @@ from sqlalchemy.orm import Session
 
 from concord import events, metrics
 from concord.db import utcnow
-from concord.errors import N_, Conflict, Forbidden, Invalid
+from concord.errors import N_, ConcordError, Conflict, Forbidden, Invalid
 from concord.governance import charter
 from concord.governance.proposals import WrongPhase, sponsors
-from concord.governance.tables import Amendment, AmendmentBallot, Ballot, Decision, Proposal
+from concord.governance.tables import (
+    Amendment,
+    AmendmentBallot,
+    Ballot,
+    BallotNonce,
+    Decision,
+    Proposal,
+)
 from concord.ledger.log import append, canonical_json
 from concord.ledger.tables import LogEntry
 from concord.members import keys
@@ -38,6 +53,10 @@ from concord.members.tables import Member, Person
 CHOICES = ("yes", "no", "abstain", "objection")
 FIELDS = {"proposal", "choice", "reason", "member", "nonce", "time"}
 NONCE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+# How far a ballot's signed time may run ahead of the receiving clock (members' clocks drift).
+SKEW = timedelta(minutes=2)
+# 2026-11-22T10:00:00Z, 2026-11-22T10:00:00.123456Z or …+00:00: UTC, to the microsecond at most.
+TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|\+00:00)$")
 
 
 class BallotClosed(Conflict):
@@ -58,6 +77,23 @@ class BallotDuplicate(Invalid):
 class BallotReplay(Conflict):
     code = "ballot.replay"
     message = N_("This ballot's nonce has been used already: sign a new ballot.")
+
+
+class BallotStale(Conflict):
+    code = "ballot.stale"
+    message = N_(
+        "This ballot was signed at {time}, not after {member}'s current ballot on {proposal} "
+        "(signed at {current}): an earlier ballot cannot be sent again; sign a new one."
+    )
+
+
+class BallotOutOfWindow(Invalid):
+    code = "ballot.out_of_window"
+    message = N_(
+        "The ballot's signed time {time} is outside the ballot on {proposal}, which is open "
+        "from {opened} until {closes}, and at most {skew} seconds ahead of the hub's clock "
+        "({now}): sign it again with your clock's current time."
+    )
 
 
 class CloseForbidden(Forbidden):
@@ -113,6 +149,98 @@ def _check_payload(payload: dict[str, Any], reference: str) -> None:
         raise BallotMalformed(reason=N_("the nonce has 16 to 64 letters, digits, - or _"))
 
 
+def parse_time(text: str) -> datetime:
+    """A ballot's signed time: ISO-8601 in UTC (…Z or …+00:00), or `BallotMalformed`."""
+    if not TIME.match(text):
+        raise BallotMalformed(
+            reason=N_("the time is an ISO-8601 UTC time like 2026-11-22T10:00:00Z")
+        )
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        raise BallotMalformed(
+            reason=N_("the time is an ISO-8601 UTC time like 2026-11-22T10:00:00Z")
+        ) from None
+
+
+def _iso(at: datetime | None) -> str:
+    return at.isoformat().replace("+00:00", "Z") if at else "—"
+
+
+@dataclass(frozen=True)
+class Window:
+    """When ballots on a question (a proposal or `REF/A<id>`) may be signed."""
+
+    question: str
+    opened: datetime
+    closes: datetime | None
+
+
+def admissible(
+    payload: dict[str, Any],
+    window: Window,
+    now: datetime,
+    current: datetime | None,
+    nonce_used: bool,
+) -> datetime:
+    """The signed time of a well-formed `payload` if it may replace the member's ballot signed at
+    `current`, received at `now`; otherwise the coded error. The hub and the recount share it.
+
+    The time lies in the window and at most `SKEW` ahead of `now`; it is strictly later than the
+    current ballot's, and the nonce was never used by the member: so an earlier signed ballot,
+    sent again unchanged, is refused."""
+    at = parse_time(payload["time"])
+    after_close = window.closes is not None and at > window.closes
+    if at < window.opened or after_close or at > now + SKEW:
+        raise BallotOutOfWindow(
+            time=payload["time"],
+            proposal=window.question,
+            opened=_iso(window.opened),
+            closes=_iso(window.closes),
+            skew=int(SKEW.total_seconds()),
+            now=_iso(now),
+        )
+    if nonce_used:
+        raise BallotReplay()
+    if current is not None and at <= current:
+        raise BallotStale(
+            time=payload["time"],
+            member=payload["member"],
+            proposal=window.question,
+            current=_iso(current),
+        )
+    return at
+
+
+def _signed_time(payload: dict[str, Any] | None) -> datetime | None:
+    """The signed time of a stored ballot (None for rows kept from before times were checked)."""
+    try:
+        return parse_time(str((payload or {}).get("time", "")))
+    except BallotMalformed:
+        return None
+
+
+def window_of(proposal: Proposal, amendment: Amendment | None = None) -> Window:
+    if amendment is not None:
+        return Window(
+            target(proposal, amendment), amendment.ballot_at or amendment.created_at, None
+        )
+    return Window(proposal.reference, proposal.ballot_at or proposal.created_at, proposal.closes_at)
+
+
+def nonce_used(session: Session, member: Member, nonce: str) -> bool:
+    """Whether the member ever signed a ballot with `nonce` (or any current ballot holds it)."""
+    mine = select(BallotNonce.id).where(
+        BallotNonce.member_id == member.id, BallotNonce.nonce == nonce
+    )
+    if session.scalars(mine).first():
+        return True
+    for table in (Ballot, AmendmentBallot):
+        if session.scalars(select(table.id).where(table.nonce == nonce)).first():
+            return True
+    return False
+
+
 def is_open(proposal: Proposal) -> bool:
     if proposal.status != "ballot":
         return False
@@ -149,14 +277,21 @@ def cast(
             raise BallotDuplicate(member=slug)
         seen.add(slug)
     recorded = []
+    window = window_of(proposal, amendment)
+    now = utcnow()
     for item in items:
         payload, signature = item["payload"], str(item.get("signature", ""))
         _check_payload(payload, reference)
         acting_member(session, person, payload["member"])  # one's own member only
-        for table in (Ballot, AmendmentBallot):
-            if session.scalars(select(table.id).where(table.nonce == payload["nonce"])).first():
-                raise BallotReplay()
-        key = keys.verify(session, member, message(payload), signature)
+        row = _current_row(session, proposal, amendment, member)
+        at = admissible(
+            payload,
+            window,
+            now,
+            _signed_time(row.payload) if row is not None else None,
+            nonce_used(session, member, payload["nonce"]),
+        )
+        key = keys.verify(session, member, message(payload), signature, at=at)
         entry = append(
             session,
             "governance.ballot",
@@ -169,26 +304,14 @@ def cast(
             },
             member_id=member.id,
         )
-        row: Ballot | AmendmentBallot | None
-        if amendment is None:
-            row = session.scalars(
-                select(Ballot).where(
-                    Ballot.proposal_id == proposal.id, Ballot.member_id == member.id
-                )
-            ).first()
-            if row is None:
-                row = Ballot(proposal_id=proposal.id, member_id=member.id)
-                session.add(row)
-        else:
-            row = session.scalars(
-                select(AmendmentBallot).where(
-                    AmendmentBallot.amendment_id == amendment.id,
-                    AmendmentBallot.member_id == member.id,
-                )
-            ).first()
-            if row is None:
-                row = AmendmentBallot(amendment_id=amendment.id, member_id=member.id)
-                session.add(row)
+        if row is None:
+            row = (
+                Ballot(proposal_id=proposal.id, member_id=member.id)
+                if amendment is None
+                else AmendmentBallot(amendment_id=amendment.id, member_id=member.id)
+            )
+            session.add(row)
+        session.add(BallotNonce(member_id=member.id, nonce=payload["nonce"], log_index=entry.index))
         row.choice = payload["choice"]
         row.reason = payload["reason"]
         row.nonce = payload["nonce"]
@@ -200,6 +323,21 @@ def cast(
         recorded.append(row)
     metrics.count("ballot", len(recorded))
     return recorded
+
+
+def _current_row(
+    session: Session, proposal: Proposal, amendment: Amendment | None, member: Member
+) -> Ballot | AmendmentBallot | None:
+    """The member's current ballot on the proposal (or on the amendment)."""
+    if amendment is None:
+        return session.scalars(
+            select(Ballot).where(Ballot.proposal_id == proposal.id, Ballot.member_id == member.id)
+        ).first()
+    return session.scalars(
+        select(AmendmentBallot).where(
+            AmendmentBallot.amendment_id == amendment.id, AmendmentBallot.member_id == member.id
+        )
+    ).first()
 
 
 def ballots(session: Session, proposal: Proposal) -> list[tuple[Ballot, Member]]:
@@ -310,7 +448,9 @@ def close_amendment(
     adopted, the amendment's text replaces the proposal's in its language."""
     reference = target(proposal, amendment)
     _may_close(session, person, proposal, reference)
-    if amendment.status != "ballot":
+    # As when casting: an amendment's ballot lives only while its proposal is deliberated (a
+    # withdrawn proposal's amendment must not be decided, nor its decision logged).
+    if amendment.status != "ballot" or proposal.status != "deliberation":
         raise BallotClosed(proposal=reference)
     rows = session.execute(
         select(AmendmentBallot, Member)
@@ -354,70 +494,209 @@ def close_due(session: Session) -> list[Decision]:
 # Re-counting from the log alone: no database, only the entries' canonical JSON.
 
 
-def recount(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Recomputes every decision in `entries` (log bodies, in log order) from its ballots.
+@dataclass
+class Recount:
+    """The state a reader of the log builds, entry by entry, to recount every decision: who is
+    a member in good standing, which key each member holds since when, each question's window,
+    each member's latest admissible ballot and every nonce it used."""
 
-    For each ballot entry: the public key must have been registered for that member earlier in
-    the log (`key.registered` / `key.rotated`) and the signature must verify over the payload.
-    The last valid ballot per member before the decision counts; the charter rule, the eligible
-    count and the bloc memberships are read from the decision entry, and the outcome and every
-    count are computed again and compared."""
-    keys_of: dict[int, set[str]] = {}
-    latest: dict[str, dict[str, dict[str, Any]]] = {}  # proposal → member slug → ballot
-    results = []
-    for index, body in enumerate(entries):
-        kind, content, member_id = body["kind"], body["content"], body.get("member")
-        if kind in ("key.registered", "key.rotated"):
-            keys_of.setdefault(int(content["member"]), set()).add(content["public_key"])
+    key_history: keys.KeyHistory = field(default_factory=keys.KeyHistory)
+    active: dict[int, str] = field(default_factory=dict)  # member id → slug
+    windows: dict[str, Window] = field(default_factory=dict)
+    latest: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    used: dict[int, set[str]] = field(default_factory=dict)
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    def read(self, index: int, body: dict[str, Any]) -> None:
+        """Takes one entry into account. A malformed entry (the hub signs whatever it logs)
+        counts for nothing; a malformed decision is a decision that does not recount."""
+        try:
+            self._read(index, body)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            if body.get("kind") == "governance.decision":
+                content = body.get("content")
+                logged = content if isinstance(content, dict) else {}
+                self.results.append(
+                    {
+                        "proposal": str(logged.get("proposal")),
+                        "logged_outcome": logged.get("outcome"),
+                        "recounted_outcome": None,
+                        "counts": {},
+                        "matches": False,
+                        "differences": [
+                            {"field": "decision", "entry": index, "logged": None, "recounted": None}
+                        ],
+                    }
+                )
+
+    def _read(self, index: int, body: dict[str, Any]) -> None:
+        kind, content = body["kind"], body["content"]
+        self.key_history.observe(body)
+        if kind in ("member.admitted", "member.reinstated"):
+            self.active[int(content["member"])] = str(content["slug"])
+        elif kind in ("member.suspended", "member.withdrawn"):
+            self.active.pop(int(content["member"]), None)
+        elif kind == "governance.phase" and content.get("status") == "ballot":
+            closes = content.get("closes_at")
+            self.windows[content["proposal"]] = Window(
+                content["proposal"],
+                keys.parse_log_time(body["time"]),
+                datetime.fromisoformat(closes).astimezone(UTC) if closes else None,
+            )
+        elif kind == "governance.amendment_ballot":
+            question = f"{content['proposal']}/A{content['amendment']}"
+            self.windows[question] = Window(question, keys.parse_log_time(body["time"]), None)
         elif kind == "governance.ballot":
-            payload = content["payload"]
-            raw = base64.b64decode(content["public_key"])
-            valid = (
-                member_id is not None
-                and content["public_key"] in keys_of.get(int(member_id), set())
-                and keys.verify_raw(raw, message(payload), content["signature"])
-                and payload["proposal"] == content["proposal"]
-            )
-            if valid:
-                latest.setdefault(content["proposal"], {})[payload["member"]] = {
-                    "member": payload["member"],
-                    "choice": payload["choice"],
-                    "reason": payload["reason"],
-                    "log_index": index,
-                }
+            self._ballot(index, body)
         elif kind == "governance.decision":
-            logged = content["arithmetic"]
-            r = logged["rule"]
-            rule = charter.Rule(
-                name=r["name"],
-                title=r["title"],
-                quorum=charter.Fraction(r["quorum"]) if r["quorum"] else None,
-                threshold=charter.Fraction(r["threshold"]) if r["threshold"] else None,
-                strict=r["strict"],
-                max_negative=charter.Fraction(r["max_negative"]) if r["max_negative"] else None,
-                bloc_majority=tuple(r["bloc_majority"]),
-                max_objections=r["max_objections"],
+            self.results.append(self._decision(body))
+
+    def _ballot(self, index: int, body: dict[str, Any]) -> None:
+        """Keeps the ballot if the hub was right to accept it; a ballot the hub should have
+        refused (forged, replayed, stale, out of its window, under a retired key) is ignored."""
+        content, member_id = body["content"], body.get("member")
+        payload, question = content.get("payload"), content.get("proposal")
+        window = self.windows.get(str(question))
+        if member_id is None or window is None or not isinstance(payload, dict):
+            return
+        member_id = int(member_id)
+        if self.active.get(member_id) != payload.get("member"):
+            return  # not a member in good standing, or a ballot for another member
+        slug = str(payload["member"])
+        mine = self.latest.setdefault(str(question), {})
+        current = mine[slug]["time"] if slug in mine else None
+        try:
+            _check_payload(payload, str(question))
+            at = admissible(
+                payload,
+                window,
+                keys.parse_log_time(body["time"]),
+                current,
+                payload["nonce"] in self.used.get(member_id, set()),
             )
-            counted_members = {b["member"] for b in logged["ballots"]}
-            counted = [
-                b
-                for slug, b in sorted(latest.get(content["proposal"], {}).items())
-                if slug in counted_members
-            ]
-            again = charter.apply(rule, counted, logged["eligible"], logged["bloc_members"])
-            results.append(
+        except ConcordError:
+            return
+        if not (
+            self.key_history.valid(member_id, str(content.get("public_key")), at)
+            and keys.verify_raw(
+                base64.b64decode(str(content["public_key"])),
+                message(payload),
+                str(content.get("signature")),
+            )
+        ):
+            return
+        self.used.setdefault(member_id, set()).add(payload["nonce"])
+        mine[slug] = {
+            "member": slug,
+            "choice": payload["choice"],
+            "reason": payload["reason"],
+            "log_index": index,
+            "time": at,
+        }
+
+    def _decision(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The decision recomputed from the ballots read so far; the charter rule and the bloc
+        memberships are the decision's own, the counted ballots and the eligible count are not."""
+        content = body["content"]
+        logged = content["arithmetic"]
+        members = set(self.active.values())
+        counted = [
+            b
+            for slug, b in sorted(self.latest.get(content["proposal"], {}).items())
+            if slug in members
+        ]
+        eligible = len(members)
+        again = charter.apply(_rule_of(logged["rule"]), counted, eligible, logged["bloc_members"])
+        differences = _differences(counted, eligible, logged)
+        if again["outcome"] != content["outcome"]:
+            differences.append(
+                {"field": "outcome", "logged": content["outcome"], "recounted": again["outcome"]}
+            )
+        if again["counts"] != logged["counts"]:
+            differences.append(
+                {"field": "counts", "logged": logged["counts"], "recounted": again["counts"]}
+            )
+        result: dict[str, Any] = {
+            "proposal": content["proposal"],
+            "logged_outcome": content["outcome"],
+            "recounted_outcome": again["outcome"],
+            "counts": again["counts"],
+            "matches": not differences,
+        }
+        if differences:
+            result["differences"] = differences
+        return result
+
+
+def _rule_of(r: dict[str, Any]) -> charter.Rule:
+    def fraction(text: str | None) -> charter.Fraction | None:
+        return charter.Fraction(text) if text else None
+
+    return charter.Rule(
+        name=r["name"],
+        title=r["title"],
+        quorum=fraction(r["quorum"]),
+        threshold=fraction(r["threshold"]),
+        strict=r["strict"],
+        max_negative=fraction(r["max_negative"]),
+        bloc_majority=tuple(r["bloc_majority"]),
+        max_objections=r["max_objections"],
+    )
+
+
+def _differences(
+    counted: list[dict[str, Any]], eligible: int, logged: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Member by member, the ballots that the log says count against those the decision
+    counted: an omitted, added or changed ballot is named with its log entry."""
+    found = {b["member"]: b for b in counted}
+    claimed = {b["member"]: b for b in logged.get("ballots", [])}
+    claimed_entries = set(logged.get("ballot_entries", []))
+    out: list[dict[str, Any]] = []
+    for slug in sorted(found.keys() | claimed.keys()):
+        mine, theirs = found.get(slug), claimed.get(slug)
+        same = (
+            mine is not None
+            and theirs is not None
+            and (mine["choice"], mine["reason"]) == (theirs["choice"], theirs.get("reason", ""))
+            and mine["log_index"] in claimed_entries
+        )
+        if not same:
+            out.append(
                 {
-                    "proposal": content["proposal"],
-                    "logged_outcome": content["outcome"],
-                    "recounted_outcome": again["outcome"],
-                    "counts": again["counts"],
-                    "matches": again["outcome"] == content["outcome"]
-                    and again["counts"] == logged["counts"]
-                    and again["ballots"] == logged["ballots"]
-                    and sorted(b["log_index"] for b in counted) == logged["ballot_entries"],
+                    "field": f"ballot:{slug}",
+                    "entry": mine["log_index"] if mine else None,
+                    "logged": theirs["choice"] if theirs else None,
+                    "recounted": mine["choice"] if mine else None,
                 }
             )
-    return results
+    if sorted(b["log_index"] for b in counted) != sorted(claimed_entries) and not out:
+        out.append(
+            {
+                "field": "ballot_entries",
+                "logged": sorted(claimed_entries),
+                "recounted": sorted(b["log_index"] for b in counted),
+            }
+        )
+    if eligible != logged.get("eligible"):
+        out.append({"field": "eligible", "logged": logged.get("eligible"), "recounted": eligible})
+    return out
+
+
+def recount(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Recomputes every decision in `entries` (log bodies, in log order) from the log alone.
+
+    The counted ballots are derived from the ballot entries, not taken from the decision: per
+    question and member, the latest ballot that the hub was right to accept — signed by the key
+    valid at its signed time and log position (`keys.KeyHistory`), admissible by the rules of
+    `admissible` (window, strictly later time, unused nonce), by a member in good standing —
+    among members in good standing at the decision. The charter rule is applied again and
+    outcome, counts, counted ballots and eligible count compared; each result that does not
+    match lists its `differences`, naming the member and log entry of each ballot concerned."""
+    state = Recount()
+    for index, body in enumerate(entries):
+        state.read(index, body)
+    return state.results
 
 
 def recount_log(session: Session) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ from concord.governance.jobspec import JobSpec
 from concord.governance.tables import Amendment, Proposal
 from concord.i18n import LANGUAGES
 from concord.ledger.log import append
+from concord.ledger.tables import LogEntry
 from concord.members import blocs as member_blocs
 from concord.members.directory import get_member, require_active
 from concord.members.people import acting_member
@@ -177,8 +178,8 @@ def check_body(session: Session, kind: str, body: dict[str, Any]) -> dict[str, A
 
 def _log(
     session: Session, proposal: Proposal, act: str, member: Member | None, **extra: Any
-) -> None:
-    append(
+) -> LogEntry:
+    return append(
         session,
         f"governance.{act}",
         {"proposal": proposal.reference, "status": proposal.status, **extra},
@@ -283,9 +284,12 @@ def open_ballot(
     if pending:
         raise BadProposal(reason=N_("decide every pending amendment before the ballot"))
     proposal.status = "ballot"
-    proposal.ballot_at = now
     proposal.closes_at = closes_at
-    _log(session, proposal, "phase", member, closes_at=closes_at.isoformat() if closes_at else None)
+    entry = _log(
+        session, proposal, "phase", member, closes_at=closes_at.isoformat() if closes_at else None
+    )
+    # The ballot's window opens at its log entry's time: what a recount from the log reads.
+    proposal.ballot_at = entry.created_at
     return proposal
 
 
@@ -387,5 +391,6 @@ def put_amendment_to_ballot(
     if amendment.status != "proposed":
         raise AmendmentDecided(amendment=amendment.id)
     amendment.status = "ballot"
-    _log(session, proposal, "amendment_ballot", member, amendment=amendment.id)
+    entry = _log(session, proposal, "amendment_ballot", member, amendment=amendment.id)
+    amendment.ballot_at = entry.created_at  # the window opens at the log entry's time
     return amendment

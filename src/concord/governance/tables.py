@@ -51,6 +51,8 @@ class Amendment(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(20), default="proposed")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # when it was put to a ballot of its own: the opening of that ballot's window
+    ballot_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # set when the amendment was put to a ballot of its own and closed
     arithmetic: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
@@ -117,6 +119,19 @@ class AmendmentBallot(Base):
     payload: Mapped[dict[str, Any]] = mapped_column()
     signature: Mapped[str] = mapped_column(String(128))
     cast_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    log_index: Mapped[int] = mapped_column()
+
+
+class BallotNonce(Base):
+    """Every nonce a member has signed a counted ballot with, kept after the ballot row moves on,
+    so that no earlier ballot can be sent again (on a proposal or an amendment)."""
+
+    __tablename__ = "governance_ballot_nonces"
+    __table_args__ = (UniqueConstraint("member_id", "nonce"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    nonce: Mapped[str] = mapped_column(String(64))
     log_index: Mapped[int] = mapped_column()
 
 

@@ -8,6 +8,10 @@ The auditor trusts nothing the hub says without checking it:
    in the head (inclusion proofs); with `full`, that the entries rebuild the head's root and
    that no entry differs from the copy of the leaves kept at the last full audit — which is
    how a changed entry is named even when the hub recomputed its hashes.
+4. with `full`, that the state the hub serves (ballots, decisions, …) is what the log says:
+   each domain that serves logged state provides a `Check` (its module `served.py`, found by
+   the command like routes are) that reads the entries and the hub's API and raises
+   `ServedDiffers` naming the first difference. The ledger itself knows no domain.
 It stops at the first disagreement and names it.
 """
 
@@ -17,6 +21,7 @@ import base64
 import json
 import os
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +46,18 @@ class KeyChanged(Conflict):
         "The hub's signing key changed since your last audit (was {old}, now {new}). "
         "If the secretariat announced a new key, delete {state} and audit again."
     )
+
+
+class ServedDiffers(Conflict):
+    code = "audit.served_differs"
+    message = N_(
+        "The hub serves {what} that its log does not say: entry {index}, field {field}: "
+        "served {served}, logged {logged}."
+    )
+
+
+# A domain's check of served state: the hub, and the bodies of every entry in log order.
+Check = Callable[[HubClient, list[dict[str, Any]]], None]
 
 
 @dataclass
@@ -82,8 +99,10 @@ def audit(
     full: bool = False,
     sample: int = 64,
     client: HubClient | None = None,
+    checks: Sequence[Check] = (),
 ) -> Report:
-    """Audits the hub at `url`; raises a coded error naming the first disagreement."""
+    """Audits the hub at `url`; raises a coded error naming the first disagreement. With
+    `full`, each of `checks` then compares what the hub serves with the entries."""
     state = state or default_state(url)
     hub = client or HubClient(url)
     remembered: dict[str, Any] = json.loads(state.read_text()) if state.exists() else {}
@@ -102,7 +121,13 @@ def audit(
         notes.append(f"consistent with the head of size {previous['size']} seen before")
     state.parent.mkdir(parents=True, exist_ok=True)
     leaves_file = state.with_suffix(".leaves")
-    checked = _check_all(hub, head, leaves_file) if full else _check_sample(hub, head, sample)
+    if full:
+        bodies: list[dict[str, Any]] = []
+        checked = _check_all(hub, head, leaves_file, bodies)
+        for check in checks:
+            check(hub, bodies)
+    else:
+        checked = _check_sample(hub, head, sample)
     state.write_text(
         json.dumps(
             {"hub": url, "public_key": pinned or public_key, "head": head.to_json()}, indent=1
@@ -182,8 +207,11 @@ def _check_sample(hub: HubClient, head: Head, sample: int) -> int:
     return len(picks)
 
 
-def _check_all(hub: HubClient, head: Head, remembered: Path) -> int:
-    """Every entry: its hash, its inclusion proof, the same leaf as last time, the root."""
+def _check_all(
+    hub: HubClient, head: Head, remembered: Path, bodies: list[dict[str, Any]] | None = None
+) -> int:
+    """Every entry: its hash, its inclusion proof, the same leaf as last time, the root.
+    Their parsed bodies are added to `bodies`, for the domains' checks."""
     known = remembered.read_bytes() if remembered.exists() else b""
     leaves: list[bytes] = []
     for start in range(0, head.size, PAGE):
@@ -196,6 +224,8 @@ def _check_all(hub: HubClient, head: Head, remembered: Path) -> int:
             if old and old != leaf:
                 raise _fail("entry {index} was changed since your last full audit", index=expected)
             leaves.append(leaf)
+            if bodies is not None:
+                bodies.append(json.loads(str(entry["body"])))
             expected += 1
         if expected != end:
             raise _fail("entry {index} is missing", index=expected)

@@ -20,9 +20,12 @@ def audit(
     state: Path = typer.Option(None, help="Where the last seen head is kept."),
 ) -> None:
     """Verify a hub's transparency log from outside; exits non-zero on any disagreement."""
+    from concord.domains import domain_modules
     from concord.ledger.audit import audit as run_audit
 
-    report = run_audit(url, state=state, full=full, sample=sample)
+    # Each domain that serves logged state checks it against the log (its `served.check`).
+    checks = [module.check for module in domain_modules("served")]
+    report = run_audit(url, state=state, full=full, sample=sample, checks=checks)
     for note in report.notes:
         out.print(f"  {note}")
     what = "all entries" if report.full else f"{report.checked} sampled entries"

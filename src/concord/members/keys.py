@@ -2,7 +2,11 @@
 
 A member signs its ballots and updates with a private key that stays on its own machine; the
 hub records only the public half. Registering a new key retires the old one (rotation); both
-acts are logged, so anyone can tell which key was valid when.
+acts are logged, so anyone can tell which key was valid when: a key is valid from its
+`key.registered` / `key.rotated` entry (its time and position in the log) until the next such
+entry of the same member. A signature counts only under the key valid at its signed time and at
+the position where it is logged — on the hub (`verify(…, at=…)`) and in a recount from the log
+alone (`KeyHistory`).
 """
 
 from __future__ import annotations
@@ -11,7 +15,10 @@ import base64
 import binascii
 import hashlib
 import os
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -41,6 +48,14 @@ class KeyInUse(Conflict):
 class NoKey(NotFound):
     code = "key.none"
     message = N_("Member “{member}” has no registered key: run `concord keys generate`.")
+
+
+class KeyNotValidAt(Invalid):
+    code = "key.not_valid_at"
+    message = N_(
+        "The member's key {fingerprint} was registered at {registered}, after the signed time "
+        "{time}: a signature counts only under the key valid when it was made."
+    )
 
 
 class BadSignature(Invalid):
@@ -88,7 +103,7 @@ def register(session: Session, member: Member, public_key: str) -> MemberKey:
     )
     session.add(key)
     session.flush()
-    append(
+    entry = append(
         session,
         "key.rotated" if previous else "key.registered",
         {
@@ -99,6 +114,10 @@ def register(session: Session, member: Member, public_key: str) -> MemberKey:
         },
         member_id=member.id,
     )
+    # The key's interval is the log's: the same instant that a recount from the log reads.
+    key.created_at = entry.created_at
+    if previous is not None:
+        previous.retired_at = entry.created_at
     return key
 
 
@@ -111,14 +130,59 @@ def active_key(session: Session, member: Member) -> MemberKey | None:
     ).first()
 
 
-def verify(session: Session, member: Member, message: bytes, signature: str) -> MemberKey:
-    """Checks a base64 signature of `message` against the member's current key."""
+def verify(
+    session: Session,
+    member: Member,
+    message: bytes,
+    signature: str,
+    at: datetime | None = None,
+) -> MemberKey:
+    """Checks a base64 signature of `message` against the member's current key; with `at` (the
+    signed time), also that the key was valid then — a key registered later does not vouch for
+    a message dated before it, and a retired key vouches for nothing logged from now on."""
     key = active_key(session, member)
     if key is None:
         raise NoKey(member=member.slug)
+    if at is not None and at < key.created_at:
+        raise KeyNotValidAt(
+            fingerprint=key.fingerprint[:16],
+            registered=_iso(key.created_at),
+            time=_iso(at),
+        )
     if not verify_raw(key.public_key, message, signature):
         raise BadSignature()
     return key
+
+
+def _iso(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class KeyHistory:
+    """The members' key intervals, read from log entries in log order (no database).
+
+    Feed every entry to `observe`; `valid(member, key, at)` then says whether `key` (base64) is
+    the member's key at the current log position and was registered no later than `at`."""
+
+    current: dict[int, tuple[str, datetime]] = field(default_factory=dict)
+
+    def observe(self, body: dict[str, Any]) -> None:
+        if body.get("kind") in ("key.registered", "key.rotated"):
+            content = body["content"]
+            self.current[int(content["member"])] = (
+                str(content["public_key"]),
+                parse_log_time(str(body["time"])),
+            )
+
+    def valid(self, member_id: int, public_key: str, at: datetime) -> bool:
+        key = self.current.get(member_id)
+        return key is not None and key[0] == public_key and key[1] <= at
+
+
+def parse_log_time(text: str) -> datetime:
+    """A log entry's time (ISO-8601 with Z) as an aware datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def verify_raw(public_key: bytes, message: bytes, signature: str) -> bool:

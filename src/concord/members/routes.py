@@ -191,6 +191,15 @@ def add_person(body: PersonCreate, db: Db, person: CurrentPerson) -> PersonPubli
     return PersonPublic.of(added)
 
 
+@router.delete("/people/{ref}")
+def remove_person(ref: str, db: Db, person: CurrentPerson) -> PersonPublic:
+    """Removes a person (secretariat): their tokens are revoked and their browsers signed out."""
+    people.require_role(person, "secretariat")
+    removed = people.remove_person(db, people.get_person(db, ref))
+    db.commit()
+    return PersonPublic.of(removed)
+
+
 @router.get("/tokens")
 def list_tokens(db: Db, person: CurrentPerson) -> list[TokenPublic]:
     """Your tokens (never their secrets)."""
