@@ -25,6 +25,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 from typing import Any
 
 from sqlalchemy import select
@@ -629,8 +630,8 @@ class Recount:
 
 
 def _rule_of(r: dict[str, Any]) -> charter.Rule:
-    def fraction(text: str | None) -> charter.Fraction | None:
-        return charter.Fraction(text) if text else None
+    def fraction(text: str | None) -> Fraction | None:
+        return Fraction(text) if text else None
 
     return charter.Rule(
         name=r["name"],
