@@ -15,7 +15,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from concord.errors import N_
-from concord.governance import ballots, charter, deliberation, proposals
+from concord.governance import ballots, charter, deliberation, methods, proposals, proxies, redlines
 from concord.governance.ballots import BallotMalformed
 from concord.http import Db
 from concord.members.auth import CsrfChecked, PagePerson
@@ -160,7 +160,8 @@ def proposal_page(
             "svg": scatter(opinion),
             "statements": deliberation.statements(db, p),
             "mine": mine,
-            "amendments": proposals.amendments(db, p),
+            "amendments": _tracked(p, proposals.amendments(db, p)),
+            "method_label": methods.LABELS.get(p.method["name"], "") if p.method else "",
             "slugs": slugs,
             "member": member,
             "can_deliberate": person is not None
@@ -229,4 +230,27 @@ def ballot_form(
 def result_page(request: Request, ref: str, db: Db) -> HTMLResponse:
     p = proposals.get(db, ref)
     decision = ballots.decision_of(db, p)
-    return render(request, "governance/result.html", {"p": p, "d": decision})
+    return render(
+        request,
+        "governance/result.html",
+        {
+            "p": p,
+            "d": decision,
+            "labels": methods.LABELS,
+            "outcomes": methods.OUTCOMES,
+            "proxy_reasons": proxies.REASONS,
+        },
+    )
+
+
+def _tracked(p: Any, amendments: list[Any]) -> list[dict[str, Any]]:
+    """The amendments with their tracked changes, furthest from the original first."""
+    rows = [
+        {
+            "a": a,
+            "distance": proposals.distance(p, a),
+            "diff": redlines.diff(proposals.original(p, a.language), a.text),
+        }
+        for a in amendments
+    ]
+    return sorted(rows, key=lambda r: (-r["distance"], r["a"].id))

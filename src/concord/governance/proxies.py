@@ -73,6 +73,14 @@ class ProxyFinal(Conflict):
     message = N_("The ballot this proxy was given for has closed: it can no longer be revoked.")
 
 
+# Why an applicable proxy counted or not, as the decision page shows it.
+REASONS = {
+    "counted": N_("counted"),
+    "own_vote": N_("the member voted itself: its own ballot wins"),
+    "holder_silent": N_("the holder cast no ballot"),
+    "over_cap": N_("the holder carries the most proxies allowed"),
+    "not_in_good_standing": N_("the member is not in good standing"),
+}
 SHAPE = N_("the fields are proxy, member, holder, proposal, from, until, nonce and time")
 SCOPE = N_("a proxy names a proposal, or a period with from and until, not both")
 SELF = N_("a member cannot hold its own proxy")
