@@ -12,8 +12,9 @@ the order proposed. (Parliaments vote the amendment that departs most from the t
 that a smaller one is not adopted and then overtaken.)
 
 Adopted text: the original with every adopted amendment's changes applied — a three-way merge
-over the common original. Two amendments conflict when the line ranges of the original they
-change overlap or touch (as in `git merge`); the later one is refused with the lines named.
+over the common original. Two amendments conflict when they change a common line of the
+original, or insert at the same place, or one inserts where the other replaces; the later one
+is refused with the lines named. Changes to neighbouring lines merge.
 """
 
 from __future__ import annotations
@@ -78,7 +79,15 @@ def diff(original: str, text: str) -> list[dict[str, str]]:
 
 
 def _touch(a: Change, b: Change) -> bool:
-    return a.start <= b.end and b.start <= a.end
+    """Whether two changes of the original overlap: common lines, or an insertion at the same
+    place as another insertion or at (or inside) the lines another replaces."""
+    if a.start == a.end and b.start == b.end:
+        return a.start == b.start
+    if a.start == a.end:
+        return b.start <= a.start < b.end
+    if b.start == b.end:
+        return a.start <= b.start < a.end
+    return a.start < b.end and b.start < a.end
 
 
 def conflict(original: str, texts: Sequence[str]) -> Conflict | None:
