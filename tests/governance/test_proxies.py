@@ -157,3 +157,38 @@ def test_a_period_proxy_applies_to_ballots_closing_within_it(
     decided = client.post(f"/api/proposals/{ref}/close", headers=kenya.headers).json()
     assert decided["arithmetic"]["counts"]["yes"] == 5
     assert client.get("/api/governance/recount").json()[0]["matches"]
+
+
+def test_a_changed_proxy_row_fails_the_full_audit(
+    client: TestClient,
+    assembly: dict[str, Any],
+    sessions: Any,
+    live_server: str,
+    tmp_path: Any,
+    monkeypatch: Any,
+) -> None:
+    from sqlalchemy import text
+    from typer.testing import CliRunner
+
+    from concord.cli import app
+
+    # Prepare: a decision with a proxy that audits clean
+    monkeypatch.setenv("CONCORD_AUDIT_DIR", str(tmp_path / "audit"))
+    kenya = assembly["kenya"]
+    ref = resolution(client, kenya)
+    to_ballot(client, kenya, ref)
+    given = give(client, assembly["germany"], "kenya", ref).json()
+    for slug in ("kenya", "brazil", "france"):
+        assert cast(client, assembly[slug], ref, "yes").status_code == 201
+    assert client.post(f"/api/proposals/{ref}/close", headers=kenya.headers).status_code == 200
+    runner = CliRunner()
+    clean = runner.invoke(app, ["audit", live_server, "--full"])
+    assert clean.exit_code == 0, clean.output
+    # Execute: the served proxy is marked revoked in the database, the log left alone
+    with sessions() as db, db.begin():
+        db.execute(text("UPDATE governance_proxies SET revoked_at = created_at"))
+    audited = runner.invoke(app, ["audit", live_server, "--full"])
+    # Assert
+    assert audited.exit_code != 0
+    assert "audit.served_differs" in audited.output
+    assert f"entry {given['log_index']}" in audited.output and "proxy.revoked" in audited.output
