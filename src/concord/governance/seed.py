@@ -14,6 +14,7 @@ would.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import select
@@ -292,10 +293,17 @@ def seed(world: World) -> None:
 
 
 def _decide_by_method(
-    world: World, db: Session, spec: dict[str, Any], members: dict[str, Member], south: set[int]
+    world: World,
+    db: Session,
+    spec: dict[str, Any],
+    members: dict[str, Member],
+    south: Collection[int],
 ) -> None:
     """A resolution decided by a decision method, with signed method ballots (and a proxy)."""
-    if db.scalars(select(Proposal).where(Proposal.title == spec["title"])).first():
+    decided = world.facts.setdefault("decided_by_method", {})
+    done = db.scalars(select(Proposal).where(Proposal.title == spec["title"])).first()
+    if done is not None:
+        decided[spec["method"]["name"]] = done.reference
         return
     sponsor = _person(db, spec["sponsor"])
     if sponsor is None:
@@ -329,5 +337,6 @@ def _decide_by_method(
         signature = keys.sign(keys.load_private(key_path), ballots.message(payload))
         ballots.cast(db, person, p, [{"payload": payload, "signature": signature}])
     decision = ballots.close(db, sponsor, p)
+    decided[name] = p.reference
     ranked = ", ".join(o["option"] for o in decision.arithmetic["ranked"])
     world.notes.append(f"{p.reference} “{p.title}”: {ranked}")
