@@ -269,3 +269,36 @@ def test_the_result_page_shows_the_stages(client: TestClient, assembly: dict[str
     assert "Vote unique transférable" in page.text
     assert "premières préférences" in page.text  # the first stage, translated
     assert "amina" in page.text and "carla" in page.text
+
+
+def test_a_method_ballot_prepared_on_the_page_and_signed_outside(
+    client: TestClient, assembly: dict[str, Any], db: Session
+) -> None:
+    import base64
+    import html
+    import re
+
+    from tests.governance.test_pages import sign_in
+
+    from concord.governance.tables import Ballot
+
+    # Prepare
+    kenya = assembly["kenya"]
+    ref = method_resolution(client, kenya, {"name": "irv", "options": CANDIDATES})
+    csrf = sign_in(client, kenya)
+    # Execute: the page prepares the payload with the vote; it is signed off the page
+    wrong = client.get(f"/proposals/{ref}", params={"choice": "irv", "vote": '["nobody"]'})
+    prepared = client.get(f"/proposals/{ref}", params={"choice": "irv", "vote": '["bao", "amina"]'})
+    text = html.unescape(re.search(r'<pre id="payload">(.*?)</pre>', prepared.text, re.S).group(1))  # type: ignore[union-attr]
+    payload = html.unescape(re.search(r'name="payload" value="([^"]+)"', prepared.text).group(1))  # type: ignore[union-attr]
+    signature = base64.b64encode(kenya.key.sign(text.encode())).decode()
+    cast = client.post(
+        f"/proposals/{ref}/ballot",
+        data={"csrf": csrf, "payload": payload, "signature": signature},
+        follow_redirects=False,
+    )
+    # Assert
+    assert wrong.status_code == 422
+    assert "--vote" in prepared.text
+    assert cast.status_code == 303
+    assert db.scalars(select(Ballot.payload)).one()["vote"] == ["bao", "amina"]
