@@ -194,12 +194,14 @@ def test_a_tampered_method_ballot_does_not_recount(
         ("irv", {"amina": 1}, "", "decision.ballot_invalid"),
         ("irv", ["amina", "amina"], "", "decision.ballot_invalid"),
         ("yes", ["amina"], "", "ballot.malformed"),
+        ("approval", ["amina", "amina"], "", "decision.ballot_invalid"),
     ],
 )
 def test_malformed_method_ballots_are_refused_at_the_edge(
     method: str, how: Any, reason: str, code: str, client: TestClient, assembly: dict[str, Any]
 ) -> None:
-    ref = method_resolution(client, assembly["kenya"], {"name": "irv", "options": CANDIDATES})
+    name = "approval" if method == "approval" else "irv"
+    ref = method_resolution(client, assembly["kenya"], {"name": name, "options": CANDIDATES})
     refused = vote(client, assembly["brazil"], ref, method, how, reason)
     assert refused.status_code == 422
     assert refused.json()["error"]["code"] == code

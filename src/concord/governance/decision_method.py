@@ -155,6 +155,14 @@ def _strings(member: str, vote: Any) -> list[str]:
     return vote
 
 
+def _approved(member: str, vote: Any) -> list[str]:
+    """An approval ballot's options, each once (a list would otherwise hide a repeat)."""
+    options = _strings(member, vote)
+    if len(set(options)) != len(options):
+        raise BallotInvalid(member=member, reason=method_errors.APPROVE_ONCE)
+    return options
+
+
 def _ints(member: str, vote: Any) -> dict[str, int]:
     if not isinstance(vote, dict) or not all(
         isinstance(v, int) and not isinstance(v, bool) for v in vote.values()
@@ -224,7 +232,7 @@ def count(
         marks = [
             methods.DotBallot(b["member"], _ints(b["member"], b["vote"]))
             if dots
-            else methods.approve(b["member"], _strings(b["member"], b["vote"]))
+            else methods.approve(b["member"], _approved(b["member"], b["vote"]))
             for b in ballots
         ]
         result = methods.approval(
