@@ -61,10 +61,14 @@ def test_a_proxy_carries_the_vote_into_the_delegating_members_own_bloc(
             "why": "counted",
         }
     ]
-    recount = ballots.recount(
-        [json.loads(b) for b in db.scalars(select(LogEntry.body).order_by(LogEntry.index))]
-    )
+    bodies = [json.loads(b) for b in db.scalars(select(LogEntry.body).order_by(LogEntry.index))]
+    recount = ballots.recount(bodies)
     assert recount[0]["matches"], recount
+    # a proxy whose signature does not hold is ignored by the recount, which then disagrees
+    bodies[given.json()["log_index"]]["content"]["payload"]["holder"] = "brazil"
+    tampered = ballots.recount(bodies)[0]
+    assert not tampered["matches"]
+    assert {d["field"] for d in tampered["differences"]} >= {"ballot:germany", "proxies"}
 
 
 def test_the_delegating_members_own_ballot_wins(
