@@ -283,7 +283,7 @@ def grant_proxy(body: ProxyCreate, db: Db, person: CurrentPerson) -> dict[str, A
 
 
 @router.post("/proxies/{proxy_id}/revoke")
-def revoke_proxy(proxy_id: int, db: Db, person: CurrentPerson) -> dict[str, Any]:
+def revoke_proxy(proxy_id: Id, db: Db, person: CurrentPerson) -> dict[str, Any]:
     """Revokes your member's proxy until its ballot closes (delegates). Logged."""
     row = proxies.revoke(db, person, proxy_id)
     db.commit()
