@@ -141,6 +141,10 @@ def test_a_proxy_must_be_signed_by_the_delegating_members_key(
     assert other.status_code == 403
     both = give(client, assembly["germany"], "kenya", ref, **{"from": "2026-01-01T00:00:00Z"})
     assert both.json()["error"]["code"] == "proxy.invalid"
+    by_id = give(client, assembly["germany"], str(kenya.member.id), ref)
+    assert by_id.json()["error"]["code"] == "proxy.invalid"
+    numbered = give(client, assembly["germany"], "kenya", "99999999999999999999")
+    assert numbered.json()["error"]["code"] == "proxy.invalid"
 
 
 def test_a_period_proxy_applies_to_ballots_closing_within_it(

@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session
 from concord.db import utcnow
 from concord.errors import N_, Conflict, Invalid, NotFound
 from concord.governance import charter
-from concord.governance.proposals import FINAL, get
+from concord.governance.proposals import FINAL, REFERENCE, get
 from concord.governance.tables import Proxy
 from concord.ledger.log import append, canonical_json
 from concord.members import keys
@@ -84,6 +84,7 @@ REASONS = {
 SHAPE = N_("the fields are proxy, member, holder, proposal, from, until, nonce and time")
 SCOPE = N_("a proxy names a proposal, or a period with from and until, not both")
 SELF = N_("a member cannot hold its own proxy")
+HOLDER = N_("the holder is named by its handle, like “kenya”")
 TIME = N_("the signed time is not within minutes of the hub's clock")
 NONCE = N_("the nonce has 16 to 64 letters, digits, - or _, and is used once")
 
@@ -128,6 +129,8 @@ def check_payload(payload: Any) -> tuple[datetime, datetime | None, datetime | N
         raise ProxyInvalid(reason=SHAPE)
     if payload["member"] == payload["holder"]:
         raise ProxyInvalid(reason=SELF)
+    if not payload["holder"] or payload["holder"].isdigit():
+        raise ProxyInvalid(reason=HOLDER)  # counted by handle: an id would never match
     if not NONCE_RE.match(payload["nonce"]):
         raise ProxyInvalid(reason=NONCE)
     try:
@@ -139,6 +142,8 @@ def check_payload(payload: Any) -> tuple[datetime, datetime | None, datetime | N
     period = start is not None and end is not None and start < end
     if bool(payload["proposal"]) == period or (not period and (start or end)):
         raise ProxyInvalid(reason=SCOPE)
+    if payload["proposal"] and not REFERENCE.match(payload["proposal"]):
+        raise ProxyInvalid(reason=SCOPE)  # a reference like CR-2026-3, never an id
     return at, start, end
 
 
@@ -169,6 +174,8 @@ def grant(session: Session, person: Person, item: Mapping[str, Any]) -> Proxy:
     assert isinstance(payload, dict)
     acting_member(session, person, payload["member"])  # one's own member only
     holder = get_member(session, payload["holder"])
+    if holder.slug != payload["holder"]:
+        raise ProxyInvalid(reason=HOLDER)
     if holder.status != "active":
         raise ProxyInvalid(reason=N_("the holder is not a member in good standing"))
     if payload["proposal"]:
