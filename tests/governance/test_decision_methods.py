@@ -304,3 +304,18 @@ def test_a_method_ballot_prepared_on_the_page_and_signed_outside(
     assert "--vote" in prepared.text
     assert cast.status_code == 303
     assert db.scalars(select(Ballot.payload)).one()["vote"] == ["bao", "amina"]
+
+
+@pytest.mark.parametrize(("name", "heading"), [("irv", "Rounds"), ("score", "Ranking")])
+def test_the_result_page_shows_rounds_and_rankings(
+    name: str, heading: str, client: TestClient, assembly: dict[str, Any]
+) -> None:
+    spec, votes, _, ranked = CASES[name]
+    ref = method_resolution(client, assembly["kenya"], spec)
+    for slug, how in votes.items():
+        assert vote(client, assembly[slug], ref, name, how).status_code == 201
+    client.post(f"/api/proposals/{ref}/close", headers=assembly["kenya"].headers)
+    page = client.get(f"/proposals/{ref}/result")
+    assert f"<h2>{heading}</h2>" in page.text
+    assert f"<li>{ranked[0]}" in page.text  # the result in order
+    assert "global-north" in page.text  # the bloc checks
