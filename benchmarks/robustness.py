@@ -3,14 +3,14 @@ malicious fraction, beside the clean accuracy, with the strategy code the hub ru
 vectorised simulator.
 
     python benchmarks/robustness.py            # the core table (about 20 min on 2 shared cores)
-    python benchmarks/robustness.py --all      # every attack × defence × fraction × split (hours)
+    python benchmarks/robustness.py --all      # attack × defence × fraction × split (hours)
     python benchmarks/robustness.py --quick    # two attacks, three defences, 20 %, 3 rounds
 
 Setting: MNIST's 60,000 training digits over 100 clients, split either pathologically non-IID
 (McMahan et al. 2017: 200 label-sorted shards of 300, two a client) or by Dirichlet α = 0.5;
 10 clients a round; local training E = 1 epoch, batch 100, η = 0.3 (6 local steps a client:
 as cheap as a round can be while the model still learns in a few rounds). A fraction
-(10, 20, 30 %) of the 100 clients is malicious, the same clients every round; a round has as many of them as its sample
+CORE_DEFENCES at 20 % on the Dirichlet split) and `--all` runs the rest.
 draws. Colluding attackers see the round's honest updates (see `concord.federation.attacks`).
 The defences' settings: Krum's f and Multi-Krum's m = n − f follow the fraction (f = the
 expected attackers per round), trimmed mean trims max(0.1, fraction) a side, centred clipping
@@ -21,7 +21,8 @@ The whole matrix is large (8 attacks × 9 defences × 3 fractions on two splits)
 shared cores do in 20 minutes, so the default run is the core of it (CORE_ATTACKS ×
 CORE_DEFENCES at 20 % on the Dirichlet split) and `--all` runs the rest. Each run is ROUNDS = 6
 rounds and the model is evaluated once, at the end, on the 10,000 test digits; one seed.
-The figures are therefore the accuracy a short run reaches, not a converged model's: compare the cells with each other and with the clean row, not with the literature.
+The figures are therefore the accuracy a short run reaches, not a converged model's:
+compare the cells with each other and with the clean row, not with the literature.
 The last line printed is one JSON object.
 """
 

@@ -28,6 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from concord.errors import N_, Invalid
+from concord.federation.parameters import Parameters
 
 F = NDArray[np.float64]
 
@@ -158,3 +159,21 @@ def choose_malicious(clients: int, fraction: float, seed: int = 0) -> frozenset[
 
 def flip_labels(y: NDArray[np.int64], classes: int = 10) -> NDArray[np.int64]:
     return (classes - 1 - y).astype(y.dtype)
+
+
+# What a lone cheating node can do without seeing the others' updates (`concord node --attack`,
+# for tests only): the attacks that need the round's honest updates are simulator-only.
+LONE_ATTACKS = ("sign-flip", "scaling", "noise")
+
+
+def craft_own(name: str, start: Parameters, trained: Parameters, boost: float = 10.0) -> Parameters:
+    """A node's own update turned into a crafted one (model = start + crafted Δ)."""
+    if name not in LONE_ATTACKS:
+        raise UnknownAttack(attack=name, attacks=", ".join(LONE_ATTACKS))
+    attack = Attack(name, frozenset(), {"boost": boost})
+    out: Parameters = {}
+    for k, v in trained.items():
+        delta = v.astype(np.float64) - start[k].astype(np.float64)
+        (made,) = attack.craft([delta.ravel()], np.zeros((0, delta.size)), 1)
+        out[k] = (start[k].astype(np.float64) + made.reshape(v.shape)).astype(v.dtype)
+    return out
