@@ -188,7 +188,7 @@ def simulate_command(
         x,
         y,
         parts,
-        make_strategy(StrategySpec(name=strategy, bucketing=bucketing)),  # type: ignore[arg-type]
+        make_strategy(StrategySpec(name=strategy, bucketing=bucketing)),
         rounds=rounds,
         clients_per_round=per_round,
         test=(x_test, y_test),

@@ -13,7 +13,7 @@ hub records per member and round so that a member can see why its update was dis
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -63,7 +63,7 @@ class Deltas:
     def get(self, i: int) -> F:
         return self._loaders[i]()
 
-    def __iter__(self) -> Iterable[F]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[F]:
         return (self.get(i) for i in range(len(self)))
 
     def stack(self) -> F:
@@ -73,7 +73,11 @@ class Deltas:
     @classmethod
     def of(cls, vectors: Sequence[F], weights: Sequence[float] | None = None) -> Deltas:
         w = weights if weights is not None else [1.0] * len(vectors)
-        return cls([(lambda v=v: v) for v in vectors], w)
+        return cls([_held(v) for v in vectors], w)
+
+
+def _held(vector: F) -> Callable[[], F]:
+    return lambda: vector
 
 
 def flatten(params: Parameters, names: Sequence[str]) -> F:
