@@ -101,10 +101,11 @@ def run(
     attack: str | None,
     fraction: float,
     rounds: int,
+    params: dict[str, float] | None = None,
 ) -> float:
     threat = None
     if attack is not None:
-        threat = Attack(attack, choose_malicious(CLIENTS, fraction, seed=0))
+        threat = Attack(attack, choose_malicious(CLIENTS, fraction, seed=0), params or {})
     result = simulate(
         task,
         train[0],
@@ -150,6 +151,12 @@ def main() -> None:
         "--all", action="store_true", help="every attack × defence × fraction × split"
     )
     parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--attacks", help="comma-separated: run only these attacks")
+    parser.add_argument("--defences", help="comma-separated: run only these defences")
+    parser.add_argument("--fractions", help="comma-separated, e.g. 0.1,0.3")
+    parser.add_argument("--splits", help="noniid, dirichlet")
+    parser.add_argument("--boost", type=float, help="scaling's λ (default n/m)")
+    parser.add_argument("--no-clean", action="store_true", help="skip the clean runs")
     parser.add_argument("--write", default="docs/robustness.md", help="'' to skip")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
@@ -180,6 +187,15 @@ def main() -> None:
             ["dirichlet"],
         )
         rounds = args.rounds or ROUNDS
+    if args.attacks:
+        attacks = args.attacks.split(",")
+    if args.defences:
+        defences = args.defences.split(",")
+    if args.fractions:
+        fractions = [float(f) for f in args.fractions.split(",")]
+    if args.splits:
+        splits = args.splits.split(",")
+    params = {"boost": args.boost} if args.boost else {}
     started = time.perf_counter()
     cells: dict[tuple[str, str, str, float], float] = {}
     for split in splits:
@@ -187,17 +203,19 @@ def main() -> None:
             parts = data.pathological_non_iid(y, clients=CLIENTS, shards=2 * CLIENTS, seed=0)
         else:
             parts = data.dirichlet(y, CLIENTS, 0.5, seed=0)
-        for d in defences:
+        for d in [] if args.no_clean else defences:
             cells[(split, "none", d, 0.0)] = run(task, (x, y), test, parts, d, None, 0.0, rounds)
             print(f"{split} clean {d}: {cells[(split, 'none', d, 0.0)]:.3f}", flush=True)
         for a in attacks:
             for f in fractions:
                 for d in defences:
-                    acc = run(task, (x, y), test, parts, d, a, f, rounds)
+                    acc = run(task, (x, y), test, parts, d, a, f, rounds, params)
                     cells[(split, a, d, f)] = acc
                     print(f"{split} {a} {f:.0%} {d}: {acc:.3f}", flush=True)
     seconds = time.perf_counter() - started
-    Path("/tmp/robustness-cells.json").write_text(json.dumps([[*k, v] for k, v in cells.items()]))
+    Path(f"/tmp/robustness-cells-{os.getpid()}.json").write_text(
+        json.dumps([[*k, v] for k, v in cells.items()])
+    )
     lines = []
     for split in splits:
         lines += table(split, cells, attacks, defences, fractions)
@@ -205,7 +223,8 @@ def main() -> None:
     summary = findings(cells, splits, attacks, defences, fractions)
     for line in summary:
         print(line)
-    if args.write and not args.quick:
+    partial = any([args.attacks, args.defences, args.fractions, args.splits, args.boost])
+    if args.write and not args.quick and not partial:
         write_doc(Path(args.write), lines, summary, rounds, seconds)
     ceiling = {
         s: cells[(s, "none", "fedavg", 0.0)] for s in splits if (s, "none", "fedavg", 0.0) in cells

@@ -1,6 +1,7 @@
-"""Centred clipping (Karimireddy, He & Jaggi 2021): start from the previous round's aggregate
-(the server's momentum, a centre honest updates stay near) and move towards the updates, each
-clipped to radius τ around the centre:
+"""Centred clipping (Karimireddy, He & Jaggi 2021): start from a centre, `momentum` × the
+previous round's aggregate (the server's momentum, which honest updates stay near; the default
+0 starts from no change, 1 from the last aggregate), and move towards the updates, each clipped
+to radius τ around the centre:
 
     v ← v + (1/n) Σ clip(xᵢ − v, τ)      (`iterations` times; the paper uses one)
 
