@@ -25,6 +25,7 @@ from concord.federation.strategies.norm_bound import NormBound
 from concord.federation.strategies.robust import MultiKrum
 from concord.federation.strategies.whole import CLIPPED, DOWN_WEIGHTED, EXCLUDED, KEPT, Deltas
 from concord.governance.jobspec import JobSpec, StrategySpec
+from concord.governance.standards import run_rule
 
 ZERO: Parameters = {"w": np.zeros(2, dtype=np.float32)}
 
@@ -206,9 +207,50 @@ def test_the_spec_validates_robust_strategies_and_standards_see_them() -> None:
         }
     )
     assert spec.context()["job"]["strategy"]["robust"] is True
+    rule = 'job.strategy.robust && job.strategy.name != "krum"'
+    assert run_rule(rule, spec.context()) == ("pass", "")
     assert (
         JobSpec.model_validate({**spec.model_dump(), "strategy": {}}).context()["job"]["strategy"][
             "robust"
         ]
         is False
     )
+
+
+def test_simulated_noise_breaks_fedavg_but_not_the_robust_rules() -> None:
+    from concord.federation import data
+    from concord.federation.simulation import simulate
+    from concord.federation.tasks.logreg import DigitsLogReg
+
+    # Prepare: 20 clients, 30 % of them send Gaussian noise of σ = 5 instead of updates.
+    task = DigitsLogReg()
+    x, y, xt, yt = task.split()
+    parts = data.iid(len(y), 20, seed=0)
+    attack = Attack("noise", choose_malicious(20, 0.3), {"sigma": 5.0})
+    local = {"epochs": 1, "batch_size": 10, "learning_rate": 0.3}
+
+    # Execute
+    accuracy = {}
+    for spec in (
+        StrategySpec(name="fedavg"),
+        StrategySpec(name="centred-clipping"),
+        StrategySpec(name="geometric-median"),
+    ):
+        result = simulate(
+            task,
+            x,
+            y,
+            parts,
+            make_strategy(spec),
+            rounds=3,
+            local=local,
+            clients_per_round=10,
+            test=(xt, yt),
+            attack=attack,
+        )
+        accuracy[spec.name] = result.history[-1]["accuracy"]
+
+    # Assert
+    assert accuracy["fedavg"] < 0.5
+    assert accuracy["centred-clipping"] > 0.8
+    assert accuracy["geometric-median"] > 0.8
