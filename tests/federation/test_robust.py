@@ -254,3 +254,18 @@ def test_simulated_noise_breaks_fedavg_but_not_the_robust_rules() -> None:
     assert accuracy["fedavg"] < 0.5
     assert accuracy["centred-clipping"] > 0.8
     assert accuracy["geometric-median"] > 0.8
+
+
+def test_bucketing_takes_tau_from_the_updates_so_tainted_buckets_stay_bounded() -> None:
+    # Prepare: 8 updates in buckets of 2; attackers (norm 1000) in 3 of the 4 buckets, so a
+    # median over the bucket means would be an attacker's distance.
+    bucket = buckets(8, 2, 0, 1)
+    tainted = [next(i for i, b in enumerate(bucket) if b == k) for k in range(3)]
+    points = [(1000.0, 1000.0) if i in tainted else (1.0, 0.0) for i in range(8)]
+    rule = Bucketing(CentredClipping(), size=2)
+
+    # Execute
+    out = rule.aggregate(1, ZERO, updates(*points))
+
+    # Assert: τ is the updates' median norm (1), so the result moves at most about τ.
+    assert np.linalg.norm(out["w"]) < 1.5

@@ -16,6 +16,7 @@ import numpy as np
 
 from concord.federation.parameters import Parameters
 from concord.federation.strategies.base import ClientUpdate, Strategy
+from concord.federation.strategies.centred_clipping import CentredClipping
 from concord.federation.strategies.whole import KEPT, Deltas, F, Outcome, UpdateRule
 
 
@@ -65,7 +66,15 @@ class Bucketing(UpdateRule):
     def rule(self, deltas: Deltas, round_number: int) -> tuple[F, list[Outcome]]:
         bucket = buckets(len(deltas), self.size, self.seed, round_number)
         means = bucket_means(deltas, bucket)
-        combined, per_bucket = inner_rule(self.inner, Deltas.of(means), round_number)
+        if isinstance(self.inner, CentredClipping) and "tau" not in self.inner.params:
+            # τ from the updates themselves, not from the bucket means: a median over the
+            # means breaks as soon as half the buckets hold an attacker (with s = 2, from a
+            # quarter of the updates), one over the updates only at half of them.
+            centre = self.inner.start(means[0])
+            tau = float(np.median([np.linalg.norm(x - centre) for x in deltas]))
+            combined, per_bucket = self.inner.rule(Deltas.of(means), round_number, tau)
+        else:
+            combined, per_bucket = inner_rule(self.inner, Deltas.of(means), round_number)
         outcomes = []
         for b in bucket:
             o = per_bucket[b]

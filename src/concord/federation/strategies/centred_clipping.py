@@ -50,19 +50,22 @@ class CentredClipping(UpdateRule):
         super().__init__(**params)
         self.centre: F | None = None  # the last aggregate update, the next round's centre
 
-    def rule(self, deltas: Deltas, round_number: int) -> tuple[F, list[Outcome]]:
-        first = deltas.get(0)
-        centre = (
-            self.centre if self.centre is not None and self.centre.shape == first.shape else None
-        )
-        if centre is None:
-            centre = np.zeros_like(first)
+    def start(self, like: F) -> F:
+        """The centre this round starts from: `momentum` × the last aggregate (or zero)."""
         beta = float(self.params.get("momentum", 0.0))
-        tau = self.params.get("tau")
+        if self.centre is not None and self.centre.shape == like.shape:
+            return beta * self.centre
+        return np.zeros_like(like)
+
+    def rule(
+        self, deltas: Deltas, round_number: int, tau: float | None = None
+    ) -> tuple[F, list[Outcome]]:
+        """`tau` given by a caller (bucketing) stands in for the spec's when it names none."""
+        fixed = self.params.get("tau")
         v, clipped, used = centred_clip(
             deltas,
-            beta * centre,
-            None if tau is None else float(tau),
+            self.start(deltas.get(0)),
+            float(fixed) if fixed is not None else tau,
             int(self.params.get("iterations", 1)),
         )
         self.centre = v
