@@ -2,7 +2,7 @@
 malicious fraction, beside the clean accuracy, with the strategy code the hub runs and the
 vectorised simulator.
 
-    python benchmarks/robustness.py            # the core table (about 20 min on 2 shared cores)
+    python benchmarks/robustness.py            # the core table (30 min on 2 shared cores)
     python benchmarks/robustness.py --all      # attack × defence × fraction × split (hours)
     python benchmarks/robustness.py --quick    # two attacks, three defences, 20 %, 3 rounds
 
@@ -62,7 +62,7 @@ DEFENCES = (
     "bucketing+centred-clipping",
 )
 SPLITS = ("noniid", "dirichlet")
-# What the default run covers on a shared two-core machine (about 20 min): the attacks and
+# What the default run covers on a shared two-core machine (about 30 min): the attacks and
 # defences the questions name, at 20 %, on the Dirichlet split. `--all` runs the whole
 # matrix above (8 × 9 × 3 × 2 + clean: some 450 runs, hours on such a machine).
 CORE_ATTACKS = ("scaling", "alie", "ipm", "min-max")
