@@ -39,6 +39,11 @@ def node_command(
         25.0, help="Seconds each request for work waits at the hub for a round (long polling)."
     ),
     energy: bool = typer.Option(True, help="Measure energy with codecarbon's offline tracker."),
+    attack: str = typer.Option(
+        None,
+        hidden=True,  # for tests only: send crafted updates (sign-flip, scaling, noise)
+        help="FOR TESTS ONLY: craft this node's updates with an attack.",
+    ),
 ) -> None:
     """Run a member's node: pull work, train on local data, push signed updates."""
     import os
@@ -61,6 +66,7 @@ def node_command(
         energy=energy,
         idle_exit=idle_exit,
         wait=wait,
+        attack=attack,
     )
     out.print(
         f"[green]node {member}[/]: trained {len(report.trained)} rounds, declined "
@@ -136,6 +142,11 @@ def simulate_command(
     batch_size: int = typer.Option(10, help="Local batch size (0: full batch)."),
     learning_rate: float = typer.Option(0.1, help="Local learning rate."),
     seed: int = typer.Option(0, help="Seed for partitions, sampling and training."),
+    attack: str = typer.Option(
+        None, help="Malicious members send crafted updates: sign-flip, scaling, noise, …"
+    ),
+    malicious: float = typer.Option(0.2, help="Fraction of malicious clients under --attack."),
+    bucketing: int = typer.Option(None, help="Robust strategies: bucket size (≥ 2)."),
     as_json: bool = typer.Option(False, "--json", help="Print the history as JSON."),
     backend: str = typer.Option("local", help="local, or ray to spread cohorts over processes."),
     workers: int = typer.Option(None, help="Ray worker processes on this machine (default: CPUs)."),
@@ -143,6 +154,7 @@ def simulate_command(
 ) -> None:
     """Simulate a federated job; the cohort of each round trains as one batched computation."""
     from concord.federation import data
+    from concord.federation.attacks import Attack, choose_malicious
     from concord.federation.simulation import NotSimulable, simulate
     from concord.federation.strategies import make_strategy
     from concord.federation.tasks.base import load_task
@@ -176,7 +188,7 @@ def simulate_command(
         x,
         y,
         parts,
-        make_strategy(StrategySpec(name=strategy)),
+        make_strategy(StrategySpec(name=strategy, bucketing=bucketing)),
         rounds=rounds,
         clients_per_round=per_round,
         test=(x_test, y_test),
@@ -185,6 +197,9 @@ def simulate_command(
         backend=backend,
         workers=workers,
         address=address,
+        attack=Attack(attack, choose_malicious(clients, malicious, seed), seed=seed)
+        if attack
+        else None,
     )
     if as_json:
         out.print_json(json.dumps(result.history))

@@ -32,7 +32,7 @@ from concord import metrics as prometheus
 from concord.config import Settings
 from concord.db import utcnow
 from concord.errors import N_, ConcordError, Conflict, Forbidden, Invalid, NotFound
-from concord.federation import publication
+from concord.federation import publication, robustness
 from concord.federation.parameters import (
     Parameters,
     TensorFile,
@@ -47,6 +47,7 @@ from concord.federation.parameters import (
 )
 from concord.federation.strategies import Strategy, make_strategy
 from concord.federation.strategies.base import StoredUpdate
+from concord.federation.strategies.whole import stored_verdicts
 from concord.federation.tables import Job, Node, Round, Update
 from concord.federation.tasks.base import TaskData, load_task
 from concord.governance.jobspec import JobSpec
@@ -365,8 +366,11 @@ def _close(
             )
             for u in updates
         ]
-        aggregate = strategy.aggregate_stored(
-            row.number, read_parameters(settings, row.parameters), stored
+        start = read_parameters(settings, row.parameters)
+        aggregate = strategy.aggregate_stored(row.number, start, stored)
+        # A robust rule says what it did to each update, so that members can see it.
+        verdicts = (
+            stored_verdicts(strategy, start, aggregate, stored) if spec.strategy.robust else []
         )
     path = f"job-{job.id}/round-{row.number}.safetensors"
     sha = write_safetensors(folder(settings) / path, aggregate)
@@ -385,19 +389,22 @@ def _close(
             select(Member).where(Member.id.in_([u.member_id for u in updates]))
         ).all()
     }
-    entry = append(
-        session,
-        "federation.round",
-        {
-            "job": job.id,
-            "round": row.number,
-            "participants": sorted(members.values()),
-            "examples": examples,
-            "aggregate_sha256": row.digest,
-            "metrics": metrics,
-            "energy_kwh": round(sum(_finite_or_zero(u.energy_kwh) for u in updates), 9),
-        },
-    )
+    content: dict[str, Any] = {
+        "job": job.id,
+        "round": row.number,
+        "participants": sorted(members.values()),
+        "examples": examples,
+        "aggregate_sha256": row.digest,
+        "metrics": metrics,
+        "energy_kwh": round(sum(_finite_or_zero(u.energy_kwh) for u in updates), 9),
+    }
+    if verdicts:
+        before = robustness.flagged_before(session, job)
+        row.robustness = robustness.records(verdicts, {str(k): v for k, v in members.items()})
+        content["robustness"] = row.robustness
+        session.flush()
+        robustness.announce_flags(session, job, before)
+    entry = append(session, "federation.round", content)
     row.log_index = entry.index
     job.parameters, job.digest, job.rounds_done = path, row.digest, row.number
     if job.rounds_done >= spec.rounds:

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 from concord.client import HubClient
 from concord.errors import HubUnreachable, RemoteError
+from concord.federation.attacks import craft_own
 from concord.federation.jobs import (
     WAITING_HEADER,
     decline_message,
@@ -106,6 +107,7 @@ def run_node(
     wait: float = 25.0,
     energy: bool = True,
     idle_exit: float | None = None,
+    attack: str | None = None,
 ) -> NodeReport:
     """Works rounds until stopped (or after one round with `once`)."""
     policy = policy or SitePolicy()
@@ -138,7 +140,7 @@ def run_node(
                 report.declined.append(key)
                 _decline(client, key, member, private)
                 continue
-            if _train_round(client, work, member, data, private, country, energy):
+            if _train_round(client, work, member, data, private, country, energy, attack):
                 report.trained.append(key)
             else:
                 report.lost.append(key)
@@ -243,6 +245,7 @@ def _train_round(
     private: Any,
     country: str,
     energy: bool,
+    attack: str | None = None,
 ) -> bool:
     """Trains one round and delivers the update; False if the hub refused it as late."""
     job, number = int(work["job"]), int(work["round"])
@@ -263,6 +266,8 @@ def _train_round(
         final = getattr(tracker, "final_emissions_data", None)
         kwh = float(getattr(final, "energy_consumed", 0.0) or 0.0)
     evaluation = task.evaluate(result.parameters, local)
+    if attack:  # for tests only: this node cheats (see `concord.federation.attacks`)
+        result.parameters = craft_own(attack, params, result.parameters)
     trained = time.monotonic()
     body = to_safetensors(result.parameters)
     sha = hashlib.sha256(body).hexdigest()

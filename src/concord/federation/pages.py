@@ -9,15 +9,22 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
 from concord.errors import N_
-from concord.federation import jobs
+from concord.federation import jobs, robustness
 from concord.federation.tables import Job, Round, Update
 from concord.http import Db
+from concord.i18n import gettext
 from concord.members.countries import country
 from concord.members.tables import Member
 from concord.validation import Id
 from concord.web.render import render
 
 router = APIRouter(include_in_schema=False)
+
+
+def _federation(message: str) -> str:
+    return gettext(message, domain="federation")
+
+
 NAV = [("/jobs", N_("Jobs"))]
 
 
@@ -40,6 +47,13 @@ def job_page(request: Request, job_id: Id, db: Db) -> HTMLResponse:
             select(Update).join(Round, Round.id == Update.round_id).where(Round.job_id == job.id)
         )
     }
+    # What the robust rule did to each member's update, and who keeps being left out.
+    flagged = robustness.flagged(rounds)
+    discounted = [
+        (r, [{**rec, "why": robustness.explain(rec, _federation)} for rec in r.robustness])
+        for r in closed
+        if r.robustness
+    ]
     regions = Counter(country(members[i].country_code).region for i in taking_part)
     width, height = 480, 180
     total = max(1, int(job.spec.get("rounds", 1)))
@@ -60,5 +74,8 @@ def job_page(request: Request, job_id: Id, db: Db) -> HTMLResponse:
             "height": height,
             "regions": sorted(regions.items()),
             "members": members,
+            "flagged": sorted(flagged.items()),
+            "discounted": discounted,
+            "actions": robustness.ACTIONS,
         },
     )

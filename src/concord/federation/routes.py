@@ -25,7 +25,7 @@ from concord import inflight
 from concord import metrics as prometheus
 from concord.config import Settings
 from concord.errors import TooLarge
-from concord.federation import jobs
+from concord.federation import jobs, robustness
 from concord.federation.parameters import BadParameters, file_sha256
 from concord.federation.tables import Job, Round
 from concord.federation.wakeup import RECHECK_S, bell, lifespan
@@ -316,9 +316,13 @@ def _job(db: Db, job: Job, rounds: bool = False) -> dict[str, Any]:
                 "metrics": r.metrics,
                 "digest": r.digest,
                 "log_index": r.log_index,
+                "robustness": r.robustness or [],
             }
             for r in db.scalars(
                 select(Round).where(Round.job_id == job.id).order_by(Round.id)
             ).all()
         ]
+        data["flagged"] = sorted(
+            robustness.flagged(db.scalars(select(Round).where(Round.job_id == job.id)).all())
+        )
     return data

@@ -19,6 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from concord.errors import N_, Invalid
+from concord.federation.attacks import Attack, flip_labels
 from concord.federation.cohort import NotVectorisable, train_cohort
 from concord.federation.parameters import Parameters
 from concord.federation.strategies.base import ClientUpdate, Strategy
@@ -244,6 +245,37 @@ def local_updates(
     return _loop(task, params, clients, work)
 
 
+def crafted(
+    attack: Attack, params: Parameters, updates: list[ClientUpdate], round_number: int
+) -> list[ClientUpdate]:
+    """The round's updates with the malicious members' ones replaced by the attack's."""
+    names = list(params)
+    base = np.concatenate([params[k].astype(np.float64).ravel() for k in names])
+
+    def delta(u: ClientUpdate) -> F:
+        return np.asarray(
+            np.concatenate([u.parameters[k].astype(np.float64).ravel() for k in names]) - base,
+            dtype=np.float64,
+        )
+
+    bad = [i for i, u in enumerate(updates) if u.client in attack.malicious]
+    if not bad or attack.poisons_data:
+        return updates
+    honest = [delta(u) for i, u in enumerate(updates) if i not in bad]
+    stacked = np.stack(honest) if honest else np.zeros((0, base.size))
+    made = attack.craft([delta(updates[i]) for i in bad], stacked, len(updates), round_number)
+    out = list(updates)
+    for i, vector in zip(bad, made, strict=True):
+        model, offset = {}, 0
+        for k in names:
+            size = params[k].size
+            piece = base[offset : offset + size] + vector[offset : offset + size]
+            model[k] = piece.reshape(params[k].shape).astype(params[k].dtype)
+            offset += size
+        out[i] = ClientUpdate(model, updates[i].num_examples, updates[i].client)
+    return out
+
+
 def simulate(
     task: SimulatedTask,
     x: NDArray[Any],
@@ -262,15 +294,23 @@ def simulate(
     backend: str = "local",
     workers: int | None = None,
     address: str | None = None,
+    attack: Attack | None = None,
 ) -> SimulationResult:
     """Runs `rounds` rounds (or until the test accuracy reaches `target_accuracy`).
 
     `backend="ray"` trains each round's clients in Ray worker processes (`workers` of them on
     this machine, or the cluster at `address`); the strategy, seeds and results are the same.
+
+    `attack`: the members it names as malicious send crafted updates (or, for label flipping,
+    train on poisoned labels), so that the robust strategies can be measured.
     """
     params = task.init_parameters(seed)
     result = SimulationResult(params, vectorised=vectorised)
     names = [str(i) for i in range(len(partitions))]
+    if attack is not None and attack.poisons_data:
+        y = y.copy()
+        for c in attack.malicious:
+            y[partitions[int(c)]] = flip_labels(y[partitions[int(c)]])
     clients = Clients(x, y, partitions)
     cluster = None
     if backend == "ray":
@@ -289,6 +329,8 @@ def simulate(
             updates = local_updates(task, params, clients, work, cohort, vectorised)
         if vectorised and isinstance(task, NetworkTask) and not _batchable(task):
             result.vectorised = False
+        if attack is not None:
+            updates = iter(crafted(attack, params, list(updates), r))
         params = strategy.aggregate(
             r, params, list(updates) if strategy.needs_all_updates else updates
         )

@@ -63,6 +63,8 @@ class Round(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     digest: Mapped[str] = mapped_column(String(64), default="")
     log_index: Mapped[int | None] = mapped_column(nullable=True)
+    # Per member, what a robust rule did to its update (`federation.robustness`); [] otherwise.
+    robustness: Mapped[list[Any]] = mapped_column(JSON, default=list)
 
 
 class Update(Base):

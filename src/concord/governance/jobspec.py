@@ -27,8 +27,23 @@ class Participants(BaseModel):
         return self
 
 
+# The robust rules' parameters and their allowed ranges (inclusive), so that a project's spec
+# says exactly what the hub will run: an unknown name or a value out of range is refused when
+# the proposal is made, not at the first round.
+ROBUST_PARAMS: dict[str, dict[str, tuple[float, float]]] = {
+    "median": {},
+    "trimmed-mean": {"beta": (0.0, 0.49)},
+    "krum": {"byzantine": (0, 1000)},
+    "multi-krum": {"byzantine": (0, 1000), "keep": (1, 1000)},
+    "geometric-median": {"smoothing": (1e-12, 1.0), "iterations": (1, 1000)},
+    "centred-clipping": {"tau": (1e-9, 1e6), "iterations": (1, 100), "momentum": (0.0, 1.0)},
+    "norm-bound": {"bound": (1e-9, 1e6), "factor": (0.01, 100.0)},
+}
+
+
 class StrategySpec(BaseModel):
-    """The aggregation strategy and its hyper-parameters."""
+    """The aggregation strategy and its hyper-parameters; `bucketing: s` first averages the
+    updates in random buckets of s (Karimireddy et al. 2022) and gives the rule their means."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -43,8 +58,38 @@ class StrategySpec(BaseModel):
         "trimmed-mean",
         "krum",
         "multi-krum",
+        "geometric-median",
+        "centred-clipping",
+        "norm-bound",
     ] = "fedavg"
     params: dict[str, float | int] = Field(default_factory=dict)
+    bucketing: int | None = Field(default=None, ge=2, le=1000, description="Bucket size s")
+
+    @property
+    def robust(self) -> bool:
+        return self.name in ROBUST_PARAMS
+
+    @model_validator(mode="after")
+    def _robust_params(self) -> StrategySpec:
+        allowed = ROBUST_PARAMS.get(self.name)
+        if allowed is None:
+            if self.bucketing:
+                raise ValueError(
+                    f"bucketing needs a robust rule ({', '.join(ROBUST_PARAMS)}), not {self.name}"
+                )
+            return self
+        for key, value in self.params.items():
+            if key not in allowed:
+                known = ", ".join(allowed) or "none"
+                raise ValueError(f"{self.name} has no parameter {key!r} (it takes: {known})")
+            low, high = allowed[key]
+            if not low <= value <= high:
+                raise ValueError(
+                    f"{self.name}'s {key} must lie in [{low:g}, {high:g}], not {value}"
+                )
+        if self.name == "norm-bound" and {"bound", "factor"} <= set(self.params):
+            raise ValueError("norm-bound takes either a fixed bound or a factor, not both")
+        return self
 
 
 class LocalTraining(BaseModel):
@@ -96,5 +141,8 @@ class JobSpec(BaseModel):
     licence: str = Field(default="Apache-2.0", description="SPDX licence of the result")
 
     def context(self) -> dict[str, Any]:
-        """The CEL context standards see for this job (`job.*`)."""
-        return {"job": self.model_dump(mode="json")}
+        """The CEL context standards see for this job (`job.*`); `job.strategy.robust` says
+        whether the aggregation resists crafted updates."""
+        job = self.model_dump(mode="json")
+        job["strategy"]["robust"] = self.strategy.robust
+        return {"job": job}

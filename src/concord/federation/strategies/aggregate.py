@@ -97,7 +97,11 @@ def krum_scores(flat: F, f: int) -> F:
     return np.asarray(np.sort(d, axis=1)[:, :m].sum(axis=1))
 
 
+def krum_choice(flat: F, f: int, m: int) -> list[int]:
+    """The m clients with the best (lowest) Krum scores."""
+    return [int(i) for i in np.argsort(krum_scores(flat, f), kind="stable")[:m]]
+
+
 def multi_krum(flat: F, f: int, m: int) -> F:
     """The mean of the m clients with the best Krum scores (m = 1 is Krum)."""
-    chosen = np.argsort(krum_scores(flat, f))[:m]
-    return np.asarray(flat[chosen].mean(axis=0))
+    return np.asarray(flat[krum_choice(flat, f, m)].mean(axis=0))

@@ -11,6 +11,7 @@ import numpy as np
 from concord.federation.parameters import Parameters
 from concord.federation.strategies import aggregate
 from concord.federation.strategies.base import ClientUpdate, Strategy
+from concord.federation.strategies.whole import EXCLUDED, Outcome
 
 
 def _stacks(results: Iterable[ClientUpdate]) -> dict[str, np.ndarray]:
@@ -48,7 +49,13 @@ class Krum(Strategy):
         )  # (C, P)
         f = int(self.params.get("byzantine", 1))
         m = int(self.params.get("keep", self.keep))
-        chosen = aggregate.multi_krum(flat, f, m)
+        picked = aggregate.krum_choice(flat, f, m)
+        chosen = flat[picked].mean(axis=0)
+        # What each update came to, for the hub's per-member record.
+        self.outcomes = [
+            Outcome() if i in picked else Outcome(EXCLUDED, "krum-not-chosen", {"keep": m})
+            for i in range(len(items))
+        ]
         out, offset = {}, 0
         for k in names:
             size = items[0].parameters[k].size
