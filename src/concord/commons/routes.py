@@ -8,7 +8,7 @@ import itertools
 import os
 import tempfile
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -355,7 +355,9 @@ def _info(db: Db, kind: str, owner: str, name: str, revision: str) -> dict[str, 
         "private": False,
         "gated": False,
         "disabled": False,
-        "downloads": repos.downloads_of(db, repo),
+        # As the Hub counts: the last 30 days, and all time; by country for the dashboard.
+        "downloads": repos.downloads_of(db, repo, since=datetime.now(UTC) - timedelta(days=30)),
+        "downloadsAllTime": repos.downloads_of(db, repo),
         "likes": 0,
         "tags": tags,
         "cardData": card,
@@ -479,3 +481,9 @@ def resolve_dataset(
     owner: str, name: str, revision: str, path: str, request: Request, db: Db
 ) -> Response:
     return _resolve(request, db, "dataset", owner, name, revision, path)
+
+
+# --- the Hub protocol's writes, search and listings (commons/hub_protocol) ---------------
+from concord.commons.hub_protocol import router as _hub_router  # noqa: E402
+
+router.include_router(_hub_router)
