@@ -64,7 +64,16 @@ def whoami(db: Db, person: CurrentPerson) -> dict[str, Any]:
 @router.post("/api/repos/create")
 async def create_repo(request: Request, db: Db, person: CurrentPerson) -> dict[str, Any]:
     body = _body(await request.body())
-    return await run_in_threadpool(_create, request, db, person, body)
+    try:
+        return await run_in_threadpool(_create, request, db, person, body)
+    except repos.RepositoryExists as exc:
+        # The client's `exist_ok` reads the existing repository's URL from the 409's body.
+        from fastapi.responses import JSONResponse
+
+        kind = str(body.get("type") or "model")
+        repo_id = str(exc.params.get("repo", ""))
+        answer = {**exc.to_json(), "url": repo_url(request, kind, repo_id)}
+        return JSONResponse(answer, status_code=exc.status, headers=exc.hub_headers())  # type: ignore[return-value]
 
 
 def _create(

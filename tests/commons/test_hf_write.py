@@ -1,0 +1,221 @@
+"""The real `huggingface_hub` client writes to Concord through the Hub protocol, and what it
+writes passes the same gate and lands in the same chunks as a `concord push`."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, hf_hub_download
+from huggingface_hub.errors import (
+    EntryNotFoundError,
+    HfHubHTTPError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+from sqlalchemy import select
+
+from concord.commons.tables import Blob, Revision
+from concord.ledger.tables import LogEntry as Entry
+
+from .conftest import CARD, publish, safetensors_bytes
+
+
+@pytest.fixture(autouse=True)
+def lfs_not_xet(monkeypatch) -> None:
+    """The client reads HF_HUB_DISABLE_XET once, at import: set it where it is read. Concord
+    speaks the LFS protocol; the Xet storage protocol is not implemented."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+
+
+def _api(live_server: str, actor) -> HfApi:
+    return HfApi(endpoint=live_server, token=actor.token)
+
+
+def test_whoami_create_upload_and_read_back(live_server, make, hf_home, tmp_path) -> None:
+    kenya = make.delegate("kenya", "KE")
+    api = _api(live_server, kenya)
+    assert api.whoami()["name"] == "kenya"
+    url = api.create_repo("kenya/asr")
+    assert url.endswith("/kenya/asr")
+    api.create_repo("kenya/asr", exist_ok=True)  # 409 understood
+    weights = safetensors_bytes(3, size=100)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "model.safetensors").write_bytes(weights)
+    (tmp_path / "model" / "README.md").write_text(CARD)
+    (tmp_path / "model" / "données").mkdir()
+    (tmp_path / "model" / "données" / "notes-été.txt").write_text("bonjour")
+    info = api.upload_folder(repo_id="kenya/asr", folder_path=tmp_path / "model")
+    assert len(info.oid) == 40
+    files = set(api.list_repo_files("kenya/asr"))
+    assert files == {"model.safetensors", "README.md", "données/notes-été.txt"}
+    path = hf_hub_download("kenya/asr", "données/notes-été.txt", endpoint=live_server)
+    assert Path(path).read_text() == "bonjour"
+    assert api.model_info("kenya/asr").card_data["license"] == "apache-2.0"
+    api.upload_file(
+        path_or_fileobj=b'{"hidden": 100}', path_in_repo="config.json", repo_id="kenya/asr"
+    )
+    api.delete_file("données/notes-été.txt", repo_id="kenya/asr")
+    assert set(api.list_repo_files("kenya/asr")) == {
+        "model.safetensors",
+        "README.md",
+        "config.json",
+    }
+    commits = api.list_repo_commits("kenya/asr")
+    assert len(commits) == 3 and commits[-1].authors == ["kenya"]
+
+
+def test_commit_operations_branches_tags_and_patterns(live_server, make, hf_home, tmp_path) -> None:
+    kenya = make.delegate("kenya", "KE")
+    api = _api(live_server, kenya)
+    api.create_repo("kenya/speech", repo_type="dataset")
+    first = api.create_commit(
+        "kenya/speech",
+        [
+            CommitOperationAdd("README.md", b"---\nlicense: cc-by-4.0\n---\n# Speech\n"),
+            CommitOperationAdd("data/a.csv", b"a,b\n1,2\n"),
+            CommitOperationAdd("data/b.csv", b"a,b\n3,4\n"),
+            CommitOperationAdd("logs/run.txt", b"ok\n"),
+        ],
+        commit_message="first",
+        repo_type="dataset",
+    )
+    api.create_branch("kenya/speech", branch="draft", repo_type="dataset")
+    api.create_tag("kenya/speech", tag="v1", revision=first.oid, repo_type="dataset")
+    api.create_commit(
+        "kenya/speech",
+        [CommitOperationDelete("logs/"), CommitOperationAdd("data/c.csv", b"a,b\n5,6\n")],
+        commit_message="on the branch",
+        repo_type="dataset",
+        revision="draft",
+    )
+    refs = api.list_repo_refs("kenya/speech", repo_type="dataset")
+    assert {b.name for b in refs.branches} == {"main", "draft"}
+    assert [(t.name, t.target_commit) for t in refs.tags] == [("v1", first.oid)]
+    draft = set(api.list_repo_files("kenya/speech", repo_type="dataset", revision="draft"))
+    assert draft == {"README.md", "data/a.csv", "data/b.csv", "data/c.csv"}
+    assert "logs/run.txt" in api.list_repo_files("kenya/speech", repo_type="dataset", revision="v1")
+    (tmp_path / "up").mkdir()
+    (tmp_path / "up" / "keep.csv").write_text("x\n1\n")
+    (tmp_path / "up" / "skip.txt").write_text("no")
+    api.upload_folder(
+        repo_id="kenya/speech",
+        repo_type="dataset",
+        folder_path=tmp_path / "up",
+        path_in_repo="data",
+        allow_patterns=["*.csv"],
+        delete_patterns=["b.csv"],
+    )
+    main = set(api.list_repo_files("kenya/speech", repo_type="dataset"))
+    assert main == {"README.md", "data/a.csv", "data/keep.csv", "logs/run.txt"}
+
+
+def test_errors_are_the_clients_exceptions(live_server, make, hf_home) -> None:
+    kenya = make.delegate("kenya", "KE")
+    api = _api(live_server, kenya)
+    with pytest.raises(RepositoryNotFoundError):
+        api.model_info("kenya/nothing")
+    with pytest.raises(RepositoryNotFoundError):
+        api.upload_file(path_or_fileobj=b"x", path_in_repo="a.txt", repo_id="kenya/nothing")
+    api.create_repo("kenya/r")
+    api.upload_file(
+        path_or_fileobj=b"---\nlicense: mit\n---\n", path_in_repo="README.md", repo_id="kenya/r"
+    )
+    with pytest.raises(RevisionNotFoundError):
+        api.list_repo_files("kenya/r", revision="nope")
+    with pytest.raises(EntryNotFoundError):
+        hf_hub_download("kenya/r", "absent.txt", endpoint=live_server)
+    answer = httpx.get(f"{live_server}/api/models/kenya/nothing")
+    assert answer.headers["X-Error-Code"] == "RepoNotFound"
+    assert "kenya/nothing" in answer.headers["X-Error-Message"]
+
+
+def test_the_gate_refuses_what_push_refuses(live_server, make, hf_home) -> None:
+    kenya = make.delegate("kenya", "KE")
+    ghana = make.delegate("ghana", "GH")
+    api = _api(live_server, kenya)
+    api.create_repo("kenya/g")
+    with pytest.raises(HfHubHTTPError) as unsafe:
+        api.upload_file(path_or_fileobj=b"\x80\x04K\x01.", path_in_repo="w.pt", repo_id="kenya/g")
+    assert unsafe.value.response.headers["X-Error-Code"] == "commons.unsafe_format"
+    with pytest.raises(HfHubHTTPError) as disguised:  # a pickle stream whatever its name
+        api.upload_file(
+            path_or_fileobj=b"\x80\x04K\x01." * 20, path_in_repo="w.txt", repo_id="kenya/g"
+        )
+    assert disguised.value.response.headers["X-Error-Code"] == "commons.unsafe_format"
+    with pytest.raises(HfHubHTTPError) as unlicensed:  # no card has named a licence yet
+        api.upload_file(path_or_fileobj=b"hello", path_in_repo="a.txt", repo_id="kenya/g")
+    assert unlicensed.value.response.headers["X-Error-Code"] == "commons.missing_licence"
+    for bad in ("a/\u202eexe.txt", "a\\b.txt", "a//b.txt", "tab\there.txt"):
+        with pytest.raises(HfHubHTTPError) as named:
+            api.upload_file(path_or_fileobj=b"x", path_in_repo=bad, repo_id="kenya/g")
+        assert named.value.response.headers["X-Error-Code"] == "commons.bad_path", bad
+    for bad in ("../escape.txt", "/etc/passwd"):  # the client refuses these itself; we too
+        answer = httpx.post(
+            f"{live_server}/api/models/kenya/g/preupload/main",
+            json={"files": [{"path": bad, "sample": "", "size": 1}]},
+            headers=kenya.headers,
+        )
+        assert answer.headers["X-Error-Code"] == "commons.bad_path", bad
+    with pytest.raises(HfHubHTTPError) as stranger:  # ghana's delegate may not write to kenya's
+        _api(live_server, ghana).upload_file(
+            path_or_fileobj=b"x", path_in_repo="a.txt", repo_id="kenya/g"
+        )
+    assert stranger.value.response.status_code == 403
+    assert _api(live_server, kenya).list_repo_refs("kenya/g").branches == []
+
+
+def test_large_file_goes_through_lfs_and_dedups_with_push(
+    client, live_server, make, hf_home, sessions, tmp_path
+) -> None:
+    kenya = make.delegate("kenya", "KE")
+    data = os.urandom(11 * 1024 * 1024)
+    card = b"---\nlicense: apache-2.0\n---\n# Big\n"
+    pushed = publish(client, kenya, "kenya", "pushed", {"big.dat": data, "README.md": card})
+    api = _api(live_server, kenya)
+    api.create_repo("kenya/hub")
+    folder = tmp_path / "to-upload"
+    folder.mkdir()
+    (folder / "big.dat").write_bytes(data)
+    (folder / "README.md").write_bytes(card)
+    done = api.upload_folder(repo_id="kenya/hub", folder_path=folder)
+    with sessions() as db:
+        ours = db.get(Revision, done.oid)
+        theirs = db.get(Revision, pushed["revision"])
+        assert ours is not None and theirs is not None
+        assert ours.files == theirs.files  # same paths, same SHA-256s
+        blob = db.get(Blob, hashlib.sha256(data).hexdigest())
+        assert blob is not None and blob.size == len(data)
+        kinds = [e.kind for e in db.scalars(select(Entry).order_by(Entry.index)).all()]
+        assert kinds.count("commons.published") == 2
+    assert Path(hf_hub_download("kenya/hub", "big.dat", endpoint=live_server)).read_bytes() == data
+
+
+def test_listing_search_filter_sort_and_pages(client, live_server, make, hf_home) -> None:
+    kenya = make.delegate("kenya", "KE")
+    ghana = make.delegate("ghana", "GH")
+    publish(client, kenya, "kenya", "swahili-asr", {"README.md": CARD.encode()})
+    publish(client, kenya, "kenya", "plain", {"a.txt": b"a"})
+    publish(client, ghana, "ghana", "twi-asr", {"a.txt": b"b"})
+    for _ in range(3):
+        client.get("/kenya/plain/resolve/main/a.txt")
+    api = HfApi(endpoint=live_server)
+    assert {m.id for m in api.list_models(search="asr")} == {"kenya/swahili-asr", "ghana/twi-asr"}
+    assert {m.id for m in api.list_models(author="kenya")} == {"kenya/swahili-asr", "kenya/plain"}
+    assert [m.id for m in api.list_models(filter="sw")] == ["kenya/swahili-asr"]
+    assert [m.id for m in api.list_models(filter="automatic-speech-recognition")] == [
+        "kenya/swahili-asr"
+    ]
+    top = next(iter(api.list_models(sort="downloads", limit=1)))
+    assert top.id == "kenya/plain" and top.downloads == 3
+    assert api.model_info("kenya/plain").downloads == 3
+    page = httpx.get(f"{live_server}/api/models", params={"limit": 2, "sort": "id"})
+    assert len(page.json()) == 2 and 'rel="next"' in page.headers["Link"]
+    rest = httpx.get(page.links["next"]["url"])
+    assert len(rest.json()) == 1 and "Link" not in rest.headers
+    assert [d.id for d in api.list_datasets()] == []
