@@ -19,9 +19,20 @@ from huggingface_hub.errors import (
 from sqlalchemy import select
 
 from concord.commons.tables import Blob, Revision
+from concord.config import Settings
 from concord.ledger.tables import LogEntry as Entry
 
 from .conftest import CARD, publish, safetensors_bytes
+
+
+@pytest.fixture(params=["folder", "s3"])
+def settings(request, settings: Settings) -> Settings:
+    """Each test twice: content in a folder, and in a bucket of a real moto S3 server."""
+    if request.param == "folder":
+        return settings
+    bucket = request.getfixturevalue("s3_bucket")
+    endpoint = request.getfixturevalue("moto_endpoint")
+    return settings.model_copy(update={"storage_url": f"s3://{bucket}/hub?endpoint={endpoint}"})
 
 
 @pytest.fixture(autouse=True)
