@@ -27,9 +27,10 @@ def lfs_not_xet(monkeypatch) -> None:
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
 
 
-def _run(script: str, live_server: str, home: Path) -> dict:
+def _run(script: str, live_server: str, home: Path, token: str = "") -> dict:
     env = {
         **os.environ,
+        **({"HF_TOKEN": token} if token else {}),
         "HF_ENDPOINT": live_server,
         "HF_HOME": str(home),
         "HF_HUB_DISABLE_TELEMETRY": "1",
@@ -37,6 +38,8 @@ def _run(script: str, live_server: str, home: Path) -> dict:
         "TOKENIZERS_PARALLELISM": "false",
     }
     env.pop("HF_HUB_OFFLINE", None)
+    if not token:
+        env.pop("HF_TOKEN", None)
     env.pop("TRANSFORMERS_OFFLINE", None)
     env.pop("HF_DATASETS_OFFLINE", None)
     done = subprocess.run(
@@ -114,3 +117,41 @@ print(json.dumps({"csv": csv.to_dict(), "parquet": parquet.to_dict()}))
     answer = _run(script, live_server, tmp_path / "hf")
     assert answer["csv"] == {"word": ["maji", "moto"], "count": [3, 5]}
     assert answer["parquet"] == {"word": ["habari", "asante", "karibu"], "count": [1, 2, 4]}
+
+
+def test_hf_cli_upload_and_push_to_hub(live_server, make, tmp_path) -> None:
+    kenya = make.delegate("kenya", "KE")
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "README.md").write_text("---\nlicense: apache-2.0\n---\n# Tiny\n")
+    (folder / "notes.txt").write_text("hello")
+    env = {
+        **os.environ,
+        "HF_ENDPOINT": live_server,
+        "HF_TOKEN": kenya.token,
+        "HF_HOME": str(tmp_path / "hf"),
+        "HF_HUB_DISABLE_XET": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+    }
+    hf = Path(sys.executable).parent / "hf"
+    done = subprocess.run(
+        [str(hf), "upload", "kenya/tiny", str(folder), "."],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    script = """
+import json
+from transformers import BertConfig, BertModel
+config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,
+                    num_attention_heads=2, intermediate_size=32)
+BertModel(config).push_to_hub("kenya/tiny")
+again = BertModel.from_pretrained("kenya/tiny")
+print(json.dumps({"hidden": again.config.hidden_size}))
+"""
+    answer = _run(script, live_server, tmp_path / "hf2", token=kenya.token)
+    assert answer == {"hidden": 16}
+    files = set(HfApi(endpoint=live_server).list_repo_files("kenya/tiny"))
+    assert {"README.md", "notes.txt", "config.json", "model.safetensors"} <= files
