@@ -9,7 +9,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, hf_hub_download
+from huggingface_hub import (
+    CommitOperationAdd,
+    CommitOperationCopy,
+    CommitOperationDelete,
+    HfApi,
+    hf_hub_download,
+)
 from huggingface_hub.errors import (
     EntryNotFoundError,
     HfHubHTTPError,
@@ -100,7 +106,11 @@ def test_commit_operations_branches_tags_and_patterns(live_server, make, hf_home
     api.create_tag("kenya/speech", tag="v1", revision=first.oid, repo_type="dataset")
     api.create_commit(
         "kenya/speech",
-        [CommitOperationDelete("logs/"), CommitOperationAdd("data/c.csv", b"a,b\n5,6\n")],
+        [
+            CommitOperationDelete("logs/"),
+            CommitOperationAdd("data/c.csv", b"a,b\n5,6\n"),
+            CommitOperationCopy("data/a.csv", "copy/a.csv"),
+        ],
         commit_message="on the branch",
         repo_type="dataset",
         revision="draft",
@@ -109,7 +119,7 @@ def test_commit_operations_branches_tags_and_patterns(live_server, make, hf_home
     assert {b.name for b in refs.branches} == {"main", "draft"}
     assert [(t.name, t.target_commit) for t in refs.tags] == [("v1", first.oid)]
     draft = set(api.list_repo_files("kenya/speech", repo_type="dataset", revision="draft"))
-    assert draft == {"README.md", "data/a.csv", "data/b.csv", "data/c.csv"}
+    assert draft == {"README.md", "data/a.csv", "data/b.csv", "data/c.csv", "copy/a.csv"}
     assert "logs/run.txt" in api.list_repo_files("kenya/speech", repo_type="dataset", revision="v1")
     (tmp_path / "up").mkdir()
     (tmp_path / "up" / "keep.csv").write_text("x\n1\n")
@@ -230,3 +240,27 @@ def test_listing_search_filter_sort_and_pages(client, live_server, make, hf_home
     rest = httpx.get(page.links["next"]["url"])
     assert len(rest.json()) == 1 and "Link" not in rest.headers
     assert [d.id for d in api.list_datasets()] == []
+
+
+def test_settings_and_deleting_a_repository(live_server, make, hf_home, sessions) -> None:
+    kenya = make.delegate("kenya", "KE")
+    ghana = make.delegate("ghana", "GH")
+    api = _api(live_server, kenya)
+    api.create_repo("kenya/old")
+    api.upload_file(
+        path_or_fileobj=b"---\nlicense: mit\n---\n", path_in_repo="README.md", repo_id="kenya/old"
+    )
+    api.update_repo_settings("kenya/old", gated=False)
+    with pytest.raises(HfHubHTTPError) as private:  # the commons is public
+        api.update_repo_settings("kenya/old", private=True)
+    assert private.value.response.headers["X-Error-Code"] == "commons.hub_not_supported"
+    with pytest.raises(HfHubHTTPError) as stranger:
+        _api(live_server, ghana).delete_repo("kenya/old")
+    assert stranger.value.response.status_code == 403
+    api.delete_repo("kenya/old")
+    with pytest.raises(RepositoryNotFoundError):
+        api.model_info("kenya/old")
+    api.delete_repo("kenya/old", missing_ok=True)
+    with sessions() as db:
+        kinds = [e.kind for e in db.scalars(select(Entry).order_by(Entry.index)).all()]
+    assert kinds[-1] == "commons.deleted"
