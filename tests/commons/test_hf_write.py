@@ -264,3 +264,16 @@ def test_settings_and_deleting_a_repository(live_server, make, hf_home, sessions
     with sessions() as db:
         kinds = [e.kind for e in db.scalars(select(Entry).order_by(Entry.index)).all()]
     assert kinds[-1] == "commons.deleted"
+
+
+def test_many_small_text_files_fit_the_commit_limit(live_server, make, hf_home, tmp_path) -> None:
+    kenya = make.delegate("kenya", "KE")
+    api = _api(live_server, kenya)
+    api.create_repo("kenya/texts")
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    (folder / "README.md").write_text("---\nlicense: cc-by-4.0\n---\n# Texts\n")
+    for i in range(40):  # 1.2 MB of small text: more than one commit body may carry inline
+        (folder / f"part-{i:02d}.txt").write_text(f"{i}\n" * 10_000)
+    api.upload_folder(repo_id="kenya/texts", folder_path=folder)
+    assert len(api.list_repo_files("kenya/texts")) == 41

@@ -84,7 +84,8 @@ async def _batch(
         return JSONResponse({"message": "only uploads go through the batch API"}, status_code=422)
 
     def run() -> dict[str, Any]:
-        repo, member = writable(db, person, kind, owner, name)
+        _repo, member = writable(db, person, kind, owner, name)
+        limit = request.app.state.settings.max_upload_bytes
         known = {
             b.sha256: b.size
             for b in db.query(Blob).filter(Blob.sha256.in_([oid for oid, _s in objects])).all()
@@ -97,6 +98,15 @@ async def _batch(
             if not OID.match(oid) or size < 0:
                 answers.append(
                     {"oid": oid, "size": size, "error": {"code": 422, "message": "bad object id"}}
+                )
+                continue
+            if size > limit:
+                answers.append(
+                    {
+                        "oid": oid,
+                        "size": size,
+                        "error": {"code": 413, "message": f"larger than {limit} bytes"},
+                    }
                 )
                 continue
             if known.get(oid) == size:
@@ -119,7 +129,6 @@ async def _batch(
                     },
                 }
             )
-        del repo
         return {"transfer": "basic", "objects": answers, "hash_algo": "sha256"}
 
     answer = await run_in_threadpool(run)

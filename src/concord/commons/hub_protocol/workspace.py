@@ -21,6 +21,9 @@ router = APIRouter(include_in_schema=False)
 # Above this, or when the sample is not text, the client is told to use the LFS upload; below,
 # the content travels base64 inside the commit (whose body stays well under the request limit).
 REGULAR_MAX_BYTES = 64 * 1024
+# A commit's NDJSON body is an ordinary request (1 MiB by default): the client asks about at
+# most 256 files at a time, and no more than this much of each batch travels inline.
+INLINE_MAX_BYTES = 128 * 1024
 
 
 class NotInTheCommons(Invalid):
@@ -151,14 +154,20 @@ async def preupload(
         writable(db, person, kind, owner, name)
         db.rollback()
         answers = []
+        inline = 0  # bytes this batch sends inside the commit, which has a body limit
         for item in body.get("files") or []:
             path = check_path(str(item.get("path", "")))
             if "." + path.rsplit(".", 1)[-1].lower() in PICKLE_SUFFIXES:
                 raise UnsafeFormat(name=path)
+            mode = _mode(item)
+            if mode == "regular":
+                inline += int(item.get("size", 0))
+                if inline > INLINE_MAX_BYTES:
+                    mode = "lfs"
             answers.append(
                 {
                     "path": item.get("path"),
-                    "uploadMode": _mode(item),
+                    "uploadMode": mode,
                     "shouldIgnore": False,
                     "oid": None,
                 }
