@@ -22,9 +22,9 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from concord.commons.tables import Blob, Revision
+from concord.commons.tables import Blob, Chunk, Revision
 from concord.config import Settings
 from concord.ledger.tables import LogEntry as Entry
 
@@ -197,7 +197,6 @@ def test_large_file_goes_through_lfs_and_dedups_with_push(
     kenya = make.delegate("kenya", "KE")
     data = os.urandom(11 * 1024 * 1024)
     card = b"---\nlicense: apache-2.0\n---\n# Big\n"
-    pushed = publish(client, kenya, "kenya", "pushed", {"big.dat": data, "README.md": card})
     api = _api(live_server, kenya)
     api.create_repo("kenya/hub")
     folder = tmp_path / "to-upload"
@@ -206,12 +205,19 @@ def test_large_file_goes_through_lfs_and_dedups_with_push(
     (folder / "README.md").write_bytes(card)
     done = api.upload_folder(repo_id="kenya/hub", folder_path=folder)
     with sessions() as db:
+        chunks_after_hub = db.scalar(select(func.count()).select_from(Chunk))
+        blob = db.get(Blob, hashlib.sha256(data).hexdigest())
+        assert blob is not None and blob.size == len(data)
+        assert sum(length for _name, length in blob.chunks) == len(data)
+        assert len(blob.chunks) > 1  # cut into content-defined chunks, not stored whole
+    pushed = publish(client, kenya, "kenya", "pushed", {"big.dat": data, "README.md": card})
+    with sessions() as db:
         ours = db.get(Revision, done.oid)
         theirs = db.get(Revision, pushed["revision"])
         assert ours is not None and theirs is not None
         assert ours.files == theirs.files  # same paths, same SHA-256s
-        blob = db.get(Blob, hashlib.sha256(data).hexdigest())
-        assert blob is not None and blob.size == len(data)
+        # The push of the same bytes found every chunk stored already by the Hub upload.
+        assert db.scalar(select(func.count()).select_from(Chunk)) == chunks_after_hub
         kinds = [e.kind for e in db.scalars(select(Entry).order_by(Entry.index)).all()]
         assert kinds.count("commons.published") == 2
     assert Path(hf_hub_download("kenya/hub", "big.dat", endpoint=live_server)).read_bytes() == data
@@ -234,7 +240,8 @@ def test_listing_search_filter_sort_and_pages(client, live_server, make, hf_home
     ]
     top = next(iter(api.list_models(sort="downloads", limit=1)))
     assert top.id == "kenya/plain" and top.downloads == 3
-    assert api.model_info("kenya/plain").downloads == 3
+    plain = api.model_info("kenya/plain")
+    assert plain.downloads == 3 and plain.downloads_all_time == 3
     page = httpx.get(f"{live_server}/api/models", params={"limit": 2, "sort": "id"})
     assert len(page.json()) == 2 and 'rel="next"' in page.headers["Link"]
     rest = httpx.get(page.links["next"]["url"])
