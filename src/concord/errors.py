@@ -21,6 +21,8 @@ class ConcordError(Exception):
     # The Hugging Face Hub's name for this failure (`X-Error-Code`), which its client maps to
     # an exception class (RepoNotFound → RepositoryNotFoundError…); empty: no Hub equivalent.
     hub_code: str = ""
+    # The Hub's exact wording where its client branches on the message itself.
+    hub_message: str = ""
 
     def __init__(self, message: str | None = None, /, **params: Any) -> None:
         self.template = message or self.message
@@ -51,7 +53,7 @@ class ConcordError(Exception):
     def hub_headers(self) -> dict[str, str]:
         """`X-Error-Code` and `X-Error-Message`, as the Hub sends them (HTTP headers are
         Latin-1: the English message, with anything else replaced)."""
-        text = self.render("en").translate(_PLAIN)
+        text = self.hub_message or self.render("en").translate(_PLAIN)
         return {
             "X-Error-Code": self.hub_code or self.code,
             "X-Error-Message": text.encode("latin-1", "replace").decode("latin-1")[:500],
@@ -97,6 +99,8 @@ class Conflict(ConcordError):
 class Unauthenticated(ConcordError):
     code = "auth.required"
     status = 401
+    # Without these words, the Hub client reads a 401 on a repository as "not found".
+    hub_message = "Invalid credentials in Authorization header"
     message = N_("Sign in first: send a valid API token or browser session.")
 
 

@@ -151,6 +151,12 @@ def test_errors_are_the_clients_exceptions(live_server, make, hf_home) -> None:
         api.list_repo_files("kenya/r", revision="nope")
     with pytest.raises(EntryNotFoundError):
         hf_hub_download("kenya/r", "absent.txt", endpoint=live_server)
+    with pytest.raises(HfHubHTTPError) as unknown_token:  # not mistaken for a missing repo
+        HfApi(endpoint=live_server, token="wrong").upload_file(
+            path_or_fileobj=b"x", path_in_repo="a.txt", repo_id="kenya/r"
+        )
+    assert not isinstance(unknown_token.value, RepositoryNotFoundError)
+    assert unknown_token.value.response.status_code == 401
     answer = httpx.get(f"{live_server}/api/models/kenya/nothing")
     assert answer.headers["X-Error-Code"] == "RepoNotFound"
     assert "kenya/nothing" in answer.headers["X-Error-Message"]
