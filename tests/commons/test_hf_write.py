@@ -18,6 +18,7 @@ from huggingface_hub import (
 )
 from huggingface_hub.errors import (
     EntryNotFoundError,
+    GatedRepoError,
     HfHubHTTPError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
@@ -290,3 +291,56 @@ def test_many_small_text_files_fit_the_commit_limit(live_server, make, hf_home, 
         (folder / f"part-{i:02d}.txt").write_text(f"{i}\n" * 10_000)
     api.upload_folder(repo_id="kenya/texts", folder_path=folder)
     assert len(api.list_repo_files("kenya/texts")) == 41
+
+
+def test_gated_repositories_wait_for_the_owner(live_server, make, hf_home, sessions) -> None:
+    kenya = make.delegate("kenya", "KE")
+    reader = make.observer()
+    owner = _api(live_server, kenya)
+    owner.create_repo("kenya/voices", repo_type="dataset")
+    owner.create_commit(
+        "kenya/voices",
+        [
+            CommitOperationAdd("README.md", b"---\nlicense: cc-by-4.0\ngated: manual\n---\n"),
+            CommitOperationAdd("clips.csv", b"id,text\n1,habari\n"),
+        ],
+        commit_message="gated",
+        repo_type="dataset",
+    )
+    download = dict(repo_type="dataset", endpoint=live_server)
+    with pytest.raises(GatedRepoError):  # anonymous
+        hf_hub_download("kenya/voices", "clips.csv", **download)
+    with pytest.raises(GatedRepoError):  # signed in, not yet accepted
+        hf_hub_download("kenya/voices", "clips.csv", token=reader.token, **download)
+    info = HfApi(endpoint=live_server).dataset_info("kenya/voices")
+    assert info.gated == "manual"
+    assert all(s.lfs is None for s in info.siblings or [])  # no hash to fetch content by
+    asked = httpx.post(
+        f"{live_server}/api/datasets/kenya/voices/ask-access", headers=reader.headers
+    )
+    assert asked.json() == {"status": "pending"}
+    pending = owner.list_pending_access_requests("kenya/voices", repo_type="dataset")
+    assert [p.email for p in pending] == [reader.person.email]
+    owner.accept_access_request("kenya/voices", reader.person.email, repo_type="dataset")
+    path = hf_hub_download("kenya/voices", "clips.csv", token=reader.token, **download)
+    assert Path(path).read_bytes() == b"id,text\n1,habari\n"
+    with sessions() as db:
+        kinds = [e.kind for e in db.scalars(select(Entry).order_by(Entry.index)).all()]
+    assert kinds[-2:] == ["commons.access_requested", "commons.access_decided"]
+
+
+def test_auto_gated_repositories_grant_on_request(live_server, make, hf_home) -> None:
+    kenya = make.delegate("kenya", "KE")
+    reader = make.observer()
+    owner = _api(live_server, kenya)
+    owner.create_repo("kenya/auto")
+    owner.upload_file(
+        path_or_fileobj=b"---\nlicense: mit\ngated: auto\n---\n",
+        path_in_repo="README.md",
+        repo_id="kenya/auto",
+    )
+    with pytest.raises(GatedRepoError):
+        hf_hub_download("kenya/auto", "README.md", endpoint=live_server, token=reader.token)
+    asked = httpx.post(f"{live_server}/api/models/kenya/auto/ask-access", headers=reader.headers)
+    assert asked.json() == {"status": "accepted"}
+    hf_hub_download("kenya/auto", "README.md", endpoint=live_server, token=reader.token)

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from concord import metrics
 from concord.commons import licences
 from concord.commons.formats import check_path
-from concord.commons.tables import Blob, Download, Ref, Repository, Revision
+from concord.commons.tables import AccessRequest, Blob, Download, Ref, Repository, Revision
 from concord.db import utcnow
 from concord.errors import N_, Conflict, Invalid, NotFound
 from concord.governance.standards import evaluate
@@ -443,7 +443,7 @@ def history(session: Session, repo: Repository, revision: Revision) -> list[Revi
 def delete(session: Session, repo: Repository, *, by: Member) -> None:
     """Removes a repository and its names. Its log entries stay; its blobs go at the next sweep
     once nothing else refers to them."""
-    for table in (Ref, Revision, Download):
+    for table in (AccessRequest, Ref, Revision, Download):
         for row in session.scalars(select(table).where(table.repository_id == repo.id)).all():
             session.delete(row)
     session.flush()

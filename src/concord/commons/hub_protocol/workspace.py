@@ -9,12 +9,13 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from concord.commons import access
 from concord.commons import repositories as repos
 from concord.commons.formats import PICKLE_SUFFIXES, UnsafeFormat, check_path
 from concord.commons.hub_protocol.common import hub_time, kind_in, on, repo_url, writable
 from concord.errors import N_, Invalid
 from concord.http import Db
-from concord.members.auth import CurrentPerson
+from concord.members.auth import CurrentPerson, OptionalPerson
 from concord.members.people import acting_member
 
 router = APIRouter(include_in_schema=False)
@@ -196,7 +197,7 @@ def _mode(item: dict[str, Any]) -> str:
 
 @on(router, "post", "/{owner}/{name}/paths-info/{revision:path}")
 async def paths_info(
-    owner: str, name: str, revision: str, request: Request, db: Db
+    owner: str, name: str, revision: str, request: Request, db: Db, person: OptionalPerson
 ) -> list[dict[str, Any]]:
     form = await request.form()
     wanted = [str(p) for p in form.getlist("paths")]
@@ -207,9 +208,12 @@ async def paths_info(
         rev = repos.resolve(db, repo, revision)
         out: list[dict[str, Any]] = []
         entries = {f.path: f.blob for f in repos.files(db, rev)}
+        readable = access.may_read(db, repo, rev, person)
         for path in wanted:
             path = path.strip("/")
-            if path in entries:
+            if path in entries and not readable:  # gated: no hash (it is the address)
+                out.append({"type": "file", "path": path, "size": entries[path].size, "oid": ""})
+            elif path in entries:
                 blob = entries[path]
                 out.append(
                     {
