@@ -43,12 +43,14 @@ def settings(request, settings: Settings) -> Settings:
 
 
 @pytest.fixture(autouse=True)
-def lfs_not_xet(monkeypatch) -> None:
+def lfs_not_xet(monkeypatch, tmp_path) -> None:
     """The client reads HF_HUB_DISABLE_XET once, at import: set it where it is read. Concord
     speaks the LFS protocol; the Xet storage protocol is not implemented."""
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+    # Likewise its cache: a file cached by another test would be served when a gate refuses.
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
 
 
 def _api(live_server: str, actor) -> HfApi:
