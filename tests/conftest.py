@@ -237,7 +237,10 @@ def live_server(app: FastAPI) -> Iterator[str]:
         if time.monotonic() > deadline:
             raise RuntimeError("live server did not start")
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{port}"
+    # Browsers on the live server send its origin with their forms: that is the public URL.
+    app.state.settings.public_url = url
+    yield url
     server.should_exit = True
     thread.join(timeout=10)
 

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -66,6 +66,14 @@ class Settings(BaseSettings):
         default=64 * 1024**3,
         description="Largest body accepted by upload routes (commons files, model updates).",
     )
+    member_upload_bytes: int = Field(
+        default=64 * 1024**3,
+        ge=1,
+        description=(
+            "Most upload bytes one member may have in flight at once in a hub process (model "
+            "updates and commons files together); more is refused with 429 until some finish."
+        ),
+    )
     token_days: int = Field(
         default=90, description="Days an API token lives unless its creator says otherwise."
     )
@@ -78,7 +86,10 @@ class Settings(BaseSettings):
     )
     secure_cookies: bool = Field(
         default=False,
-        description="Mark cookies `Secure`; turn on when the hub is served over HTTPS.",
+        description=(
+            "Mark cookies `Secure`. Always on when `public_url` is `https://…` (then the hub "
+            "also sends HSTS); turn on by hand only behind an HTTPS proxy with an http public URL."
+        ),
     )
     node_timeout_s: int = Field(
         default=900,
@@ -88,6 +99,13 @@ class Settings(BaseSettings):
             "(nodes poll every 25 s when idle; raise it above your longest local training)."
         ),
     )
+
+    @model_validator(mode="after")
+    def _secure_over_https(self) -> Settings:
+        # A cookie sent without `Secure` from an https hub can leak over a plain-http request.
+        if self.public_url.lower().startswith("https://"):
+            self.secure_cookies = True
+        return self
 
     def database(self) -> str:
         """The database URL, with the embedded default filled in."""

@@ -4,7 +4,6 @@ writes passes the same gate and lands in the same chunks as a `concord push`."""
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import httpx
@@ -204,13 +203,13 @@ def test_large_file_goes_through_lfs_and_dedups_with_push(
     client, live_server, make, hf_home, sessions, tmp_path
 ) -> None:
     kenya = make.delegate("kenya", "KE")
-    data = os.urandom(11 * 1024 * 1024)
+    data = safetensors_bytes(5, size=1700)  # 11.6 MB: above the client's LFS threshold
     card = b"---\nlicense: apache-2.0\n---\n# Big\n"
     api = _api(live_server, kenya)
     api.create_repo("kenya/hub")
     folder = tmp_path / "to-upload"
     folder.mkdir()
-    (folder / "big.dat").write_bytes(data)
+    (folder / "model.safetensors").write_bytes(data)
     (folder / "README.md").write_bytes(card)
     done = api.upload_folder(repo_id="kenya/hub", folder_path=folder)
     with sessions() as db:
@@ -219,7 +218,9 @@ def test_large_file_goes_through_lfs_and_dedups_with_push(
         assert blob is not None and blob.size == len(data)
         assert sum(length for _name, length in blob.chunks) == len(data)
         assert len(blob.chunks) > 1  # cut into content-defined chunks, not stored whole
-    pushed = publish(client, kenya, "kenya", "pushed", {"big.dat": data, "README.md": card})
+    pushed = publish(
+        client, kenya, "kenya", "pushed", {"model.safetensors": data, "README.md": card}
+    )
     with sessions() as db:
         ours = db.get(Revision, done.oid)
         theirs = db.get(Revision, pushed["revision"])
@@ -229,7 +230,10 @@ def test_large_file_goes_through_lfs_and_dedups_with_push(
         assert db.scalar(select(func.count()).select_from(Chunk)) == chunks_after_hub
         kinds = [e.kind for e in db.scalars(select(Entry).order_by(Entry.index)).all()]
         assert kinds.count("commons.published") == 2
-    assert Path(hf_hub_download("kenya/hub", "big.dat", endpoint=live_server)).read_bytes() == data
+    assert (
+        Path(hf_hub_download("kenya/hub", "model.safetensors", endpoint=live_server)).read_bytes()
+        == data
+    )
 
 
 def test_listing_search_filter_sort_and_pages(client, live_server, make, hf_home) -> None:

@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 
 from concord import metrics
 from concord.commons import licences
-from concord.commons.formats import check_path
+from concord.commons.chunks import ChunkStore
+from concord.commons.formats import check_content, check_path, check_stream
 from concord.commons.tables import AccessRequest, Blob, Download, Ref, Repository, Revision
 from concord.db import utcnow
 from concord.errors import N_, Conflict, Invalid, NotFound
@@ -202,6 +203,7 @@ def commit(
     repo: Repository,
     *,
     author: Member,
+    store: ChunkStore,
     files_sha: dict[str, str],
     delete: list[str] | None = None,
     message: str = "",
@@ -211,7 +213,11 @@ def commit(
     branch: str = "main",
     delete_folders: list[str] | None = None,
 ) -> Revision:
-    """Creates a revision on `branch` (default `main`) from uploaded blobs. Logged."""
+    """Creates a revision on `branch` (default `main`) from uploaded blobs. Logged.
+
+    Every named blob passes the format gate again under the path it gets here: an upload was
+    checked under the name it came with, and a blob stored before a rule tightened (or under
+    a harmless name) must not become `pytorch_model.bin`."""
     if branch != "main" and session.get(Ref, (repo.id, branch)) is None:
         raise UnknownRevision(repo=repo_id(repo), revision=branch)
     previous = head(session, repo, branch)
@@ -225,9 +231,13 @@ def commit(
         for path in [p for p in tree if p.startswith(prefix)]:
             del tree[path]
     for path, sha in files_sha.items():
-        if session.get(Blob, sha) is None:
+        path = check_path(path)
+        blob = session.get(Blob, sha)
+        if blob is None:
             raise UnknownBlob(sha256=sha)
-        tree[check_path(path)] = sha
+        with store.open(session, blob) as handle:
+            check_stream(path, handle, blob.size)
+        tree[path] = sha
     card: dict[str, Any] = {}
     if card_text is not None:
         card = parse_card(card_text)
@@ -312,7 +322,7 @@ def commit(
 
 def publish_model(
     session: Session,
-    store: Any,
+    store: ChunkStore,
     member: Member,
     name: str,
     paths: dict[str, Path],
@@ -323,8 +333,6 @@ def publish_model(
     message: str = "",
 ) -> Revision:
     """What the federation calls to publish a trained model with its card and provenance."""
-    from concord.commons.formats import check_content
-
     repo = get(session, "model", member.slug, name, missing_ok=True) or create(
         session, member, kind="model", name=name, licence=licence
     )
@@ -337,6 +345,7 @@ def publish_model(
         session,
         repo,
         author=member,
+        store=store,
         files_sha=shas,
         message=message,
         provenance=provenance,

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Header, Request, Response, status
 from fastapi.responses import RedirectResponse, StreamingResponse
@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from concord import metrics
+from concord import inflight, metrics
 from concord.commons import access
 from concord.commons import repositories as repos
 from concord.commons.chunks import ChunkStore, open_store
@@ -30,6 +30,7 @@ from concord.http import Db, allow_large_bodies
 from concord.members.auth import CurrentPerson, OptionalPerson
 from concord.members.people import acting_member
 from concord.members.tables import Member, Person
+from concord.validation import MAX_INDEX
 
 router = APIRouter(tags=["commons"])
 UPLOADS = "/api/commons/uploads"
@@ -73,9 +74,10 @@ def _owner_member(db: Db, person: Person, owner: str) -> Member:
     return acting_member(db, person, owner)
 
 
-def _check_uploader(db: Session, person: Person) -> None:
-    acting_member(db, person)
+def _check_uploader(db: Session, person: Person) -> int:
+    member_id = acting_member(db, person).id
     db.commit()
+    return member_id
 
 
 def _ingest(
@@ -95,12 +97,13 @@ async def upload(
     person: CurrentPerson,
     filename: str,
     x_content_sha256: Annotated[str | None, Header()] = None,
-    content_length: Annotated[int | None, Header()] = None,
+    content_length: Annotated[int | None, Header(ge=0, le=MAX_INDEX)] = None,
 ) -> dict[str, Any]:
     """Uploads one file's content (the body); it stays invisible until a commit names it."""
     # Database work runs in worker threads and commits before the body streams in: on SQLite
     # an open transaction holds the write lock, and the event loop must never wait for it.
-    await run_in_threadpool(_check_uploader, db, person)
+    # Who sends it and under which name is settled before a byte is spooled.
+    member_id = await run_in_threadpool(_check_uploader, db, person)
     check_path(filename)
     settings = request.app.state.settings
     chunk_store = store(request)
@@ -109,11 +112,15 @@ async def upload(
     sha = hashlib.sha256()
     received = 0
     try:
-        with os.fdopen(descriptor, "wb") as out:
+        with (
+            os.fdopen(descriptor, "wb") as out,
+            inflight.allowance(member_id, settings.member_upload_bytes) as quota,
+        ):
             async for piece in request.stream():
                 received += len(piece)
                 if received > settings.max_upload_bytes:
                     raise TooLarge(limit=settings.max_upload_bytes)
+                quota.take(len(piece))
                 sha.update(piece)
                 out.write(piece)
         if content_length is not None and received != content_length:
@@ -166,6 +173,7 @@ def commit(
         db,
         repo,
         author=member,
+        store=store(request),
         files_sha=body.files,
         delete=body.delete,
         message=body.message,
@@ -483,7 +491,9 @@ def _resolve(
     rev = repos.resolve(db, repo, revision)
     access.require_read(db, repo, rev, person)
     blob = repos.file(db, repo, rev, path)
-    base = str(request.base_url).rstrip("/")
+    # A path, not an absolute URL: `request.base_url` names the Host the client sent, which
+    # anyone can forge; clients resolve the path against the hub they asked.
+    base = urlsplit(request.app.state.settings.public_url).path.rstrip("/")
     location = (
         f"{base}/api/commons/content/{blob.sha256}?repo={owner}/{name}&kind={kind}"
         f"&commit={rev.sha}&path={quote(path)}"

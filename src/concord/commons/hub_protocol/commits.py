@@ -2,9 +2,9 @@
 into one revision by `repositories.commit`, the function `concord push` commits through.
 
 Every file passes the same gate as a pushed one before the revision exists: its name
-(`check_path`), its content (`check_content`, by name and bytes: regular files as they arrive,
-LFS objects read back from the chunk store), then the card's licence and the adopted standards
-inside `repositories.commit`. Any refusal leaves no revision."""
+(`check_path`), its content (`check_content` for inline files as they arrive, as an upload;
+then, for every file, the check `repositories.commit` runs on the stored bytes under the path
+they get), the card's licence and the adopted standards. Any refusal leaves no revision."""
 
 from __future__ import annotations
 
@@ -110,24 +110,22 @@ def apply(
             except binascii.Error as exc:
                 raise BadCommit(reason=N_("a file's content is not base64")) from exc
             source = _scratch(store, [content])
-            stored = None
-        else:
-            oid = str(value.get("oid", ""))
-            blob = db.get(Blob, oid)
-            if blob is None:
-                raise repos.UnknownBlob(sha256=oid)
-            source = _scratch(store, store.stream(db, blob))
-            stored = blob.sha256
-        try:
-            if stored is None:
+            try:
                 files[path] = checked(db, store, path, source)
-            else:
-                check_content(path, source)  # the bytes are in the store already
-                files[path] = stored
+            finally:
+                source.unlink(missing_ok=True)
             if path == "README.md":
-                card_text = source.read_bytes().decode("utf-8", "replace")
-        finally:
-            source.unlink(missing_ok=True)
+                card_text = content.decode("utf-8", "replace")
+            continue
+        # An LFS object, PUT earlier: `repositories.commit` runs the formats gate on its bytes
+        # in the store under this path, as it does for every pushed blob.
+        oid = str(value.get("oid", ""))
+        blob = db.get(Blob, oid)
+        if blob is None:
+            raise repos.UnknownBlob(sha256=oid)
+        files[path] = blob.sha256
+        if path == "README.md":
+            card_text = b"".join(store.stream(db, blob)).decode("utf-8", "replace")
     summary = str(header.get("summary", ""))
     description = str(header.get("description", ""))
     message = f"{summary}\n\n{description}".strip() if description else summary
@@ -143,6 +141,7 @@ def apply(
         parent=str(parent) if parent else None,
         card_text=card_text,
         branch=branch,
+        store=store,
     )
     db.commit()
     return revision.sha, repos.repo_id(repo)

@@ -24,7 +24,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from concord import metrics
+from concord import inflight, metrics
 from concord.commons.chunks import open_store
 from concord.commons.hub_protocol.common import writable
 from concord.commons.tables import Blob
@@ -175,11 +175,16 @@ async def upload(
     digest = hashlib.sha256()
     received = 0
     try:
-        with os.fdopen(descriptor, "wb") as out:
+        # The same per-member allowance of bytes in flight as `concord push`'s uploads.
+        with (
+            os.fdopen(descriptor, "wb") as out,
+            inflight.allowance(member, settings.member_upload_bytes) as quota,
+        ):
             async for piece in request.stream():
                 received += len(piece)
                 if received > size:
                     break
+                quota.take(len(piece))
                 digest.update(piece)
                 out.write(piece)
         if received != size or digest.hexdigest() != oid:
