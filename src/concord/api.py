@@ -110,7 +110,7 @@ def _install_error_handlers(app: FastAPI) -> None:
             from concord.web.render import error_page_async
 
             return await error_page_async(request, exc)
-        return JSONResponse(exc.to_json(), status_code=exc.status)
+        return JSONResponse(exc.to_json(), status_code=exc.status, headers=exc.hub_headers())
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:

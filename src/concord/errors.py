@@ -18,6 +18,11 @@ class ConcordError(Exception):
     code: str = "error"
     status: int = 400
     message: str = "The request could not be carried out."
+    # The Hugging Face Hub's name for this failure (`X-Error-Code`), which its client maps to
+    # an exception class (RepoNotFound → RepositoryNotFoundError…); empty: no Hub equivalent.
+    hub_code: str = ""
+    # The Hub's exact wording where its client branches on the message itself.
+    hub_message: str = ""
 
     def __init__(self, message: str | None = None, /, **params: Any) -> None:
         self.template = message or self.message
@@ -45,12 +50,22 @@ class ConcordError(Exception):
         details = {k: v for k, v in self.params.items() if _jsonable(v)}
         return {"error": {"code": self.code, "message": self.render(language), "details": details}}
 
+    def hub_headers(self) -> dict[str, str]:
+        """`X-Error-Code` and `X-Error-Message`, as the Hub sends them (HTTP headers are
+        Latin-1: the English message, with anything else replaced)."""
+        text = self.hub_message or self.render("en").translate(_PLAIN)
+        return {
+            "X-Error-Code": self.hub_code or self.code,
+            "X-Error-Message": text.encode("latin-1", "replace").decode("latin-1")[:500],
+        }
+
     @property
     def exit_code(self) -> int:
         """The CLI exit code: grouped by kind so scripts can branch on it."""
         return EXIT_CODES.get(self.status, 1)
 
 
+_PLAIN = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'", "…": "...", "\n": " "})
 EXIT_CODES = {400: 2, 422: 2, 413: 2, 401: 3, 403: 3, 404: 4, 409: 5, 410: 5, 502: 6, 503: 6}
 
 
@@ -84,6 +99,8 @@ class Conflict(ConcordError):
 class Unauthenticated(ConcordError):
     code = "auth.required"
     status = 401
+    # Without these words, the Hub client reads a 401 on a repository as "not found".
+    hub_message = "Invalid credentials in Authorization header"
     message = N_("Sign in first: send a valid API token or browser session.")
 
 

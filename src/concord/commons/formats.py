@@ -20,6 +20,7 @@ import lzma
 import re
 import struct
 import tarfile
+import unicodedata
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -86,11 +87,13 @@ class BadSafetensors(Invalid):
 class BadPath(Invalid):
     code = "commons.bad_path"
     message = N_(
-        "“{name}” is not an acceptable file name: use relative paths of letters, digits, "
-        "“-”, “_”, “.” and “/”, without “..”."
+        "“{name}” is not an acceptable file name: use a relative path of up to 500 characters, "
+        "without “..” or empty segments, backslashes, control or text-direction characters."
     )
 
 
+# Characters that reorder how a name is displayed (a file can pose as another's name).
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
 PICKLE_NAME = N_("files with this name are opened with pickle")
 BIN_NOT_SAFETENSORS = N_("a .bin file is accepted only when it holds safetensors")
 PICKLE_CONTENT = N_("the content is a pickle stream, which runs code when it is loaded")
@@ -112,20 +115,25 @@ UNKNOWN = N_("the content is not in a format the commons accepts")
 
 
 def check_path(name: str) -> str:
-    """A repository path that can never escape a folder (no absolute, `..` or odd chars)."""
-    path = PurePosixPath(name)
-    allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./ ")
+    """The repository path in NFC form, refused if it could escape a folder or deceive.
+
+    As the Hub allows: any Unicode letters, spaces and punctuation; never absolute, never `..`
+    or empty segments, no backslash, control or bidi-override characters. The result names a
+    file inside a repository's tree only: it never becomes a filesystem path unchecked."""
+    if not isinstance(name, str):
+        raise BadPath(name=str(name))
+    normal = unicodedata.normalize("NFC", name)
     if (
-        not name
-        or len(name) > 500
-        or name.startswith("/")
-        or "\\" in name
-        or any(part in ("", ".", "..") for part in name.split("/"))
-        or not set(name) <= allowed
-        or path.is_absolute()
+        not normal
+        or len(normal) > 500
+        or normal.startswith("/")
+        or "\\" in normal
+        or any(part in ("", ".", "..") for part in normal.split("/"))
+        or any(unicodedata.category(c) in ("Cc", "Cs") or c in BIDI_CONTROLS for c in normal)
+        or PurePosixPath(normal).is_absolute()
     ):
-        raise BadPath(name=name)
-    return name
+        raise BadPath(name=name.encode("utf-8", "replace").decode("utf-8")[:200])
+    return normal
 
 
 def check_content(name: str, path: Path) -> str:

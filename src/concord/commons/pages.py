@@ -12,6 +12,7 @@ from markupsafe import Markup
 
 from concord.commons import repositories as repos
 from concord.commons.labels import PROVENANCE_LABELS
+from concord.commons.search import find
 from concord.errors import N_
 from concord.http import Db
 from concord.web.render import render
@@ -59,9 +60,8 @@ def browse(
     language: str = "",
     task: str = "",
 ) -> HTMLResponse:
-    rows = repos.list_repositories(
-        db, kind=kind, query=q, licence=licence, language=language, task=task
-    )
+    tags = [t for t in (language, task) if t] + ([f"license:{licence}"] if licence else [])
+    rows = [(f.repo, f.revision) for f in find(db, kind, text=q, tags=tags)]
     return render(
         request,
         "commons/browse.html",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from concord import metrics
 from concord.commons import licences
 from concord.commons.chunks import ChunkStore
 from concord.commons.formats import check_content, check_path, check_stream
-from concord.commons.tables import Blob, Download, Ref, Repository, Revision
+from concord.commons.tables import AccessRequest, Blob, Download, Ref, Repository, Revision
 from concord.db import utcnow
 from concord.errors import N_, Conflict, Invalid, NotFound
 from concord.governance.standards import evaluate
@@ -31,20 +32,25 @@ from concord.members.tables import Member
 KINDS = ("model", "dataset")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 SHA = re.compile(r"^[0-9a-f]{40}$")
+REF_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,89}$")
+TAG = "tags/"  # tags share the refs table, under this prefix; branches never start with it
 
 
 class UnknownRepository(NotFound):
     code = "commons.unknown_repository"
+    hub_code = "RepoNotFound"
     message = N_("There is no {kind} repository “{repo}”.")
 
 
 class UnknownRevision(NotFound):
     code = "commons.unknown_revision"
+    hub_code = "RevisionNotFound"
     message = N_("Repository “{repo}” has no revision or branch “{revision}”.")
 
 
 class UnknownFile(NotFound):
     code = "commons.unknown_file"
+    hub_code = "EntryNotFound"
     message = N_("Revision {revision} of “{repo}” has no file “{path}”.")
 
 
@@ -66,6 +72,19 @@ class BadRepository(Invalid):
 class StandardsRefused(Conflict):
     code = "commons.standards_refused"
     message = N_("Publication refused by adopted standards: {rules}")
+
+
+class RefExists(Conflict):
+    code = "commons.ref_exists"
+    message = N_("Repository “{repo}” already has a branch or tag “{name}”.")
+
+
+class MissingLicence(Invalid):
+    code = "commons.missing_licence"
+    message = N_(
+        "Repository “{repo}” has no licence yet: add a README.md whose YAML metadata names "
+        "one, e.g. “license: apache-2.0”."
+    )
 
 
 class StaleParent(Conflict):
@@ -97,7 +116,8 @@ def create(
         owner=member.slug,
         name=name,
         member_id=member.id,
-        licence=licences.check(licence),
+        # Hub clients create a repository without a licence: the first card must then name one.
+        licence=licences.check(licence) if licence else "",
         mirrored_from=mirrored_from,
         created_at=utcnow(),
     )
@@ -132,7 +152,7 @@ def exists(session: Session, reference: str, kind: str = "dataset") -> bool:
 
 def resolve(session: Session, repo: Repository, revision: str = "main") -> Revision:
     """A branch or tag name, or a full commit sha, to its revision."""
-    ref = session.get(Ref, (repo.id, revision))
+    ref = session.get(Ref, (repo.id, revision)) or session.get(Ref, (repo.id, TAG + revision))
     sha = ref.sha if ref is not None else revision
     row = session.get(Revision, sha) if SHA.match(sha) else None
     if row is None or row.repository_id != repo.id:
@@ -140,8 +160,8 @@ def resolve(session: Session, repo: Repository, revision: str = "main") -> Revis
     return row
 
 
-def head(session: Session, repo: Repository) -> Revision | None:
-    ref = session.get(Ref, (repo.id, "main"))
+def head(session: Session, repo: Repository, branch: str = "main") -> Revision | None:
+    ref = session.get(Ref, (repo.id, branch))
     return session.get(Revision, ref.sha) if ref else None
 
 
@@ -190,20 +210,28 @@ def commit(
     parent: str | None = None,
     provenance: dict[str, Any] | None = None,
     card_text: str | None = None,
+    branch: str = "main",
+    delete_folders: list[str] | None = None,
 ) -> Revision:
-    """Creates a revision on `main` from uploaded blobs. Logged.
+    """Creates a revision on `branch` (default `main`) from uploaded blobs. Logged.
 
     Every named blob passes the format gate again under the path it gets here: an upload was
     checked under the name it came with, and a blob stored before a rule tightened (or under
     a harmless name) must not become `pytorch_model.bin`."""
-    previous = head(session, repo)
+    if branch != "main" and session.get(Ref, (repo.id, branch)) is None:
+        raise UnknownRevision(repo=repo_id(repo), revision=branch)
+    previous = head(session, repo, branch)
     if parent is not None and previous is not None and parent != previous.sha:
         raise StaleParent(current=previous.sha[:12])
     tree: dict[str, str] = dict(previous.files) if previous else {}
     for path in delete or []:
         tree.pop(check_path(path), None)
+    for folder in delete_folders or []:
+        prefix = check_path(folder.rstrip("/")) + "/"
+        for path in [p for p in tree if p.startswith(prefix)]:
+            del tree[path]
     for path, sha in files_sha.items():
-        check_path(path)
+        path = check_path(path)
         blob = session.get(Blob, sha)
         if blob is None:
             raise UnknownBlob(sha256=sha)
@@ -219,8 +247,12 @@ def commit(
             if previous and previous.files.get("README.md") == tree["README.md"]
             else {}
         )
-    card_licence = str(card.get("license", repo.licence))
+    card_licence = str(card.get("license", repo.licence) or "")
+    if not card_licence:
+        raise MissingLicence(repo=repo_id(repo))
     licences.check(card_licence)
+    if not repo.licence:
+        repo.licence = card_licence  # created by a Hub client: the first card names it
     provenance = dict(provenance or (previous.provenance if previous else {}))
     context = {
         "card": {**card, "license": card_licence},
@@ -261,9 +293,9 @@ def commit(
         created_at=now,
     )
     session.add(revision)
-    ref = session.get(Ref, (repo.id, "main"))
+    ref = session.get(Ref, (repo.id, branch))
     if ref is None:
-        session.add(Ref(repository_id=repo.id, name="main", sha=sha))
+        session.add(Ref(repository_id=repo.id, name=branch, sha=sha))
     else:
         ref.sha = sha
     session.flush()
@@ -279,6 +311,7 @@ def commit(
             "provenance": provenance,
             "conformance": report.passed,
             "mirrored_from": repo.mirrored_from,
+            **({"branch": branch} if branch != "main" else {}),
         },
         member_id=author.id,
     )
@@ -354,10 +387,80 @@ def count_download(session: Session, repo: Repository, path: str, country: str |
     session.add(Download(repository_id=repo.id, path=path[:500], country=country, at=utcnow()))
 
 
-def downloads_of(session: Session, repo: Repository) -> int:
-    return int(
-        session.scalar(
-            select(func.count()).select_from(Download).where(Download.repository_id == repo.id)
-        )
-        or 0
+def downloads_of(session: Session, repo: Repository, since: datetime | None = None) -> int:
+    """Downloads counted for `repo`, all time or since a moment (the Hub shows 30 days)."""
+    stmt = select(func.count()).select_from(Download).where(Download.repository_id == repo.id)
+    if since is not None:
+        stmt = stmt.where(Download.at >= since)
+    return int(session.scalar(stmt) or 0)
+
+
+def refs(session: Session, repo: Repository) -> tuple[list[Ref], list[Ref]]:
+    """The repository's branches and its tags."""
+    rows = session.scalars(select(Ref).where(Ref.repository_id == repo.id).order_by(Ref.name)).all()
+    return [r for r in rows if not r.name.startswith(TAG)], [
+        r for r in rows if r.name.startswith(TAG)
+    ]
+
+
+def create_ref(
+    session: Session, repo: Repository, name: str, revision: Revision, *, tag: bool, by: Member
+) -> Ref:
+    """A new branch or tag at `revision`. Logged, as every move of what a name serves."""
+    if not REF_NAME.match(name) or name.startswith(TAG) or ".." in name:
+        raise BadRepository(reason=N_("branch and tag names use letters, digits, “.-_/”"))
+    key = TAG + name if tag else name
+    if session.get(Ref, (repo.id, name)) or session.get(Ref, (repo.id, TAG + name)):
+        raise RefExists(repo=repo_id(repo), name=name)
+    ref = Ref(repository_id=repo.id, name=key, sha=revision.sha)
+    session.add(ref)
+    session.flush()
+    append(
+        session,
+        "commons.ref_created",
+        {"repository": repo_id(repo), "kind": repo.kind, "ref": key, "revision": revision.sha},
+        member_id=by.id,
     )
+    return ref
+
+
+def delete_ref(session: Session, repo: Repository, name: str, *, tag: bool, by: Member) -> None:
+    key = TAG + name if tag else name
+    ref = session.get(Ref, (repo.id, key))
+    if ref is None or key == "main":
+        raise UnknownRevision(repo=repo_id(repo), revision=name)
+    session.delete(ref)
+    append(
+        session,
+        "commons.ref_deleted",
+        {"repository": repo_id(repo), "kind": repo.kind, "ref": key},
+        member_id=by.id,
+    )
+
+
+def history(session: Session, repo: Repository, revision: Revision) -> list[Revision]:
+    """`revision` and its ancestors, newest first."""
+    out = [revision]
+    while out[-1].parent:
+        parent = session.get(Revision, out[-1].parent)
+        if parent is None:
+            break
+        out.append(parent)
+    return out
+
+
+def delete(session: Session, repo: Repository, *, by: Member) -> None:
+    """Removes a repository and its names. Its log entries stay; its blobs go at the next sweep
+    once nothing else refers to them."""
+    for table in (AccessRequest, Ref, Revision, Download):
+        for row in session.scalars(select(table).where(table.repository_id == repo.id)).all():
+            session.delete(row)
+    session.flush()
+    append(
+        session,
+        "commons.deleted",
+        {"repository": repo_id(repo), "kind": repo.kind},
+        member_id=by.id,
+    )
+    session.delete(repo)
+    session.flush()

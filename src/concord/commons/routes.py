@@ -8,7 +8,7 @@ import itertools
 import os
 import tempfile
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from concord import inflight, metrics
+from concord.commons import access
 from concord.commons import repositories as repos
 from concord.commons.chunks import ChunkStore, open_store
 from concord.commons.formats import check_content, check_path
@@ -209,10 +210,13 @@ def _summary(repo: Repository, rev: Revision | None) -> dict[str, Any]:
 
 
 @router.get("/api/commons/repos/{kind}/{owner}/{name}/revisions/{revision}")
-def revision_detail(kind: str, owner: str, name: str, revision: str, db: Db) -> dict[str, Any]:
+def revision_detail(
+    kind: str, owner: str, name: str, revision: str, db: Db, person: OptionalPerson
+) -> dict[str, Any]:
     """A revision with every file's size, SHA-256 and chunk list (for `concord pull`)."""
     repo = repos.require(db, kind, owner, name)
     rev = repos.resolve(db, repo, revision)
+    access.require_read(db, repo, rev, person)
     return {
         "id": repos.repo_id(repo),
         "kind": repo.kind,
@@ -322,7 +326,9 @@ def _count(db: Db, reference: str, kind: str, path: str, person: Person | None) 
 # --- the Hugging Face Hub API, read side -------------------------------------------------
 
 
-def _sibling(path: str, blob: Blob) -> dict[str, Any]:
+def _sibling(path: str, blob: Blob, readable: bool = True) -> dict[str, Any]:
+    if not readable:  # a gated file's hash would be its address: withheld
+        return {"rfilename": path, "size": blob.size}
     return {
         "rfilename": path,
         "size": blob.size,
@@ -342,9 +348,12 @@ def _hub_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def _info(db: Db, kind: str, owner: str, name: str, revision: str) -> dict[str, Any]:
+def _info(
+    db: Db, kind: str, owner: str, name: str, revision: str, person: Person | None = None
+) -> dict[str, Any]:
     repo = repos.require(db, kind, owner, name)
     rev = repos.resolve(db, repo, revision)
+    readable = access.may_read(db, repo, rev, person)
     card = rev.card
     tags = [f"license:{card.get('license', repo.licence)}"]
     language = card.get("language")
@@ -361,43 +370,57 @@ def _info(db: Db, kind: str, owner: str, name: str, revision: str) -> dict[str, 
         "lastModified": _hub_time(rev.created_at),
         "createdAt": _hub_time(repo.created_at),
         "private": False,
-        "gated": False,
+        "gated": access.gate(card) or False,
         "disabled": False,
-        "downloads": repos.downloads_of(db, repo),
+        # As the Hub counts: the last 30 days, and all time; by country for the dashboard.
+        "downloads": repos.downloads_of(db, repo, since=datetime.now(UTC) - timedelta(days=30)),
+        "downloadsAllTime": repos.downloads_of(db, repo),
         "likes": 0,
         "tags": tags,
         "cardData": card,
         "pipeline_tag": card.get("pipeline_tag"),
         "library_name": card.get("library_name"),
-        "siblings": [_sibling(f.path, f.blob) for f in repos.files(db, rev)],
+        "siblings": [_sibling(f.path, f.blob, readable) for f in repos.files(db, rev)],
     }
 
 
 @router.get("/api/models/{owner}/{name}", include_in_schema=False)
-def model_info(owner: str, name: str, db: Db) -> dict[str, Any]:
-    return _info(db, "model", owner, name, "main")
+def model_info(owner: str, name: str, db: Db, person: OptionalPerson) -> dict[str, Any]:
+    return _info(db, "model", owner, name, "main", person)
 
 
 @router.get("/api/models/{owner}/{name}/revision/{revision}", include_in_schema=False)
-def model_info_at(owner: str, name: str, revision: str, db: Db) -> dict[str, Any]:
-    return _info(db, "model", owner, name, revision)
+def model_info_at(
+    owner: str, name: str, revision: str, db: Db, person: OptionalPerson
+) -> dict[str, Any]:
+    return _info(db, "model", owner, name, revision, person)
 
 
 @router.get("/api/datasets/{owner}/{name}", include_in_schema=False)
-def dataset_info(owner: str, name: str, db: Db) -> dict[str, Any]:
-    return _info(db, "dataset", owner, name, "main")
+def dataset_info(owner: str, name: str, db: Db, person: OptionalPerson) -> dict[str, Any]:
+    return _info(db, "dataset", owner, name, "main", person)
 
 
 @router.get("/api/datasets/{owner}/{name}/revision/{revision}", include_in_schema=False)
-def dataset_info_at(owner: str, name: str, revision: str, db: Db) -> dict[str, Any]:
-    return _info(db, "dataset", owner, name, revision)
+def dataset_info_at(
+    owner: str, name: str, revision: str, db: Db, person: OptionalPerson
+) -> dict[str, Any]:
+    return _info(db, "dataset", owner, name, revision, person)
 
 
 def _tree(
-    db: Db, kind: str, owner: str, name: str, revision: str, path: str, recursive: bool
+    db: Db,
+    kind: str,
+    owner: str,
+    name: str,
+    revision: str,
+    path: str,
+    recursive: bool,
+    person: Person | None = None,
 ) -> list[dict[str, Any]]:
     repo = repos.require(db, kind, owner, name)
     rev = repos.resolve(db, repo, revision)
+    readable = access.may_read(db, repo, rev, person)
     prefix = f"{path.strip('/')}/" if path.strip("/") else ""
     entries: list[dict[str, Any]] = []
     folders: set[str] = set()
@@ -412,15 +435,13 @@ def _tree(
             parts = rest.split("/")[:-1]
             for depth in range(1, len(parts) + 1):
                 folders.add(prefix + "/".join(parts[:depth]))
-        entries.append(
-            {
-                "type": "file",
-                "path": f.path,
-                "size": f.blob.size,
-                "oid": _git_oid(f.blob),
-                "lfs": {"oid": f.blob.sha256, "size": f.blob.size, "pointerSize": 134},
-            }
-        )
+        entry: dict[str, Any] = {"type": "file", "path": f.path, "size": f.blob.size}
+        if readable:
+            entry["oid"] = _git_oid(f.blob)
+            entry["lfs"] = {"oid": f.blob.sha256, "size": f.blob.size, "pointerSize": 134}
+        else:  # gated: no hash, which would be the file's address
+            entry["oid"] = hashlib.sha1(f"{rev.sha}/{f.path}".encode()).hexdigest()  # noqa: S324
+        entries.append(entry)
     entries += [
         {"type": "directory", "path": d, "oid": hashlib.sha1(d.encode()).hexdigest()}  # noqa: S324
         for d in sorted(folders)
@@ -431,24 +452,44 @@ def _tree(
 @router.get("/api/models/{owner}/{name}/tree/{revision}", include_in_schema=False)
 @router.get("/api/models/{owner}/{name}/tree/{revision}/{path:path}", include_in_schema=False)
 def model_tree(
-    owner: str, name: str, revision: str, db: Db, path: str = "", recursive: bool = False
+    owner: str,
+    name: str,
+    revision: str,
+    db: Db,
+    person: OptionalPerson,
+    path: str = "",
+    recursive: bool = False,
 ) -> list[dict[str, Any]]:
-    return _tree(db, "model", owner, name, revision, path, recursive)
+    return _tree(db, "model", owner, name, revision, path, recursive, person)
 
 
 @router.get("/api/datasets/{owner}/{name}/tree/{revision}", include_in_schema=False)
 @router.get("/api/datasets/{owner}/{name}/tree/{revision}/{path:path}", include_in_schema=False)
 def dataset_tree(
-    owner: str, name: str, revision: str, db: Db, path: str = "", recursive: bool = False
+    owner: str,
+    name: str,
+    revision: str,
+    db: Db,
+    person: OptionalPerson,
+    path: str = "",
+    recursive: bool = False,
 ) -> list[dict[str, Any]]:
-    return _tree(db, "dataset", owner, name, revision, path, recursive)
+    return _tree(db, "dataset", owner, name, revision, path, recursive, person)
 
 
 def _resolve(
-    request: Request, db: Db, kind: str, owner: str, name: str, revision: str, path: str
+    request: Request,
+    db: Db,
+    kind: str,
+    owner: str,
+    name: str,
+    revision: str,
+    path: str,
+    person: Person | None = None,
 ) -> Response:
     repo = repos.require(db, kind, owner, name)
     rev = repos.resolve(db, repo, revision)
+    access.require_read(db, repo, rev, person)
     blob = repos.file(db, repo, rev, path)
     # A path, not an absolute URL: `request.base_url` names the Host the client sent, which
     # anyone can forge; clients resolve the path against the hub they asked.
@@ -475,9 +516,15 @@ def _resolve(
     include_in_schema=False,
 )
 def resolve_model(
-    owner: str, name: str, revision: str, path: str, request: Request, db: Db
+    owner: str,
+    name: str,
+    revision: str,
+    path: str,
+    request: Request,
+    db: Db,
+    person: OptionalPerson,
 ) -> Response:
-    return _resolve(request, db, "model", owner, name, revision, path)
+    return _resolve(request, db, "model", owner, name, revision, path, person)
 
 
 @router.api_route(
@@ -486,6 +533,18 @@ def resolve_model(
     include_in_schema=False,
 )
 def resolve_dataset(
-    owner: str, name: str, revision: str, path: str, request: Request, db: Db
+    owner: str,
+    name: str,
+    revision: str,
+    path: str,
+    request: Request,
+    db: Db,
+    person: OptionalPerson,
 ) -> Response:
-    return _resolve(request, db, "dataset", owner, name, revision, path)
+    return _resolve(request, db, "dataset", owner, name, revision, path, person)
+
+
+# --- the Hub protocol's writes, search and listings (commons/hub_protocol) ---------------
+from concord.commons.hub_protocol import router as _hub_router  # noqa: E402
+
+router.include_router(_hub_router)

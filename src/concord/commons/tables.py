@@ -86,3 +86,18 @@ class Download(Base):
     path: Mapped[str] = mapped_column(String(500))
     country: Mapped[str | None] = mapped_column(String(2), nullable=True, index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class AccessRequest(Base):
+    """A person's request to read a gated repository, and the owner's decision."""
+
+    __tablename__ = "commons_access_requests"
+    __table_args__ = (UniqueConstraint("repository_id", "person_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("commons_repositories.id"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    status: Mapped[str] = mapped_column(String(10))  # pending, accepted, rejected
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    decided_by: Mapped[int | None] = mapped_column(Integer, nullable=True)

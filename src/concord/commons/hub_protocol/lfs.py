@@ -1,0 +1,224 @@
+"""The Git LFS batch API with the basic transfer, as `huggingface_hub` uploads large files.
+
+The batch answer gives each object an upload URL on this hub. The client PUTs the bytes there
+without its token (as it would to a presigned S3 URL), so the URL carries its own short-lived
+authority: the object, its size, the repository and the member, signed with the hub's key.
+The bytes are hashed as they arrive, then cut into the chunk store exactly as a
+`concord push` upload is; they stay invisible until a commit names them (and the commit runs
+the formats gate, knowing the file's name)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from concord import inflight, metrics
+from concord.commons.chunks import open_store
+from concord.commons.hub_protocol.common import writable
+from concord.commons.tables import Blob
+from concord.errors import N_, Forbidden, Invalid, TooLarge
+from concord.http import Db, allow_large_bodies
+from concord.hubkey import load_or_create
+from concord.members.auth import CurrentPerson
+
+router = APIRouter(include_in_schema=False)
+UPLOADS = "/api/commons/lfs/"
+allow_large_bodies(UPLOADS)
+OID = re.compile(r"^[0-9a-f]{64}$")
+VALID_S = 3600  # an upload URL lives an hour: enough for a large file on a slow line
+LFS_JSON = "application/vnd.git-lfs+json"
+
+
+class BadUploadUrl(Forbidden):
+    code = "commons.lfs_bad_url"
+    message = N_("This upload address is not valid or has expired; ask the batch API again.")
+
+
+class UploadMismatch(Invalid):
+    code = "commons.lfs_mismatch"
+    message = N_(
+        "The uploaded bytes ({size} bytes, SHA-256 {actual}) are not the object announced."
+    )
+
+
+def _sign(request: Request, claim: str) -> str:
+    key = load_or_create(request.app.state.settings)
+    return base64.urlsafe_b64encode(key.sign(claim.encode())).decode().rstrip("=")
+
+
+def _verify(request: Request, claim: str, signature: str) -> None:
+    key = load_or_create(request.app.state.settings).public_key()
+    try:
+        key.verify(
+            base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)), claim.encode()
+        )
+    except (InvalidSignature, ValueError) as exc:
+        raise BadUploadUrl() from exc
+
+
+def _claim(oid: str, size: int, repo: str, member: int, expires: int) -> str:
+    return f"lfs-upload\n{oid}\n{size}\n{repo}\n{member}\n{expires}"
+
+
+async def _batch(
+    request: Request, db: Db, person: CurrentPerson, kind: str, owner: str, name: str
+) -> Response:
+    try:
+        body = json.loads(await request.body())
+        objects = [(str(o["oid"]), int(o["size"])) for o in body.get("objects", [])]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return JSONResponse({"message": "malformed batch request"}, status_code=422)
+    if body.get("operation") != "upload":
+        return JSONResponse({"message": "only uploads go through the batch API"}, status_code=422)
+
+    def run() -> dict[str, Any]:
+        _repo, member = writable(db, person, kind, owner, name)
+        limit = request.app.state.settings.max_upload_bytes
+        known = {
+            b.sha256: b.size
+            for b in db.query(Blob).filter(Blob.sha256.in_([oid for oid, _s in objects])).all()
+        }
+        db.rollback()
+        base = str(request.base_url).rstrip("/")
+        expires = int(time.time()) + VALID_S
+        answers: list[dict[str, Any]] = []
+        for oid, size in objects:
+            if not OID.match(oid) or size < 0:
+                answers.append(
+                    {"oid": oid, "size": size, "error": {"code": 422, "message": "bad object id"}}
+                )
+                continue
+            if size > limit:
+                answers.append(
+                    {
+                        "oid": oid,
+                        "size": size,
+                        "error": {"code": 413, "message": f"larger than {limit} bytes"},
+                    }
+                )
+                continue
+            if known.get(oid) == size:
+                answers.append({"oid": oid, "size": size})  # stored already: nothing to send
+                continue
+            reference = f"{kind}/{owner}/{name}"
+            signature = _sign(request, _claim(oid, size, reference, member.id, expires))
+            href = (
+                f"{base}{UPLOADS}{kind}/{owner}/{name}/{oid}"
+                f"?size={size}&member={member.id}&expires={expires}&sig={signature}"
+            )
+            answers.append(
+                {
+                    "oid": oid,
+                    "size": size,
+                    "authenticated": True,
+                    "actions": {
+                        "upload": {"href": href, "expires_in": VALID_S},
+                        "verify": {"href": f"{base}{UPLOADS}{kind}/{owner}/{name}/verify"},
+                    },
+                }
+            )
+        return {"transfer": "basic", "objects": answers, "hash_algo": "sha256"}
+
+    answer = await run_in_threadpool(run)
+    return JSONResponse(answer, media_type=LFS_JSON)
+
+
+@router.post("/{owner}/{name}.git/info/lfs/objects/batch")
+async def model_batch(
+    owner: str, name: str, request: Request, db: Db, person: CurrentPerson
+) -> Response:
+    return await _batch(request, db, person, "model", owner, name)
+
+
+@router.post("/datasets/{owner}/{name}.git/info/lfs/objects/batch")
+async def dataset_batch(
+    owner: str, name: str, request: Request, db: Db, person: CurrentPerson
+) -> Response:
+    return await _batch(request, db, person, "dataset", owner, name)
+
+
+@router.put(UPLOADS + "{kind}/{owner}/{name}/{oid}")
+async def upload(
+    kind: str,
+    owner: str,
+    name: str,
+    oid: str,
+    request: Request,
+    db: Db,
+    size: int,
+    member: int,
+    expires: int,
+    sig: str,
+) -> Response:
+    """The bytes of one object, PUT by the client to the address the batch API signed."""
+    if expires < time.time() or not OID.match(oid):
+        raise BadUploadUrl()
+    _verify(request, _claim(oid, size, f"{kind}/{owner}/{name}", member, expires), sig)
+    settings = request.app.state.settings
+    if size > settings.max_upload_bytes:
+        raise TooLarge(limit=settings.max_upload_bytes)
+    store = open_store(settings)
+    descriptor, scratch = tempfile.mkstemp(dir=store.scratch(), prefix=".lfs-")
+    path = Path(scratch)
+    digest = hashlib.sha256()
+    received = 0
+    try:
+        # The same per-member allowance of bytes in flight as `concord push`'s uploads.
+        with (
+            os.fdopen(descriptor, "wb") as out,
+            inflight.allowance(member, settings.member_upload_bytes) as quota,
+        ):
+            async for piece in request.stream():
+                received += len(piece)
+                if received > size:
+                    break
+                quota.take(len(piece))
+                digest.update(piece)
+                out.write(piece)
+        if received != size or digest.hexdigest() != oid:
+            raise UploadMismatch(size=received, actual=digest.hexdigest())
+
+        def ingest() -> None:
+            store.ingest(db, path, oid)
+            db.commit()
+
+        await run_in_threadpool(ingest)
+        metrics.count("upload")
+        metrics.moved("in", received)
+    finally:
+        path.unlink(missing_ok=True)
+    return Response(status_code=200)
+
+
+@router.post(UPLOADS + "{kind}/{owner}/{name}/verify")
+async def verify(
+    kind: str, owner: str, name: str, request: Request, db: Db, person: CurrentPerson
+) -> Response:
+    """Confirms the object is stored whole (the client calls this after its PUT)."""
+    try:
+        body = json.loads(await request.body())
+        oid, size = str(body["oid"]), int(body["size"])
+    except (ValueError, KeyError, TypeError):
+        return JSONResponse({"message": "malformed verify request"}, status_code=422)
+
+    def run() -> None:
+        writable(db, person, kind, owner, name)
+        blob = db.get(Blob, oid)
+        db.rollback()
+        if blob is None or blob.size != size:
+            raise UploadMismatch(size=size, actual=oid)
+
+    await run_in_threadpool(run)
+    return Response(content=b"{}", media_type=LFS_JSON)
