@@ -94,14 +94,17 @@ def test_a_chunked_body_past_the_limit_is_cut_with_413(
 def test_a_chunked_upload_past_the_upload_limit_is_cut_with_413(
     live_server: str, settings: Settings, make
 ) -> None:
-    # Prepare: the federation's update route streams the body without a limit of its own
+    # Prepare: the commons upload route streams the body without a limit of its own (an
+    # update for a job is refused before its body is read, so it cannot show the cut)
     kenya = make.delegate("kenya", "KE")
     settings.max_upload_bytes = 4000
-    headers = {**kenya.headers, "X-Concord-Examples": "1", "X-Concord-Signature": "c2ln"}
 
     # Execute
     status, answer = chunked_post(
-        live_server, "/api/federation/jobs/999/rounds/1/updates", [b"\0" * 1500] * 4, headers
+        live_server,
+        "/api/commons/uploads?filename=notes.txt",
+        [b"a" * 1500] * 4,
+        kenya.headers,
     )
 
     # Assert
