@@ -12,7 +12,7 @@ import pytest
 from huggingface_hub import hf_hub_download
 
 from concord.commons import repositories as repos
-from concord.commons.chunks import CorruptChunk, open_store
+from concord.commons.chunks import UnknownChunk, open_store
 from concord.commons.mirror import export_bundle, import_bundle, mirror
 from concord.commons.pull import pull
 from concord.config import Settings
@@ -141,5 +141,6 @@ def test_mirror_and_bundle_between_s3_hubs(
         repo = repos.require(db, "model", "kenya", "asr")
         blob = repos.file(db, repo, repos.head(db, repo), "model.safetensors")
         assert b"".join(offline_store.stream(db, blob)) == weights
-        with pytest.raises(CorruptChunk):
+        # A name the store never held is the asker's mistake (404), not a corrupt store (503).
+        with pytest.raises(UnknownChunk):
             offline_store.read_chunk(db, "0" * 64)
