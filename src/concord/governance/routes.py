@@ -39,7 +39,7 @@ from concord.governance.models import (
     Withdrawal,
 )
 from concord.governance.tables import Proposal, Translation
-from concord.http import Db
+from concord.http import AppSettings, Db
 from concord.members.auth import CurrentPerson
 from concord.members.people import require_role
 from concord.members.tables import Member
@@ -347,10 +347,12 @@ def add_translation(
 
 
 @router.post("/proposals/{ref}/translations/machine")
-def machine_translations(ref: str, db: Db, person: CurrentPerson) -> list[TranslationPublic]:
+def machine_translations(
+    ref: str, db: Db, person: CurrentPerson, settings: AppSettings
+) -> list[TranslationPublic]:
     """Fills every language nobody has translated yet with the configured machine-translation
     service (CONCORD_TRANSLATE_URL); labelled "machine". Logged."""
-    made = translations.fill(db, person, proposals.get(db, ref))
+    made = translations.fill(db, person, proposals.get(db, ref), translations.configured(settings))
     db.commit()
     return [_translation(db, t) for t in made]
 

@@ -17,7 +17,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from concord.config import get_settings
+from concord.config import Settings
 from concord.db import utcnow
 from concord.errors import N_, Invalid, Unavailable
 from concord.governance.tables import Proposal, Statement, Translation
@@ -196,20 +196,19 @@ def libretranslate(url: str, api_key: str = "") -> Translator:
     return translate
 
 
-def configured() -> Translator | None:
-    settings = get_settings()
+def configured(settings: Settings) -> Translator | None:
+    """The hub's machine translator, if `translate_url` names one."""
     if not settings.translate_url:
         return None
     return libretranslate(settings.translate_url, settings.translate_api_key)
 
 
 def fill(
-    session: Session, person: Person, proposal: Proposal, translator: Translator | None = None
+    session: Session, person: Person, proposal: Proposal, translator: Translator | None
 ) -> list[Translation]:
     """Machine translations for every language of the proposal's text and visible statements
     that has neither an original nor a translation yet."""
     require_role(person, "secretariat", "delegate", "translator")
-    translator = translator or configured()
     if translator is None:
         raise NoMachine()
     have = {(t.statement_id, t.language) for t in listing(session, proposal)}
