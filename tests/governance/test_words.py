@@ -335,3 +335,64 @@ def test_the_conversation_exports_with_polis_columns(
     ]
     assert unknown.status_code == 404
     assert unknown.json()["error"]["code"] == "conversation.no_export"
+
+
+def test_words_moderation_and_export_from_the_cli(
+    cli_env: Any,
+    live_server: str,
+    app: FastAPI,
+    assembly: dict[str, Any],
+    make: Any,
+    libretranslate: LibreTranslate,
+    tmp_path: Any,
+) -> None:
+    def as_(actor: Any, *args: str) -> str:
+        result = runner.invoke(cli, [*args, "--hub", live_server, "--token", actor.token])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    def read(*args: str) -> str:
+        result = runner.invoke(cli, [*args, "--hub", live_server])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    # Prepare
+    kenya, france = assembly["kenya"], assembly["france"]
+    translator, staff = make.person("translator"), make.secretariat()
+    app.state.settings.translate_url = libretranslate.url
+    made = as_(kenya, "propose", "resolution", "--title", "Open models", "--text", "en=Share.")
+    ref = made.split()[1].rstrip(":")
+    as_(kenya, "proposal", "deliberate", ref)
+    as_(france, "statement", ref, "Partagez les poids.", "--language", "fr")
+    sid = read("statement", ref).split()[0].lstrip("#")
+    # Execute
+    translated = as_(
+        translator, "conversation", "translate", ref, "en", "Share the weights.", "--statement", sid
+    )
+    machine = as_(kenya, "conversation", "machine", ref)
+    english = read("conversation", "words", ref, "--lang", "en")
+    russian = read("conversation", "words", ref, "--lang", "ru")
+    listed = read("conversation", "translations", ref)
+    as_(staff, "conversation", "hide", ref, sid, "Off topic.")
+    notices = as_(france, "conversation", "notices")
+    after = read("conversation", "words", ref, "--lang", "en")
+    read("conversation", "export", ref, "--out", str(tmp_path / "out"))
+    refused = runner.invoke(
+        cli, ["conversation", "hide", ref, sid, "x", "--hub", live_server, "--token", kenya.token]
+    )
+    # Assert
+    assert "translated" in translated and "into en" in translated
+    assert "9 machine translations" in machine  # text: 5 languages; statement: ar zh ru es
+    assert f"#{sid} [en, translation by {translator.person.name} from fr] Share the weights." in (
+        english
+    )
+    assert f"#{sid} [ru, machine translation from fr] [ru] Partagez les poids." in russian
+    assert "machine translation" in listed and translator.person.name in listed
+    assert f"{ref} #{sid} hidden by the secretariat: Off topic." in notices
+    assert f"#{sid} [hidden by the secretariat: Off topic.]" in after
+    comments = (tmp_path / "out" / "comments.csv").read_text().splitlines()
+    assert comments[0].startswith("timestamp,datetime,comment-id,author-id")
+    assert comments[1].endswith(",-1,")  # hidden: moderated -1 and no body
+    assert json.loads((tmp_path / "out" / "conversation.json").read_text())["proposal"] == ref
+    assert (tmp_path / "out" / "participants-votes.csv").exists()
+    assert refused.exit_code != 0 and "auth.role_required" in refused.output
