@@ -396,3 +396,75 @@ def test_words_moderation_and_export_from_the_cli(
     assert json.loads((tmp_path / "out" / "conversation.json").read_text())["proposal"] == ref
     assert (tmp_path / "out" / "participants-votes.csv").exists()
     assert refused.exit_code != 0 and "auth.role_required" in refused.output
+
+
+def _csrf(page: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert match
+    return match.group(1)
+
+
+def _signed_in(app: FastAPI, actor: Any) -> TestClient:
+    browser = TestClient(app)
+    token = _csrf(browser.get("/sign-in").text)
+    browser.post("/sign-in", data={"csrf": token, "token": actor.token, "next": "/"})
+    return browser
+
+
+def test_words_and_moderation_on_the_pages(
+    client: TestClient,
+    app: FastAPI,
+    assembly: dict[str, Any],
+    make: Any,
+    db: Session,
+    libretranslate: LibreTranslate,
+) -> None:
+    # Prepare
+    kenya, france = assembly["kenya"], assembly["france"]
+    ref = deliberating(client, kenya)
+    app.state.settings.translate_url = libretranslate.url
+    as_france, as_translator = _signed_in(app, france), _signed_in(app, make.person("translator"))
+    as_staff = _signed_in(app, make.secretariat())
+    token = _csrf(as_france.get(f"/proposals/{ref}?lang=fr").text)
+    # Execute: France writes in French from the French page, a translator translates it,
+    # the machine fills the rest, the secretariat hides it
+    said = as_france.post(
+        f"/proposals/{ref}/statements",
+        data={"csrf": token, "text": "Partagez les poids.", "language": "fr"},
+        follow_redirects=False,
+    )
+    sid = int(client.get(f"/api/proposals/{ref}/statements").json()[0]["id"])
+    page = as_translator.get(f"/proposals/{ref}?lang=en").text
+    translated = as_translator.post(
+        f"/proposals/{ref}/translations",
+        data={"csrf": _csrf(page), "target": str(sid), "language": "en", "text": "Share weights."},
+        follow_redirects=False,
+    )
+    filled = as_translator.post(
+        f"/proposals/{ref}/translations/machine", data={"csrf": _csrf(page)}, follow_redirects=False
+    )
+    english = client.get(f"/proposals/{ref}?lang=en").text
+    chinese = client.get(f"/proposals/{ref}?lang=zh").text
+    staff_page = as_staff.get(f"/proposals/{ref}").text
+    hidden = as_staff.post(
+        f"/proposals/{ref}/statements/{sid}/hide",
+        data={"csrf": _csrf(staff_page), "reason": "Off topic."},
+        follow_redirects=False,
+    )
+    reader = client.get(f"/proposals/{ref}?lang=en").text
+    author = as_france.get(f"/proposals/{ref}?lang=en").text
+    # Assert
+    assert said.status_code == 303 and translated.status_code == 303, translated.text
+    assert filled.status_code == 303
+    assert 'lang="en"' in english and "Share weights." in english
+    assert "translation by Translator" in english and 'href="?lang=fr"' in english
+    assert "[zh] Partagez les poids." in chinese and "机器翻译" in chinese
+    assert 'action="/proposals/' + ref + f'/statements/{sid}/hide"' in staff_page
+    assert "Reason for hiding statement" in staff_page
+    assert 'name="reason"' not in english  # readers cannot moderate
+    assert hidden.status_code == 303
+    assert "Hidden by the secretariat: Off topic." in reader and "Share weights." not in reader
+    assert f"The secretariat hid your statement #{sid}: Off topic." in author
+    assert "The secretariat hid your statement" not in reader
+    assert f"/api/proposals/{ref}/export/comments.csv" in reader
+    assert len(log_kinds(db, "statement.hidden")) == 1
