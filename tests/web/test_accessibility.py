@@ -199,3 +199,54 @@ def test_every_page_passes_axe_in_english_and_arabic(
         + "axe-core found violations:\n"
         + "\n".join(problems)
     )
+
+
+def _tab_to(page: Any, selector: str, limit: int = 120) -> None:
+    """Presses Tab until `selector` has the focus, as a keyboard user would."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate("(s) => document.activeElement.matches(s)", selector):
+            return
+    raise AssertionError(f"{selector} cannot be reached with Tab")
+
+
+def test_sign_in_and_deliberate_with_the_keyboard_alone(
+    live_server: str, browser: Any, client: TestClient, make: Any
+) -> None:
+    # Prepare: a proposal in deliberation
+    kenya = make.delegate("kenya", "KE")
+    made = client.post(
+        "/api/proposals",
+        headers=kenya.headers,
+        json={"kind": "resolution", "title": "Open models", "texts": {"en": "Share models."}},
+    )
+    ref = made.json()["reference"]
+    client.post(f"/api/proposals/{ref}/deliberation", headers=kenya.headers)
+    page = browser.new_context(locale="en").new_page()
+    # Execute: the skip link, the sign-in form, the language menu, the statement form
+    page.goto(f"{live_server}/sign-in")
+    page.keyboard.press("Tab")
+    skip = page.evaluate("document.activeElement.getAttribute('href')")
+    page.keyboard.press("Enter")
+    in_main = page.evaluate("document.activeElement.id")
+    _tab_to(page, "#token")
+    page.keyboard.type(kenya.token)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{live_server}/")
+    page.goto(f"{live_server}/proposals/{ref}")
+    _tab_to(page, "#lang-select")
+    page.keyboard.press("ArrowDown")  # choosing a language must not leave the page by itself
+    stayed = page.url
+    page.keyboard.press("ArrowUp")
+    _tab_to(page, "#text")
+    page.keyboard.type("Keyboards are enough.")
+    _tab_to(page, "#statement-language")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/proposals/{ref}#statements")
+    # Assert
+    assert skip == "#content" and in_main == "content"
+    assert stayed == f"{live_server}/proposals/{ref}"
+    said = client.get(f"/api/proposals/{ref}/statements").json()
+    assert [s["text"] for s in said] == ["Keyboards are enough."]
+    assert page.locator(".statement").first.is_visible()
