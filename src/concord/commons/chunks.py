@@ -32,7 +32,7 @@ from concord.commons.storage import Backend, open_backend
 from concord.commons.tables import Blob, Chunk
 from concord.config import Settings
 from concord.db import utcnow
-from concord.errors import N_, Unavailable
+from concord.errors import N_, NotFound, Unavailable
 
 AVERAGE = 64 * 1024
 READ = 16 * 1024 * 1024  # bytes of neighbouring chunks read (or mapped) at once
@@ -46,6 +46,11 @@ _cutter = FastCDC(avg_size=AVERAGE, min_size=AVERAGE // 4, max_size=AVERAGE * 4)
 class CorruptChunk(Unavailable):
     code = "commons.corrupt_chunk"
     message = N_("Stored chunk {chunk} does not match its hash; the store needs repair.")
+
+
+class UnknownChunk(NotFound):
+    code = "commons.unknown_chunk"
+    message = N_("There is no chunk {chunk} in this commons.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,8 +283,8 @@ class ChunkStore:
 
     def read_chunk(self, session: Session, name: str) -> bytes:
         chunk = session.get(Chunk, name)
-        if chunk is None:
-            raise CorruptChunk(chunk=name)
+        if chunk is None:  # asked for a name it does not hold: not a fault of the store
+            raise UnknownChunk(chunk=name)
         data = self.backend.read(pack_object(chunk.pack), chunk.offset, chunk.length)
         if blake3.blake3(data).hexdigest() != name:
             raise CorruptChunk(chunk=name)

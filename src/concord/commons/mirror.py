@@ -124,16 +124,23 @@ def _install(
             )
         )
     ref = session.get(Ref, (repo.id, "main"))
+    moved = ref is None or ref.sha != detail["revision"]
     if ref is None:
         session.add(Ref(repository_id=repo.id, name="main", sha=detail["revision"]))
     else:
         ref.sha = detail["revision"]
     session.flush()
-    append(
-        session,
-        "commons.mirrored",
-        {"repository": detail["id"], "kind": kind, "revision": detail["revision"], "from": origin},
-    )
+    if moved:  # mirroring what is here already changes nothing: nothing to log
+        append(
+            session,
+            "commons.mirrored",
+            {
+                "repository": detail["id"],
+                "kind": kind,
+                "revision": detail["revision"],
+                "from": origin,
+            },
+        )
     return repo, fetched
 
 

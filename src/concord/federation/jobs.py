@@ -14,6 +14,8 @@ attempt overwrites. A server optimiser's state is checkpointed the same way, bes
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import tempfile
 from contextlib import ExitStack
@@ -50,10 +52,13 @@ from concord.federation.tasks.base import TaskData, load_task
 from concord.governance.jobspec import JobSpec
 from concord.governance.standards import evaluate
 from concord.ledger.log import append, canonical_json
+from concord.ledger.tables import LogEntry
 from concord.members.blocs import bloc_member_ids
 from concord.members.directory import get_member
 from concord.members.keys import verify
 from concord.members.tables import Member
+
+log = logging.getLogger("concord.federation")
 
 
 class JobRefused(Conflict):
@@ -371,7 +376,7 @@ def _close(
         write_safetensors(folder(settings) / job.server_state, state)
     prometheus.count("round")
     examples = sum(u.examples for u in updates)
-    metrics = _evaluate(spec, aggregate, updates, examples, row.number)
+    metrics = _finite(_evaluate(spec, aggregate, updates, examples, row.number), job, row)
     row.status, row.closed_at, row.examples = "closed", utcnow(), examples
     row.metrics, row.digest = metrics, sha
     members = {
@@ -390,7 +395,7 @@ def _close(
             "examples": examples,
             "aggregate_sha256": row.digest,
             "metrics": metrics,
-            "energy_kwh": round(sum(u.energy_kwh for u in updates), 9),
+            "energy_kwh": round(sum(_finite_or_zero(u.energy_kwh) for u in updates), 9),
         },
     )
     row.log_index = entry.index
@@ -399,6 +404,30 @@ def _close(
         _finish(session, settings, job)
     else:
         open_round(session, settings, job)
+
+
+def _finite(metrics: dict[str, float], job: Job, row: Round) -> dict[str, float]:
+    """The round's metrics without non-finite values (a diverged model's loss is NaN): the log
+    takes finite JSON only, and a round that cannot be logged could never close."""
+    kept = {k: v for k, v in metrics.items() if math.isfinite(v)}
+    if len(kept) != len(metrics):
+        log.warning(
+            "non-finite round metrics dropped",
+            extra={"job": job.id, "round": row.number, "dropped": sorted(set(metrics) - set(kept))},
+        )
+    return kept
+
+
+def _finite_or_zero(value: Any) -> float:
+    """A stored figure as a finite float; one stored before the edge refused `inf` counts 0."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return 0.0
+    if not math.isfinite(number):
+        log.warning("non-finite stored figure counted as 0", extra={"value": str(value)})
+        return 0.0
+    return number
 
 
 def _strategy(settings: Settings, job: Job, spec: JobSpec) -> Strategy:
@@ -428,7 +457,7 @@ def _evaluate(
     totals: dict[str, float] = {}
     for u in updates:
         for k, v in u.metrics.items():
-            totals[k] = totals.get(k, 0.0) + float(v) * u.examples
+            totals[k] = totals.get(k, 0.0) + _finite_or_zero(v) * u.examples
     return {k: round(v / max(examples, 1), 6) for k, v in totals.items()}
 
 
@@ -578,7 +607,16 @@ def submit(
         if earlier is not None and earlier.round_id == row.id:
             raise DuplicateUpdate(member=member.slug, round=round_number)
     except (Invalid, RoundClosed, NotSelected, DuplicateUpdate) as exc:
-        refuse(session, job, round_number, member, exc)
+        refuse(
+            session,
+            job,
+            round_number,
+            member,
+            exc,
+            sha256=sha256,
+            examples=examples,
+            signature=signature,
+        )
     path = f"job-{job.id}/round-{round_number}/attempt-{row.attempt}/member-{member.id}.safetensors"
     target = folder(settings) / path
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -604,12 +642,110 @@ def submit(
     return Receipt(update)
 
 
+def expect_update(session: Session, job: Job, round_number: int, member: Member) -> None:
+    """Refuses an update that could not be taken whatever its body: for a round that is not
+    open and that the member sent nothing to, or from a member not selected. Called before the
+    body is read, so that a refused update never touches the disk. Not logged: the signature
+    covers the body's SHA-256, which is not known yet, and an unverified act is nobody's (see
+    `refuse`). A node resending a counted update after a lost answer passes, and `submit`
+    gives its receipt."""
+    row = current_round(session, job)
+    if _counted(session, job, round_number, member) is not None:
+        return
+    if row is None or row.number != round_number:
+        raise RoundClosed(round=round_number, job=job.id)
+    if member.id not in row.participants:
+        raise NotSelected(member=member.slug, round=round_number, job=job.id)
+
+
+def largest_update(settings: Settings, job: Job) -> int:
+    """The most bytes an update of `job` may have: its tensors are the initial model's names,
+    shapes and dtypes, so only the safetensors header (names, metadata) may differ in size."""
+    reference = folder(settings) / f"job-{job.id}" / "round-0.safetensors"
+    if not reference.exists():
+        raise UnknownJob(job=job.id)
+    return reference.stat().st_size + UPDATE_HEADER_SLACK
+
+
+# Room for a differently written safetensors header (key order, metadata) in an update.
+UPDATE_HEADER_SLACK = 1024 * 1024
+
+
 def refuse(
-    session: Session, job: Job, round_number: int, member: Member, error: ConcordError
+    session: Session,
+    job: Job,
+    round_number: int,
+    member: Member,
+    error: ConcordError,
+    *,
+    sha256: str,
+    examples: int,
+    signature: str,
 ) -> NoReturn:
-    """Logs the refusal of an update (committed), then raises the error."""
-    _refusal(session, job, round_number, member, error.code)
+    """Raises `error` for an update; logs the refusal first (committed) only when the update
+    was signed with the member's key and the member was chosen for that round. Anything else
+    is nobody's act: logging it would let any token holder write into the public log."""
+    message = update_message(job.id, round_number, member.slug, sha256, examples)
+    if _signed(session, member, message, signature) and chosen(session, job, round_number, member):
+        _refusal(session, job, round_number, member, error.code)
     raise error
+
+
+def _signed(session: Session, member: Member, message: bytes, signature: str) -> bool:
+    """Whether `signature` is the member's over `message` (no key, no signature: False)."""
+    try:
+        verify(session, member, message, signature)
+    except ConcordError:
+        return False
+    return True
+
+
+def chosen(session: Session, job: Job, round_number: int, member: Member) -> bool:
+    """Whether the member was chosen in any attempt of this round."""
+    rows = session.scalars(
+        select(Round.participants).where(Round.job_id == job.id, Round.number == round_number)
+    ).all()
+    return any(member.id in (participants or []) for participants in rows)
+
+
+class DeclineUnsigned(Invalid):
+    code = "federation.decline_unsigned"
+    message = N_("A node declines a round by signing it with the member's key (field signature).")
+
+
+def decline_message(job: int, round_number: int, member: str) -> bytes:
+    """What a node signs to decline a round."""
+    return canonical_json(
+        {"purpose": "concord.round-decline", "job": job, "round": round_number, "member": member}
+    )
+
+
+def decline(
+    session: Session, job: Job, round_number: int, member: Member, *, signature: str
+) -> LogEntry:
+    """Logs that the member's node declines a round (site policy): only the open round of a
+    running job, only a member chosen for it, only signed with the member's key. The caller
+    commits."""
+    if not signature:
+        raise DeclineUnsigned()
+    lock(session, job)
+    row = current_round(session, job)
+    if job.status != "running" or row is None or row.number != round_number:
+        raise RoundClosed(round=round_number, job=job.id)
+    if member.id not in row.participants:
+        raise NotSelected(member=member.slug, round=round_number, job=job.id)
+    sent = session.scalars(
+        select(Update.id).where(Update.round_id == row.id, Update.member_id == member.id)
+    ).first()
+    if sent is not None:  # its update counts already: a decline now would contradict the log
+        raise DuplicateUpdate(member=member.slug, round=round_number)
+    verify(session, member, decline_message(job.id, round_number, member.slug), signature)
+    return append(
+        session,
+        "federation.node_declined",
+        {"job": job.id, "round": round_number, "member": member.slug},
+        member_id=member.id,
+    )
 
 
 def _counted(session: Session, job: Job, round_number: int, member: Member) -> Update | None:

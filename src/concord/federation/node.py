@@ -27,7 +27,12 @@ from typing import Any, TypeVar
 
 from concord.client import HubClient
 from concord.errors import HubUnreachable, RemoteError
-from concord.federation.jobs import WAITING_HEADER, registration_message, update_message
+from concord.federation.jobs import (
+    WAITING_HEADER,
+    decline_message,
+    registration_message,
+    update_message,
+)
 from concord.federation.parameters import from_safetensors, to_safetensors
 from concord.federation.tasks.base import installed, load_task
 from concord.members.keys import load_private, sign
@@ -131,7 +136,7 @@ def run_node(
             if not policy.allows(work):
                 declined.add(key)
                 report.declined.append(key)
-                client.post(f"/api/federation/jobs/{key[0]}/rounds/{key[1]}/decline")
+                _decline(client, key, member, private)
                 continue
             if _train_round(client, work, member, data, private, country, energy):
                 report.trained.append(key)
@@ -140,6 +145,21 @@ def run_node(
             idle.reset()
             if once or (max_rounds is not None and len(report.trained) >= max_rounds):
                 return report
+
+
+def _decline(client: HubClient, key: tuple[int, int], member: str, private: Any) -> None:
+    """Tells the hub, signed, that this site declines the round; a round that closed
+    meanwhile needs no answer."""
+    job, number = key
+    try:
+        client.post(
+            f"/api/federation/jobs/{job}/rounds/{number}/decline",
+            json={"signature": sign(private, decline_message(job, number, member))},
+        )
+    except RemoteError as exc:
+        if exc.code not in LOST:
+            raise
+        log.warning("round %s of job %s: decline not taken (%s)", number, job, exc.code)
 
 
 def register(client: HubClient, member: str, tasks: list[str], private: Any) -> Any:

@@ -448,7 +448,9 @@ def close_amendment(
     adopted, the amendment's text replaces the proposal's in its language."""
     reference = target(proposal, amendment)
     _may_close(session, person, proposal, reference)
-    if amendment.status != "ballot":
+    # As when casting: an amendment's ballot lives only while its proposal is deliberated (a
+    # withdrawn proposal's amendment must not be decided, nor its decision logged).
+    if amendment.status != "ballot" or proposal.status != "deliberation":
         raise BallotClosed(proposal=reference)
     rows = session.execute(
         select(AmendmentBallot, Member)

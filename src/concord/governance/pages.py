@@ -22,6 +22,7 @@ from concord.i18n import LANGUAGES, current_language
 from concord.members.auth import CsrfChecked, PagePerson
 from concord.members.tables import Member, Person
 from concord.members.tokens import BadToken
+from concord.validation import Id
 from concord.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -217,7 +218,7 @@ def statement_form(
 @router.post("/proposals/{ref}/statements/{statement_id}/vote")
 def vote_form(
     ref: str,
-    statement_id: int,
+    statement_id: Id,
     db: Db,
     person: PagePerson,
     _csrf: CsrfChecked,

@@ -144,6 +144,15 @@ def person_add(
         out.print(f"[green]registered[/] {person.email} as {person.role} (id {person.id})")
 
 
+@person_app.command("remove")
+def person_remove(person: str = typer.Argument(..., help="E-mail address or id.")) -> None:
+    """Remove a person: revokes their tokens and signs their browsers out."""
+    with local_sessions()() as db:
+        removed = people.remove_person(db, people.get_person(db, person))
+        db.commit()
+        out.print(f"[green]removed[/] {removed.email}; tokens revoked, browsers signed out")
+
+
 @token_app.command("create")
 def token_create(
     person: str = typer.Argument(..., help="E-mail address or id of the token's owner."),
@@ -182,7 +191,7 @@ def token_list(person: str = typer.Argument(..., help="E-mail address or id.")) 
 
 @token_app.command("revoke")
 def token_revoke(token_id: int = typer.Argument(...)) -> None:
-    """Revoke a token at once."""
+    """Revoke a token at once; browsers signed in with it are signed out."""
     with local_sessions()() as db:
         tokens.revoke(db, token_id)
         db.commit()

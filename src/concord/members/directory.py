@@ -17,6 +17,7 @@ from concord.ledger.log import append
 from concord.members.blocs import member_blocs
 from concord.members.countries import Country, country
 from concord.members.tables import Member, MemberStatusChange
+from concord.members.tokens import end_sessions
 
 KINDS = ("country", "university", "ministry", "lab", "company", "ngo")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
@@ -135,6 +136,7 @@ def suspend(session: Session, member: Member, reason: str = "") -> Member:
     _require_status(member, "active", N_("suspended"))
     member.status = "suspended"
     member.suspended_at = utcnow()
+    end_sessions(session, member_id=member.id)  # its delegates' browsers are signed out now
     _record(session, member, "suspended", reason)
     return member
 
@@ -154,6 +156,7 @@ def withdraw(session: Session, member: Member, reason: str = "") -> Member:
         raise BadStanding(member=member.slug, status=member.status, action=N_("withdrawn"))
     member.status = "withdrawn"
     member.withdrawn_at = utcnow()
+    end_sessions(session, member_id=member.id)
     _record(session, member, "withdrawn", reason)
     return member
 

@@ -155,10 +155,17 @@ class PersonPublic(BaseModel):
     name: str
     role: str
     member: str | None
+    active: bool
 
     @classmethod
     def of(cls, p: Person) -> PersonPublic:
-        return cls(id=p.id, name=p.name, role=p.role, member=p.member.slug if p.member else None)
+        return cls(
+            id=p.id,
+            name=p.name,
+            role=p.role,
+            member=p.member.slug if p.member else None,
+            active=p.active,
+        )
 
 
 class TokenCreate(BaseModel):

@@ -17,6 +17,7 @@ from concord.db import utcnow
 from concord.errors import N_, Conflict, Forbidden, Invalid, NotFound
 from concord.members.directory import get_member, require_active
 from concord.members.tables import Member, Person
+from concord.members.tokens import revoke_all
 
 ROLES = ("secretariat", "delegate", "translator", "observer")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{1,63}$")
@@ -84,6 +85,14 @@ def get_person(session: Session, ref: str | int) -> Person:
         person = session.scalars(select(Person).where(Person.email == ref.lower())).first()
     if person is None:
         raise UnknownPerson(person=str(ref))
+    return person
+
+
+def remove_person(session: Session, person: Person) -> Person:
+    """Removes a person from the hub: the row stays (their past acts name them), but every
+    token is revoked and every browser session ends, in the caller's transaction."""
+    person.active = False
+    revoke_all(session, person)
     return person
 
 

@@ -25,6 +25,7 @@ from concord.members.models import (
     TokenPublic,
 )
 from concord.members.tables import MemberKey
+from concord.validation import Id
 
 router = APIRouter(prefix="/api", tags=["members"])
 
@@ -191,6 +192,15 @@ def add_person(body: PersonCreate, db: Db, person: CurrentPerson) -> PersonPubli
     return PersonPublic.of(added)
 
 
+@router.delete("/people/{ref}")
+def remove_person(ref: str, db: Db, person: CurrentPerson) -> PersonPublic:
+    """Removes a person (secretariat): their tokens are revoked and their browsers signed out."""
+    people.require_role(person, "secretariat")
+    removed = people.remove_person(db, people.get_person(db, ref))
+    db.commit()
+    return PersonPublic.of(removed)
+
+
 @router.get("/tokens")
 def list_tokens(db: Db, person: CurrentPerson) -> list[TokenPublic]:
     """Your tokens (never their secrets)."""
@@ -210,7 +220,7 @@ def create_token(body: TokenCreate, db: Db, person: CurrentPerson) -> TokenIssue
 
 
 @router.delete("/tokens/{token_id}")
-def revoke_token(token_id: int, db: Db, person: CurrentPerson) -> TokenPublic:
+def revoke_token(token_id: Id, db: Db, person: CurrentPerson) -> TokenPublic:
     """Revokes one of your tokens, or anyone's (secretariat)."""
     from concord.members.tables import ApiToken
 

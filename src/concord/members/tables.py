@@ -100,17 +100,23 @@ class ApiToken(Base):
 
 
 class BrowserSession(Base):
-    """A signed-in browser; stored in the database so any hub process can serve it."""
+    """A signed-in browser; stored in the database so any hub process can serve it.
+
+    It names the token it was opened with, so that revoking the token (or removing the
+    person, or suspending the member) ends it too: a browser never outlives its credential.
+    """
 
     __tablename__ = "browser_sessions"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     person: Mapped[Person] = relationship()
+    token: Mapped[ApiToken] = relationship()
 
 
 class MemberKey(Base):

@@ -13,7 +13,7 @@ from concord.http import AppSettings, Db
 from concord.ledger.log import size as log_size
 from concord.members.auth import SESSION_COOKIE, CsrfChecked
 from concord.members.tables import Member
-from concord.members.tokens import authenticate, close_browser_session, open_browser_session
+from concord.members.tokens import close_browser_session, sign_in_browser
 from concord.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -48,7 +48,7 @@ def sign_in(
     next: str = Form("/"),
 ) -> Response:
     try:
-        person = authenticate(db, token)
+        cookie = sign_in_browser(db, token, settings.session_hours)
     except ConcordError as exc:
         return render(
             request,
@@ -56,7 +56,6 @@ def sign_in(
             {"next": _safe_next(next), "error": exc.render()},
             status=exc.status,
         )
-    cookie = open_browser_session(db, person, settings.session_hours)
     db.commit()
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(
