@@ -37,7 +37,7 @@ class LibreTranslate:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length))
                 outer.requests.append({"path": self.path, **body})
@@ -328,7 +328,7 @@ def test_the_conversation_exports_with_polis_columns(
         str(kept),
         str(spam),
     ]
-    first = list(csv.DictReader(io.StringIO(participants.text)))[0]
+    first = next(iter(csv.DictReader(io.StringIO(participants.text))))
     assert first["n-votes"] == "2" and first[str(kept)] == "1"
     assert whole.json()["comments"] == [
         {**r, **{k: int(r[k]) for k in r if k not in ("datetime", "comment-body")}} for r in rows

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from concord.governance.tables import Amendment, Ballot, Decision, Proposal, Statement
 from concord.members.tables import Member
+from concord.validation import MAX_ID
 
 
 class ProposalCreate(BaseModel):
@@ -160,7 +161,7 @@ class TranslationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     statement: int | None = Field(
-        default=None, description="A statement; none: the proposal's text."
+        default=None, ge=1, le=MAX_ID, description="A statement; none: the proposal's text."
     )
     language: str = Field(description="ar zh en fr ru es")
     text: str = Field(max_length=20_000)

@@ -294,7 +294,7 @@ def machine_form(
 @router.post("/proposals/{ref}/statements/{statement_id}/hide")
 def hide_form(
     ref: str,
-    statement_id: int,
+    statement_id: Id,
     db: Db,
     person: PagePerson,
     _csrf: CsrfChecked,

@@ -385,7 +385,7 @@ def words(ref: str, db: Db, lang: str = "en") -> list[ShownPublic]:
 
 @router.post("/proposals/{ref}/statements/{statement_id}/hide")
 def hide_statement(
-    ref: str, statement_id: int, body: StatementHide, db: Db, person: CurrentPerson
+    ref: str, statement_id: Id, body: StatementHide, db: Db, person: CurrentPerson
 ) -> StatementPublic:
     """Hides a statement with a reason (secretariat): it leaves the opinion map with its votes
     and readers see the reason. Logged; its author sees it in their notices."""
