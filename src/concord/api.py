@@ -47,9 +47,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for module in domain_modules("routes"):
         app.include_router(module.router)
+    from concord.web import events as event_pages
     from concord.web import pages as shell_pages
 
     app.include_router(shell_pages.router)
+    app.include_router(event_pages.router)
     for module in domain_modules("pages"):
         app.include_router(module.router)
     domain_modules("handlers")  # event subscribers register themselves at import
@@ -67,6 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.on_event("startup")
     def deliver_events() -> None:
         events.deliver_pending(app.state.sessions, settings)
+        # Retries left by the last run (or another process) are the courier's to schedule.
+        events.deliver_in_background(app.state.sessions, settings)
 
     return app
 
@@ -103,9 +107,9 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ConcordError)
     async def concord_error(request: Request, exc: ConcordError) -> Response:
         if _wants_html(request):
-            from concord.web.render import error_page
+            from concord.web.render import error_page_async
 
-            return error_page(request, exc)
+            return await error_page_async(request, exc)
         return JSONResponse(exc.to_json(), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
@@ -116,9 +120,9 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         err = HTTP_ERRORS.get(exc.status_code, RouteNotFound)()
         if _wants_html(request):
-            from concord.web.render import error_page
+            from concord.web.render import error_page_async
 
-            return error_page(request, err)
+            return await error_page_async(request, err)
         return JSONResponse(err.to_json(), status_code=err.status)
 
 

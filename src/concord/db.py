@@ -15,7 +15,16 @@ from typing import Any, ClassVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event, inspect
+from sqlalchemy import (
+    JSON,
+    Connection,
+    DateTime,
+    Engine,
+    MetaData,
+    create_engine,
+    event,
+    inspect,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -78,11 +87,28 @@ def make_engine(url: str, *, autocommit: bool = False, **kwargs: Any) -> Engine:
             return engine
         # pysqlite's own transaction handling defers BEGIN; take it over so that a write
         # transaction starts with BEGIN IMMEDIATE and never deadlocks on lock upgrade.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     if autocommit:
         kwargs["isolation_level"] = "AUTOCOMMIT"
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+READ_ONLY = "concord_read_only"
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # A read-only session (`read_session`) begins a deferred transaction: in WAL mode a reader
+    # neither waits for the write lock nor holds it, so reads cannot queue behind writes.
+    read_only = conn.get_execution_options().get(READ_ONLY, False)
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def read_session(factory: sessionmaker[Session]) -> Session:
+    """A session of `factory` for reading only (on SQLite it never takes the write lock);
+    writing through it is a mistake that may fail with "database is locked"."""
+    bind = factory.kw["bind"]
+    return factory(bind=bind.execution_options(**{READ_ONLY: True}))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

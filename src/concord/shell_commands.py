@@ -1,4 +1,4 @@
-"""Commands of the shell itself: `init`, `serve` and `demo`."""
+"""Commands of the shell itself: `init`, `serve`, `demo`, `backup`, `restore` and `events`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ from pathlib import Path
 import typer
 
 from concord.config import get_settings
-from concord.console import out
+from concord.console import local_sessions, out
+
+events_app = typer.Typer(
+    help="Domain events not delivered: list them, retry one now.", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -16,6 +20,7 @@ def register(app: typer.Typer) -> None:
     app.command("demo")(demo)
     app.command("backup")(backup)
     app.command("restore")(restore)
+    app.add_typer(events_app, name="events")
 
 
 def init() -> None:
@@ -93,3 +98,63 @@ def restore(
 
     manifest = do_restore(get_settings(), archive)
     out.print(f"[green]restored[/] {sum(manifest['rows'].values())} rows from {archive}")
+
+
+@events_app.command("list")
+def events_list(
+    failed: bool = typer.Option(False, "--failed", help="Only events that failed for good."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """List undelivered events: failed ones, and those waiting or retrying."""
+    import json
+
+    from rich.table import Table
+
+    from concord import events
+
+    with local_sessions()() as db:
+        rows = events.undelivered(db, failed_only=failed)
+    views = [
+        {
+            "id": e.id,
+            "name": e.name,
+            "state": e.state,
+            "attempts": e.attempts,
+            "next_attempt_at": e.next_attempt_at.isoformat() if e.next_attempt_at else None,
+            "error": e.error,
+        }
+        for e in rows
+    ]
+    if as_json:
+        out.print_json(json.dumps(views))
+        return
+    table = Table("id", "event", "state", "attempts", "next attempt", "last error")
+    for v in views:
+        table.add_row(
+            str(v["id"]),
+            str(v["name"]),
+            str(v["state"]),
+            str(v["attempts"]),
+            str(v["next_attempt_at"] or ""),
+            str(v["error"] or ""),
+        )
+    out.print(table)
+
+
+@events_app.command("retry")
+def events_retry(event_id: int = typer.Argument(..., help="The event's id.")) -> None:
+    """Retry an undelivered event now, with a fresh set of attempts."""
+    from concord import events
+
+    settings = get_settings()
+    sessions = local_sessions(settings)
+    with sessions() as db:
+        events.retry(db, event_id)
+        db.commit()
+    events.deliver_pending(sessions, settings)
+    with sessions() as db:
+        event = events.get_event(db, event_id)
+        out.print(
+            f"event {event.id} {event.state}"
+            + (f": {event.error}" if event.error and event.state != "delivered" else "")
+        )

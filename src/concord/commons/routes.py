@@ -172,6 +172,7 @@ def commit(
         db,
         repo,
         author=member,
+        store=store(request),
         files_sha=body.files,
         delete=body.delete,
         message=body.message,

@@ -29,7 +29,7 @@ from concord.federation import jobs
 from concord.federation.parameters import BadParameters, file_sha256
 from concord.federation.tables import Job, Round
 from concord.federation.wakeup import RECHECK_S, bell, lifespan
-from concord.http import Db, allow_large_bodies
+from concord.http import Db, allow_large_bodies, step
 from concord.members.auth import CurrentPerson
 from concord.members.people import acting_member
 from concord.members.tables import Member, Person
@@ -85,7 +85,7 @@ async def work(request: Request, db: Db, person: CurrentPerson, wait: Seconds = 
     member: Member | None = None
     while True:
         rung = bell.rings
-        member, found = await run_in_threadpool(_find_work, db, settings, person, member)
+        member, found = await step(db, _find_work, settings, person, member)
         remaining = deadline - time.monotonic()
         if found is not None or remaining <= 0:
             break
@@ -94,7 +94,7 @@ async def work(request: Request, db: Db, person: CurrentPerson, wait: Seconds = 
         await bell.wait(rung, min(remaining, RECHECK_S))
     if found is None:
         assert member is not None
-        waiting = await run_in_threadpool(jobs.taking_part, db, member)
+        waiting = await step(db, jobs.taking_part, member)
         return Response(
             status_code=204, headers={jobs.WAITING_HEADER: ",".join(str(j) for j in waiting)}
         )

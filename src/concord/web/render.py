@@ -14,9 +14,11 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from jinja2.runtime import Context
+from starlette.concurrency import run_in_threadpool
 
 from concord.domains import DOMAINS
 from concord.errors import ConcordError
+from concord.http import page_session
 from concord.i18n import LANGUAGES, RTL, current_language, gettext, ngettext
 
 ROOT = Path(__file__).parent.parent
@@ -70,12 +72,8 @@ def base_context(request: Request) -> dict[str, Any]:
     from concord.members.auth import csrf_token, page_person
 
     lang = current_language.get()
-    db = getattr(request.state, "db", None)
-    if db is not None:
+    with page_session(request) as db:
         who = _who(page_person(request, db))
-    else:
-        with request.app.state.sessions() as own:
-            who = _who(page_person(request, own))
     return {
         "request": request,
         "lang": lang,
@@ -105,7 +103,17 @@ def render(
 
 
 def error_page(request: Request, exc: ConcordError) -> HTMLResponse:
-    """The page for a coded error, in the reader's language."""
+    """The page for a coded error, in the reader's language.
+
+    It runs after the handler's session has closed, so it reads who is signed in through a
+    short session of its own; call it in a worker thread (`error_page_async`), never on the
+    event loop, where waiting for the database would stall every other request.
+    """
     return render(
         request, "error.html", {"code": exc.code, "message": exc.render()}, status=exc.status
     )
+
+
+async def error_page_async(request: Request, exc: ConcordError) -> HTMLResponse:
+    """`error_page` for the app's (async) exception handlers, rendered in a worker thread."""
+    return await run_in_threadpool(error_page, request, exc)
