@@ -22,6 +22,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -30,7 +32,6 @@ from concord.domains import domain_modules
 from concord.events import deliver_pending
 from concord.hubkey import load_or_create
 from concord.seeding import World
-from concord.web import pages as shell_pages
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -38,13 +39,23 @@ TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 AXE = Path(os.environ.get("AXE_CORE_DIR", Path(__file__).parent / "node_modules" / "axe-core"))
 
 
-def page_routes() -> list[str]:
-    """Every GET page route the app serves (the shell's and each domain's pages)."""
-    paths = []
-    for module in [shell_pages, *domain_modules("pages")]:
-        for route in module.router.routes:
-            if "GET" in (getattr(route, "methods", None) or ()):
-                paths.append(str(getattr(route, "path", "")))
+def page_routes(app: FastAPI) -> list[str]:
+    """Every GET route of the app that answers with an HTML page, outside the API."""
+    paths: list[str] = []
+
+    def walk(routes: list[Any]) -> None:
+        for route in routes:
+            if hasattr(route, "original_router"):  # FastAPI's lazily included router
+                walk(route.original_router.routes)
+            elif (
+                "GET" in (getattr(route, "methods", None) or ())
+                and getattr(route, "response_class", None) is HTMLResponse
+                and not str(route.path).startswith("/api")
+                and route.path not in paths
+            ):
+                paths.append(str(route.path))
+
+    walk(list(app.router.routes))
     return paths
 
 
@@ -126,6 +137,7 @@ def audit(context: Any, base: str, start: list[str], routes: list[str]) -> dict[
     reached: dict[str, str] = {}
     queue = list(start)
     results: dict[str, Any] = {}
+    statuses: dict[str, int] = {}
     seen: set[str] = set()
     while queue:
         path = queue.pop(0)
@@ -133,7 +145,8 @@ def audit(context: Any, base: str, start: list[str], routes: list[str]) -> dict[
             continue
         seen.add(path)
         response = page.goto(base + path)
-        assert response is not None and response.status == 200, f"{path}: {response}"
+        assert response is not None, path
+        statuses[path] = response.status  # a refusal (403) is a page too: it is checked alike
         violations = page.evaluate(
             "async (tags) => (await axe.run(document, {runOnly: {type: 'tag', values: tags}}))"
             ".violations.map(v => ({id: v.id, impact: v.impact, help: v.help, "
@@ -154,17 +167,18 @@ def audit(context: Any, base: str, start: list[str], routes: list[str]) -> dict[
                     queue.append(url.path)
                     break
     page.close()
-    return {"violations": results, "missing": sorted(set(routes) - set(reached))}
+    shown = {route for route, path in reached.items() if statuses.get(path) == 200}
+    return {"violations": results, "shown": shown, "missing": sorted(set(routes) - set(reached))}
 
 
 def test_every_page_passes_axe_in_english_and_arabic(
-    live_server: str, browser: Any, client: TestClient, world: World, make: Any
+    live_server: str, browser: Any, client: TestClient, world: World, make: Any, app: FastAPI
 ) -> None:
     # Prepare
     if not (AXE / "axe.min.js").exists():
         pytest.fail(f"{AXE}/axe.min.js is missing: npm install --prefix tests/web axe-core@4")
     ref = deliberation(client, world, make)
-    routes = page_routes()
+    routes = page_routes(app)
     start = [r for r in routes if "{" not in r] + [f"/proposals/{ref}"]
     # every proposal: the decided ones link to their result
     start += [f"/proposals/{p['reference']}" for p in client.get("/api/proposals").json()]
@@ -194,8 +208,10 @@ def test_every_page_passes_axe_in_english_and_arabic(
         for v in violations
     ]
     missing = {key: result["missing"] for key, result in found.items() if result["missing"]}
-    assert not missing and not problems, (
+    never_shown = set(routes) - set().union(*(result["shown"] for result in found.values()))
+    assert not missing and not problems and not never_shown, (
         f"routes never reached with a real id: {missing}\n"
+        f"routes no identity could see (200): {sorted(never_shown)}\n"
         + "axe-core found violations:\n"
         + "\n".join(problems)
     )
