@@ -152,7 +152,7 @@ def restore(settings: Settings, source: Path) -> dict[str, Any]:
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise BadArchive(reason=str(exc) or type(exc).__name__) from exc
     try:
-        manifest = json.loads(files.pop("manifest.json"))
+        manifest: dict[str, Any] = json.loads(files.pop("manifest.json"))
     except (KeyError, ValueError) as exc:
         raise BadArchive(reason="no manifest") from exc
     if manifest.get("format") != FORMAT:

@@ -515,6 +515,13 @@ def print_ending(story: Story, regional: RegionalHub | None) -> None:
         out.print(table)
     hub = story.world.settings.public_url.rstrip("/")
     places = [(f"{hub}/proposals/CP-2026-1", "the joint project, its opinion map, the ballot")]
+    decided = story.world.facts.get("decided_by_method", {})
+    if "stv" in decided:
+        places.append((f"{hub}/proposals/{decided['stv']}/result", "the bureau, elected by STV"))
+    if "score" in decided:
+        places.append(
+            (f"{hub}/proposals/{decided['score']}/result", "capacity priorities, by score")
+        )
     found = story.model()
     if found is not None:
         ref, job_id, _task = found

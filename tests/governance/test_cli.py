@@ -117,3 +117,45 @@ def test_close_due_closes_only_expired_ballots(
     assert statuses == {refs[0]: "rejected", refs[1]: "ballot"}
     late = cast(client, kenya, refs[0], "no")
     assert late.json()["error"]["code"] == "ballot.closed"
+
+
+def test_a_method_ballot_and_a_proxy_from_the_cli(
+    cli_env: Any, live_server: str, assembly: dict[str, Any], db: Session
+) -> None:
+    def as_(slug: str, *args: str) -> Any:
+        result = runner.invoke(app, [*args, "--hub", live_server, "--token", assembly[slug].token])
+        assert result.exit_code == 0, result.output
+        return result
+
+    for slug, actor in assembly.items():
+        keys.save_private(actor.key, Path(cli_env["CONCORD_KEY_DIR"]) / f"{slug}.pem")
+    method = '{"name": "stv", "options": ["amina", "bao", "carla"], "seats": 2}'
+    made = as_(
+        "kenya", "propose", "resolution", "--title", "Bureau", "--text", "en=Elect.",
+        "--method", method,
+    )  # fmt: skip
+    ref = made.output.split()[1].rstrip(":")
+    as_("kenya", "proposal", "deliberate", ref)
+    as_("kenya", "proposal", "open-ballot", ref)
+    granted = as_("germany", "proxy", "grant", "kenya", "--proposal", ref)
+    assert "kenya votes for germany" in granted.output
+    bad = runner.invoke(
+        app,
+        ["ballot", ref, "stv", "--vote", "not json", "--hub", live_server,
+         "--token", assembly["kenya"].token],
+    )  # fmt: skip
+    assert bad.exit_code == 2 and "cli.bad_option" in bad.output
+    for slug, ranking in (
+        ("kenya", '["amina", "bao"]'),
+        ("brazil", '["carla", "amina"]'),
+        ("india", '["bao", "amina"]'),
+        ("france", '["carla", "bao"]'),
+    ):
+        as_(slug, "ballot", ref, "stv", "--vote", ranking)
+    closed = as_("kenya", "proposal", "close", ref)
+    # Germany's ballot by proxy (Kenya's ranking) gives amina a first preference in the north
+    assert "adopted by stv" in closed.output
+    elected = [line.split(". ")[1] for line in closed.output.splitlines()[1:]]
+    assert sorted(elected) == ["amina", "carla"]
+    decision = runner.invoke(app, ["proposal", "show", ref, "--hub", live_server])
+    assert "adopted by stv" in decision.output

@@ -29,10 +29,14 @@ MEMBERS = [
     ("fiji", "FJ"),
     ("france", "FR"),
     ("germany", "DE"),
+    ("senegal", "SN"),
+    ("australia", "AU"),
+    ("norway", "NO"),
+    ("japan", "JP"),
 ]
 
 
-def test_seed_decides_three_proposals_once(settings: Settings, sessions: Any, db: Session) -> None:
+def test_seed_decides_five_proposals_once(settings: Settings, sessions: Any, db: Session) -> None:
     world = World(settings=settings, sessions=sessions)
     with sessions() as session:
         for slug, code in MEMBERS:
@@ -46,8 +50,20 @@ def test_seed_decides_three_proposals_once(settings: Settings, sessions: Any, db
         session.commit()
     world.facts["members"] = [slug for slug, _ in MEMBERS]
     seed.seed(world)
-    outcomes = {p.kind: p.status for p in db.scalars(select(Proposal)).all()}
+    outcomes = {p.kind: p.status for p in db.scalars(select(Proposal)).all() if not p.method}
     assert outcomes == {"standard": "adopted", "project": "adopted", "resolution": "rejected"}
+    bureau = db.scalars(select(Proposal).where(Proposal.title.like("Election%"))).one()
+    elected = ballots.ranked_options(db, bureau)
+    assert bureau.status == "adopted" and len(elected) == 3
+    stv = ballots.decision_of(db, bureau).arithmetic  # type: ignore[union-attr]
+    assert all(c["met"] for c in stv["result"]["bloc_checks"])
+    assert stv["proxies"] == [
+        {"member": "fiji", "holder": "australia", "entry": stv["proxies"][0]["entry"],
+         "counted": True, "why": "counted"}
+    ]  # fmt: skip
+    priorities = db.scalars(select(Proposal).where(Proposal.title.like("Capacity%"))).one()
+    ranked = [o["option"] for o in ballots.ranked_options(db, priorities)]
+    assert sorted(ranked) == sorted(seed.PRIORITIES)
     rejected = db.scalars(select(Decision).where(Decision.outcome == "rejected")).one()
     failed = [c["check"] for c in rejected.arithmetic["checks"] if not c["met"]]
     assert failed == ["bloc_majority:global-north"]
@@ -56,4 +72,4 @@ def test_seed_decides_three_proposals_once(settings: Settings, sessions: Any, db
     assert db.scalar(select(func.count()).select_from(LogEntry)) == size
     with sessions() as session:
         recounted = ballots.recount_log(session)
-    assert len(recounted) == 3 and all(r["matches"] for r in recounted)
+    assert len(recounted) == 5 and all(r["matches"] for r in recounted), recounted

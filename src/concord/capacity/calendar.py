@@ -29,7 +29,8 @@ def programme_calendar(programme: Programme, hub_url: str) -> bytes:
         event.add("url", f"{hub_url.rstrip('/')}/programmes/{programme.id}")
         event.add("description", f"{number}/{len(programme.sessions)} · {programme.description}")
         calendar.add_component(event)
-    return calendar.to_ical()
+    ical: bytes = calendar.to_ical()
+    return ical
 
 
 def _host(url: str) -> str:

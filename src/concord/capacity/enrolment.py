@@ -227,7 +227,7 @@ def verify_certificate(document: dict[str, Any], public_key_b64: str) -> bool:
         key.verify(signature, body)
     except (KeyError, TypeError, ValueError, binascii.Error, InvalidSignature):
         return False
-    return document["record"].get("type") == RECORD_TYPE
+    return bool(document["record"].get("type") == RECORD_TYPE)
 
 
 __all__ = ["TAKING_PART", "cancel", "complete", "enrol", "verify_certificate"]

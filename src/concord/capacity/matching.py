@@ -123,7 +123,7 @@ def benefit_matrix(needs: list[Party], offers: list[Party]) -> NDArray[np.float6
     )
     b = coverage * priority * language * timezone
     b[same_member] = 0.0
-    return b
+    return np.asarray(b, dtype=np.float64)
 
 
 def solve(needs: list[Party], offers: list[Party]) -> list[tuple[int, int, float]]:

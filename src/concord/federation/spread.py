@@ -60,7 +60,8 @@ class Cluster:
 
         self.task_name = task_name
         self.clients = ray.put(clients)
-        self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]  # ray ships no annotation for it
+        self.workers = max(1, int(resources.get("CPU", 1)))
         self._remote = ray.remote(_train_share)
 
     def updates(

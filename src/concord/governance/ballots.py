@@ -25,6 +25,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 from typing import Any
 
 from sqlalchemy import select
@@ -33,8 +34,8 @@ from sqlalchemy.orm import Session
 from concord import events, metrics
 from concord.db import utcnow
 from concord.errors import N_, ConcordError, Conflict, Forbidden, Invalid
-from concord.governance import charter
-from concord.governance.proposals import WrongPhase, sponsors
+from concord.governance import charter, decision_method, proxies, redlines
+from concord.governance.proposals import WrongPhase, adopt_text, amendments, sponsors
 from concord.governance.tables import (
     Amendment,
     AmendmentBallot,
@@ -113,11 +114,13 @@ def make_payload(
     reason: str = "",
     nonce: str | None = None,
     at: datetime | None = None,
+    vote: Any = None,
 ) -> dict[str, Any]:
-    """A ballot ready to sign (client side)."""
+    """A ballot ready to sign (client side); with `vote`, a ballot under a decision method
+    (`choice` is then the method's name)."""
     import secrets
 
-    return {
+    payload = {
         "proposal": proposal,
         "choice": choice,
         "reason": reason,
@@ -125,6 +128,9 @@ def make_payload(
         "nonce": nonce or secrets.token_urlsafe(18),
         "time": (at or utcnow()).isoformat().replace("+00:00", "Z"),
     }
+    if vote is not None:
+        payload["vote"] = vote
+    return payload
 
 
 def target(proposal: Proposal, amendment: Amendment | None = None) -> str:
@@ -132,14 +138,24 @@ def target(proposal: Proposal, amendment: Amendment | None = None) -> str:
     return proposal.reference if amendment is None else f"{proposal.reference}/A{amendment.id}"
 
 
-def _check_payload(payload: dict[str, Any], reference: str) -> None:
-    if set(payload) != FIELDS:
-        raise BallotMalformed(reason="the fields are " + ", ".join(sorted(FIELDS)))
+def _check_payload(
+    payload: dict[str, Any], reference: str, method: dict[str, Any] | None = None
+) -> None:
+    """A well-formed ballot on `reference`; under a decision `method`, with its `vote`."""
+    fields = FIELDS | {"vote"} if method else FIELDS
+    if set(payload) != fields:
+        raise BallotMalformed(reason="the fields are " + ", ".join(sorted(fields)))
     if not all(isinstance(payload[f], str) for f in FIELDS):
         raise BallotMalformed(reason=N_("every field is a string"))
     if payload["proposal"] != reference:
         raise BallotMalformed(reason=N_("the ballot names another proposal"))
-    if payload["choice"] not in CHOICES:
+    if method:
+        if payload["choice"] != method["name"]:
+            raise BallotMalformed(reason=N_("the choice names the proposal's decision method"))
+        if len(payload["reason"]) > 2000:
+            raise BallotMalformed(reason=N_("the reason has at most 2,000 characters"))
+        decision_method.check_vote(method, payload["member"], payload["vote"], payload["reason"])
+    elif payload["choice"] not in CHOICES:
         raise BallotMalformed(reason=N_("the choice is yes, no, abstain or objection"))
     if payload["choice"] == "objection" and not payload["reason"].strip():
         raise BallotMalformed(reason=N_("a formal objection states its reason"))
@@ -281,7 +297,7 @@ def cast(
     now = utcnow()
     for item in items:
         payload, signature = item["payload"], str(item.get("signature", ""))
-        _check_payload(payload, reference)
+        _check_payload(payload, reference, proposal.method if amendment is None else None)
         acting_member(session, person, payload["member"])  # one's own member only
         row = _current_row(session, proposal, amendment, member)
         at = admissible(
@@ -360,9 +376,18 @@ def close(session: Session, person: Person | None, proposal: Proposal) -> Decisi
     _may_close(session, person, proposal, proposal.reference)
     if proposal.status != "ballot":
         raise WrongPhase(proposal=proposal.reference, status=proposal.status, needed="ballot")
-    counted = [(b.choice, b.reason, b.log_index, m) for b, m in ballots(session, proposal)]
-    arithmetic = tally(session, proposal.kind, counted)
     now = utcnow()
+    rows = ballots(session, proposal)
+    if proposal.method:
+        arithmetic = tally_method(session, proposal, rows, now)
+    else:
+        counted = [(b.choice, b.reason, b.log_index, m) for b, m in rows]
+        arithmetic = tally(session, proposal.kind, counted, proposal.reference, now)
+    arithmetic["texts_sha256"] = redlines.digests(proposal.texts)
+    arithmetic["amendments"] = [
+        {"amendment": a.id, "language": a.language, "status": a.status}
+        for a in amendments(session, proposal)
+    ]
     proposal.status = arithmetic["outcome"]
     proposal.closed_at = now
     entry = append(
@@ -394,7 +419,13 @@ def close(session: Session, person: Person | None, proposal: Proposal) -> Decisi
             "title": proposal.title,
             "sponsor": sponsor.slug if sponsor else "",
         }
-        if proposal.kind == "project":
+        if proposal.method:  # capacity (say) reads the ranked options; governance reads nothing
+            events.publish(
+                session,
+                "governance.options_ranked",
+                {**payload, "method": proposal.method["name"], "ranked": arithmetic["ranked"]},
+            )
+        elif proposal.kind == "project":
             events.publish(
                 session, "governance.project_adopted", {**payload, "spec": proposal.body}
             )
@@ -406,9 +437,14 @@ def close(session: Session, person: Person | None, proposal: Proposal) -> Decisi
 
 
 def tally(
-    session: Session, kind: str, cast_ballots: list[tuple[str, str, int, Member]]
+    session: Session,
+    kind: str,
+    cast_ballots: list[tuple[str, str, int, Member]],
+    reference: str | None = None,
+    at: datetime | None = None,
 ) -> dict[str, Any]:
-    """The charter rule of `kind` applied to (choice, reason, log index, member) ballots."""
+    """The charter rule of `kind` applied to (choice, reason, log index, member) ballots; with
+    `reference` and the closing time `at`, the proxies for that ballot count too."""
     current = charter.current(session)
     rule = current.rule_for(kind)
     active = session.scalars(select(Member).where(Member.status == "active")).all()
@@ -418,6 +454,10 @@ def tally(
         for choice, reason, index, m in cast_ballots
         if m.slug in active_slugs
     ]
+    report: list[dict[str, Any]] | None = None
+    if reference is not None and at is not None:
+        applying = proxies.applicable(session, reference, at)
+        counted, report = proxies.expand(counted, applying, active_slugs, current.proxy_cap)
     slug_of = {m.id: m.slug for m in active}
     blocs = {
         name: sorted(slug_of[i] for i in bloc_member_ids(session, name) if i in slug_of)
@@ -426,7 +466,78 @@ def tally(
     arithmetic = charter.apply(rule, counted, len(active), blocs)
     arithmetic["charter_version"] = current.version
     arithmetic["bloc_members"] = blocs
-    arithmetic["ballot_entries"] = sorted(b["log_index"] for b in counted)
+    arithmetic["ballot_entries"] = sorted(b["log_index"] for b in counted if not b.get("proxy"))
+    if report is not None:
+        arithmetic["proxies"] = report
+        arithmetic["proxy_cap"] = current.proxy_cap
+    return arithmetic
+
+
+def method_arithmetic(
+    spec: dict[str, Any],
+    counted: list[dict[str, Any]],
+    eligible: int,
+    blocs: dict[str, list[str]],
+    seed: str,
+) -> dict[str, Any]:
+    """The decision method `spec` applied to counted ballots ({"member", "vote", "reason",
+    "log_index", maybe "proxy"}): what the hub logs and the recount recomputes."""
+    arithmetic = decision_method.count(spec, counted, blocs, seed)
+    arithmetic["rule"] = {"name": "method:" + spec["name"], "title": spec["name"]}
+    arithmetic["eligible"] = eligible
+    arithmetic["cast"] = len(counted)
+    arithmetic["ballots"] = [
+        {
+            "member": b["member"],
+            "choice": spec["name"],
+            "vote": b["vote"],
+            "reason": b.get("reason", ""),
+            **({"proxy": b["proxy"]} if b.get("proxy") else {}),
+        }
+        for b in sorted(counted, key=lambda b: b["member"])
+    ]
+    arithmetic["bloc_members"] = blocs
+    return arithmetic
+
+
+def tally_method(
+    session: Session, proposal: Proposal, rows: list[tuple[Ballot, Member]], at: datetime
+) -> dict[str, Any]:
+    """The proposal's decision method over its ballots and proxies, under the charter's bloc
+    condition unless the method names its own."""
+    current = charter.current(session)
+    spec = dict(proposal.method or {})
+    if not spec.get("condition"):
+        spec.pop("condition", None)
+        condition = decision_method.charter_condition(current.rule_for(proposal.kind).bloc_majority)
+        if condition:
+            spec["condition"] = condition
+    active = session.scalars(select(Member).where(Member.status == "active")).all()
+    active_slugs = {m.slug for m in active}
+    counted = [
+        {
+            "member": m.slug,
+            "choice": b.choice,
+            "vote": (b.payload or {}).get("vote"),
+            "reason": b.reason,
+            "log_index": b.log_index,
+        }
+        for b, m in rows
+        if m.slug in active_slugs
+    ]
+    applying = proxies.applicable(session, proposal.reference, at)
+    counted, report = proxies.expand(counted, applying, active_slugs, current.proxy_cap)
+    slug_of = {m.id: m.slug for m in active}
+    names = spec["condition"]["blocs"] if spec.get("condition") else []
+    blocs = {
+        name: sorted(slug_of[i] for i in bloc_member_ids(session, name) if i in slug_of)
+        for name in names
+    }
+    arithmetic = method_arithmetic(spec, counted, len(active), blocs, proposal.reference)
+    arithmetic["charter_version"] = current.version
+    arithmetic["ballot_entries"] = sorted(b["log_index"] for b in counted if not b.get("proxy"))
+    arithmetic["proxies"] = report
+    arithmetic["proxy_cap"] = current.proxy_cap
     return arithmetic
 
 
@@ -465,7 +576,7 @@ def close_amendment(
     amendment.decided_at = utcnow()
     amendment.arithmetic = arithmetic
     if amendment.status == "adopted":
-        proposal.texts = {**proposal.texts, amendment.language: amendment.text}
+        adopt_text(session, proposal, amendment)
     append(
         session,
         "governance.decision",
@@ -477,6 +588,15 @@ def close_amendment(
         },
     )
     return amendment
+
+
+def ranked_options(session: Session, proposal: Proposal) -> list[dict[str, Any]]:
+    """The options in the order the proposal's decision method decided them — what other
+    domains (capacity's programme list) read; empty without a decided method."""
+    decision = decision_of(session, proposal)
+    if decision is None or decision.outcome != "adopted":
+        return []
+    return list(decision.arithmetic.get("ranked", []))
 
 
 def decision_of(session: Session, proposal: Proposal) -> Decision | None:
@@ -506,6 +626,12 @@ class Recount:
     latest: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     used: dict[int, set[str]] = field(default_factory=dict)
     results: list[dict[str, Any]] = field(default_factory=list)
+    methods: dict[str, dict[str, Any]] = field(default_factory=dict)  # proposal → method
+    originals: dict[str, dict[str, str]] = field(default_factory=dict)  # proposal → texts
+    amended: dict[str, dict[str, Any]] = field(default_factory=dict)  # REF/A<id> → amendment
+    adopted: dict[str, list[str]] = field(default_factory=dict)  # proposal → REF/A<id>, in order
+    proxies: dict[int, dict[str, Any]] = field(default_factory=dict)  # entry → proxy
+    proxy_nonces: set[str] = field(default_factory=set)
 
     def read(self, index: int, body: dict[str, Any]) -> None:
         """Takes one entry into account. A malformed entry (the hub signs whatever it logs)
@@ -532,7 +658,21 @@ class Recount:
     def _read(self, index: int, body: dict[str, Any]) -> None:
         kind, content = body["kind"], body["content"]
         self.key_history.observe(body)
-        if kind in ("member.admitted", "member.reinstated"):
+        if kind == "governance.proposal":
+            ref = str(content["proposal"])
+            self.originals[ref] = dict(content["texts"])
+            if content.get("method"):
+                self.methods[ref] = content["method"]
+        elif kind == "governance.amendment":
+            question = f"{content['proposal']}/A{content['amendment']}"
+            self.amended[question] = {"language": content["language"], "text": content["text"]}
+        elif kind == "governance.amendment_decided" and content.get("decision") == "accepted":
+            self._adopt(f"{content['proposal']}/A{content['amendment']}")
+        elif kind == "governance.proxy":
+            self._proxy(index, body)
+        elif kind == "governance.proxy_revoked":
+            self.proxies.pop(int(content["proxy"]), None)
+        elif kind in ("member.admitted", "member.reinstated"):
             self.active[int(content["member"])] = str(content["slug"])
         elif kind in ("member.suspended", "member.withdrawn"):
             self.active.pop(int(content["member"]), None)
@@ -550,6 +690,56 @@ class Recount:
             self._ballot(index, body)
         elif kind == "governance.decision":
             self.results.append(self._decision(body))
+            if "/" in str(content["proposal"]) and content["outcome"] == "adopted":
+                self._adopt(str(content["proposal"]))
+
+    def _adopt(self, question: str) -> None:
+        self.adopted.setdefault(question.split("/")[0], []).append(question)
+
+    def _proxy(self, index: int, body: dict[str, Any]) -> None:
+        """Keeps a proxy the hub was right to accept: well-formed, timely, a fresh nonce,
+        signed by the delegating member's key valid at its signed time."""
+        content, member_id = body["content"], body.get("member")
+        payload = content.get("payload")
+        try:
+            at, start, end = proxies.check_payload(payload)
+        except ConcordError:
+            return
+        if member_id is None or self.active.get(int(member_id)) != payload["member"]:
+            return
+        if not proxies.timely(at, keys.parse_log_time(body["time"])):
+            return
+        if payload["nonce"] in self.proxy_nonces:
+            return
+        if not (
+            self.key_history.valid(int(member_id), str(content.get("public_key")), at)
+            and keys.verify_raw(
+                base64.b64decode(str(content["public_key"])),
+                proxies.message(payload),
+                str(content.get("signature")),
+            )
+        ):
+            return
+        self.proxy_nonces.add(payload["nonce"])
+        self.proxies[index] = {
+            "member": payload["member"],
+            "holder": payload["holder"],
+            "proposal": payload["proposal"],
+            "from": start,
+            "until": end,
+            "entry": index,
+        }
+
+    def texts(self, reference: str) -> dict[str, str]:
+        """The proposal's texts from the log: the originals with adopted amendments merged."""
+        out = dict(self.originals.get(reference, {}))
+        by_language: dict[str, list[str]] = {}
+        for question in self.adopted.get(reference, []):
+            amendment = self.amended[question]
+            by_language.setdefault(amendment["language"], []).append(amendment["text"])
+        for language, texts in by_language.items():
+            out[language] = redlines.merge(out.get(language, ""), texts)
+        return out
 
     def _ballot(self, index: int, body: dict[str, Any]) -> None:
         """Keeps the ballot if the hub was right to accept it; a ballot the hub should have
@@ -566,7 +756,7 @@ class Recount:
         mine = self.latest.setdefault(str(question), {})
         current = mine[slug]["time"] if slug in mine else None
         try:
-            _check_payload(payload, str(question))
+            _check_payload(payload, str(question), self.methods.get(str(question)))
             at = admissible(
                 payload,
                 window,
@@ -593,44 +783,91 @@ class Recount:
             "log_index": index,
             "time": at,
         }
+        if "vote" in payload:
+            mine[slug]["vote"] = payload["vote"]
 
     def _decision(self, body: dict[str, Any]) -> dict[str, Any]:
         """The decision recomputed from the ballots read so far; the charter rule and the bloc
         memberships are the decision's own, the counted ballots and the eligible count are not."""
         content = body["content"]
         logged = content["arithmetic"]
+        reference = str(content["proposal"])
         members = set(self.active.values())
         counted = [
-            b
-            for slug, b in sorted(self.latest.get(content["proposal"], {}).items())
-            if slug in members
+            b for slug, b in sorted(self.latest.get(reference, {}).items()) if slug in members
         ]
+        if "proxies" in logged:  # decisions from before proxies carry none
+            at = keys.parse_log_time(body["time"])
+            applying = proxies.applying(self.proxies.values(), reference, at)
+            counted, report = proxies.expand(counted, applying, members, logged["proxy_cap"])
         eligible = len(members)
-        again = charter.apply(_rule_of(logged["rule"]), counted, eligible, logged["bloc_members"])
+        method = self.methods.get(reference)
+        if method is not None or "method" in logged:
+            again = self._method(reference, method, counted, eligible, logged)
+        else:
+            again = charter.apply(
+                _rule_of(logged["rule"]), counted, eligible, logged["bloc_members"]
+            )
         differences = _differences(counted, eligible, logged)
+        if "proxies" in logged and report != logged["proxies"]:
+            differences.append(
+                {"field": "proxies", "logged": logged["proxies"], "recounted": report}
+            )
+        if "texts_sha256" in logged:
+            recomputed = redlines.digests(self.texts(reference))
+            if recomputed != logged["texts_sha256"]:
+                differences.append(
+                    {
+                        "field": "texts_sha256",
+                        "logged": logged["texts_sha256"],
+                        "recounted": recomputed,
+                    }
+                )
         if again["outcome"] != content["outcome"]:
             differences.append(
                 {"field": "outcome", "logged": content["outcome"], "recounted": again["outcome"]}
             )
-        if again["counts"] != logged["counts"]:
-            differences.append(
-                {"field": "counts", "logged": logged["counts"], "recounted": again["counts"]}
-            )
+        for name in ("counts", "result", "ranked"):
+            if name in again and again[name] != logged.get(name):
+                differences.append(
+                    {"field": name, "logged": logged.get(name), "recounted": again[name]}
+                )
         result: dict[str, Any] = {
             "proposal": content["proposal"],
             "logged_outcome": content["outcome"],
             "recounted_outcome": again["outcome"],
-            "counts": again["counts"],
+            "counts": again.get("counts", {}),
             "matches": not differences,
         }
         if differences:
             result["differences"] = differences
         return result
 
+    def _method(
+        self,
+        reference: str,
+        method: dict[str, Any] | None,
+        counted: list[dict[str, Any]],
+        eligible: int,
+        logged: dict[str, Any],
+    ) -> dict[str, Any]:
+        """The proposal's method counted again; the condition is the decision's own when the
+        proposal named none (the charter's), and must be the proposal's when it did."""
+        spec = dict(method or {})
+        used = logged.get("method", {})
+        if not spec.get("condition") and used.get("condition"):
+            spec["condition"] = used["condition"]
+        if spec != used:
+            return {"outcome": "method_differs", "method": spec}
+        try:
+            return method_arithmetic(spec, counted, eligible, logged["bloc_members"], reference)
+        except ConcordError:
+            return {"outcome": "invalid"}
+
 
 def _rule_of(r: dict[str, Any]) -> charter.Rule:
-    def fraction(text: str | None) -> charter.Fraction | None:
-        return charter.Fraction(text) if text else None
+    def fraction(text: str | None) -> Fraction | None:
+        return Fraction(text) if text else None
 
     return charter.Rule(
         name=r["name"],
@@ -650,6 +887,7 @@ def _differences(
     """Member by member, the ballots that the log says count against those the decision
     counted: an omitted, added or changed ballot is named with its log entry."""
     found = {b["member"]: b for b in counted}
+    own_entries = sorted(b["log_index"] for b in counted if not b.get("proxy"))
     claimed = {b["member"]: b for b in logged.get("ballots", [])}
     claimed_entries = set(logged.get("ballot_entries", []))
     out: list[dict[str, Any]] = []
@@ -659,6 +897,8 @@ def _differences(
             mine is not None
             and theirs is not None
             and (mine["choice"], mine["reason"]) == (theirs["choice"], theirs.get("reason", ""))
+            and mine.get("vote") == theirs.get("vote")
+            and mine.get("proxy") == theirs.get("proxy")
             and mine["log_index"] in claimed_entries
         )
         if not same:
@@ -670,13 +910,9 @@ def _differences(
                     "recounted": mine["choice"] if mine else None,
                 }
             )
-    if sorted(b["log_index"] for b in counted) != sorted(claimed_entries) and not out:
+    if own_entries != sorted(claimed_entries) and not out:
         out.append(
-            {
-                "field": "ballot_entries",
-                "logged": sorted(claimed_entries),
-                "recounted": sorted(b["log_index"] for b in counted),
-            }
+            {"field": "ballot_entries", "logged": sorted(claimed_entries), "recounted": own_entries}
         )
     if eligible != logged.get("eligible"):
         out.append({"field": "eligible", "logged": logged.get("eligible"), "recounted": eligible})

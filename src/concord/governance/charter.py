@@ -14,6 +14,9 @@
     project = "broad-consensus"
     resolution = "un-ga-simple"
 
+    [proxies]
+    max_per_holder = 2        # proxies one member may carry in one ballot (default 1)
+
 Every version is stored and logged; the newest one applies to ballots closed after it. Nothing
 is adopted without at least one yes.
 """
@@ -80,6 +83,9 @@ max_objections = 0
 standard = "broad-consensus"
 project = "broad-consensus"
 resolution = "broad-consensus"
+
+[proxies]
+max_per_holder = 2
 """
 
 
@@ -128,6 +134,7 @@ class Charter:
     text: str
     rules: dict[str, Rule] = field(default_factory=dict)
     kinds: dict[str, str] = field(default_factory=dict)
+    proxy_cap: int = 1  # proxies one member may carry in one ballot
 
     def rule_for(self, kind: str) -> Rule:
         return self.rules[self.kinds[kind]]
@@ -157,7 +164,7 @@ def parse(text: str, version: int = 0) -> Charter:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise CharterUnparsable(reason=str(exc)) from exc
-    unknown = set(data) - {"rules", "kinds"}
+    unknown = set(data) - {"rules", "kinds", "proxies"}
     if unknown:
         raise CharterInvalid(reason="unknown sections: " + ", ".join(sorted(unknown)))
     raw_rules = data.get("rules")
@@ -205,7 +212,22 @@ def parse(text: str, version: int = 0) -> Charter:
             raise CharterInvalid(reason=f"[kinds] {kind} names the unknown rule “{kinds[kind]}”")
     if set(kinds) - set(KINDS):
         raise CharterInvalid(reason="[kinds] knows only: " + ", ".join(KINDS))
-    return Charter(version=version, text=text, rules=rules, kinds={k: kinds[k] for k in KINDS})
+    return Charter(
+        version=version,
+        text=text,
+        rules=rules,
+        kinds={k: kinds[k] for k in KINDS},
+        proxy_cap=_proxy_cap(data.get("proxies", {})),
+    )
+
+
+def _proxy_cap(section: Any) -> int:
+    if not isinstance(section, dict) or set(section) - {"max_per_holder"}:
+        raise CharterInvalid(reason="[proxies] has only max_per_holder")
+    cap = section.get("max_per_holder", 1)
+    if isinstance(cap, bool) or not isinstance(cap, int) or cap < 0:
+        raise CharterInvalid(reason="[proxies] max_per_holder is a whole number ≥ 0")
+    return cap
 
 
 def validate(session: Session, charter: Charter) -> None:
@@ -347,7 +369,12 @@ def apply(
         "blocs": per_bloc,
         "ballots": sorted(
             (
-                {"member": b["member"], "choice": b["choice"], "reason": b.get("reason", "")}
+                {
+                    "member": b["member"],
+                    "choice": b["choice"],
+                    "reason": b.get("reason", ""),
+                    **({"proxy": b["proxy"]} if b.get("proxy") else {}),
+                }
                 for b in ballots
             ),
             key=lambda b: b["member"],

@@ -1,5 +1,5 @@
-"""`concord propose`, `concord proposal`, `concord statement`, `concord vote`, `concord ballot`
-and `concord charter`.
+"""`concord propose`, `concord proposal`, `concord statement`, `concord vote`, `concord ballot`,
+`concord proxy` and `concord charter`.
 
 A delegate's commands run on the member's machine and talk to the hub over HTTP (`--hub`,
 `--token`, or CONCORD_HUB / CONCORD_TOKEN); `concord ballot` signs with the member's private key
@@ -19,7 +19,7 @@ from rich.table import Table
 from concord.client import HubClient, from_environment
 from concord.console import local_sessions, out
 from concord.errors import N_, Invalid
-from concord.governance import ballots, charter
+from concord.governance import ballots, charter, proxies
 from concord.members import keys
 
 proposal_app = typer.Typer(
@@ -28,6 +28,10 @@ proposal_app = typer.Typer(
 charter_app = typer.Typer(help="Show and edit the charter's decision rules.", no_args_is_help=True)
 conversation_app = typer.Typer(
     help="Members' words: translations, moderation and the Polis-shaped export.",
+    no_args_is_help=True,
+)
+proxy_app = typer.Typer(
+    help="Give your member's vote to another member, signed here; revoke it.",
     no_args_is_help=True,
 )
 
@@ -49,6 +53,7 @@ def register(app: typer.Typer) -> None:
     app.command("ballot")(ballot)
     app.add_typer(charter_app, name="charter")
     app.add_typer(conversation_app, name="conversation")
+    app.add_typer(proxy_app, name="proxy")
 
 
 def _texts(values: list[str]) -> dict[str, str]:
@@ -67,11 +72,17 @@ def propose(
     text: list[str] = typer.Option(..., help="LANG=TEXT, once per language."),
     body_file: Path = typer.Option(None, help="JSON: the job spec (project) or rules (standard)."),
     cosponsor: list[str] = typer.Option([], help="A co-sponsoring member; repeat."),
+    method: str = typer.Option(
+        None,
+        help='A resolution\'s decision method as JSON, e.g. \'{"name": "stv", "options": '
+        '["a", "b", "c"], "seats": 2}\' (default: the charter rule).',
+    ),
     hub: str = HUB,
     token: str = TOKEN,
 ) -> None:
     """Draft a proposal sponsored by your member. Logged."""
     body: dict[str, Any] = json.loads(body_file.read_text()) if body_file else {}
+    extra = {"method": _json_option("--method", method)} if method else {}
     with from_environment(hub, token) as client:
         made = client.post(
             "/api/proposals",
@@ -81,6 +92,7 @@ def propose(
                 "texts": _texts(text),
                 "body": body,
                 "cosponsors": cosponsor,
+                **extra,
             },
         )
     out.print(f"[green]drafted[/] {made['reference']}: {made['title']}")
@@ -121,7 +133,21 @@ def proposal_show(ref: str, hub: str = HUB) -> None:
             out.print(_arithmetic(d["arithmetic"]))
 
 
+def _json_option(name: str, value: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        raise BadOption(reason=f"{name} takes JSON") from None
+
+
 def _arithmetic(a: dict[str, Any]) -> str:
+    if "method" in a:
+        lines = [f"{a['outcome']} by {a['method']['name']} of {a['eligible']} eligible"]
+        lines += [
+            f"  {r['rank']}. {r['option']}" + (f" ({r['total']})" if "total" in r else "")
+            for r in a["ranked"]
+        ]
+        return "\n".join(lines)
     lines = [
         f"{a['outcome']} under {a['rule']['name']}: "
         + ", ".join(f"{k} {v}" for k, v in a["counts"].items())
@@ -279,6 +305,11 @@ def ballot(
     member: str = typer.Option(None, help="Your member (default: your token's)."),
     key_file: Path = typer.Option(None, help="The member's private key (default: keys dir)."),
     amendment: int = typer.Option(None, help="Vote on this amendment of the proposal."),
+    vote: str = typer.Option(
+        None,
+        help='Under a decision method (CHOICE is then its name): JSON, e.g. \'["b", "a"]\' '
+        "(irv, stv, approval), '{\"a\": 5}' (score, dots) or '\"block\"' (consent).",
+    ),
     print_only: bool = typer.Option(
         False, "--print", help="Print the signed ballot; send nothing."
     ),
@@ -290,7 +321,8 @@ def ballot(
         slug = _member(client, member)
         private = keys.load_private(key_file or keys.default_key_path(slug))
         reference = ref.upper() + (f"/A{amendment}" if amendment else "")
-        payload = ballots.make_payload(reference, slug, choice, reason)
+        shaped = _json_option("--vote", vote) if vote is not None else None
+        payload = ballots.make_payload(reference, slug, choice, reason, vote=shaped)
         signed = {"payload": payload, "signature": keys.sign(private, ballots.message(payload))}
         if print_only:
             out.print_json(json.dumps(signed))
@@ -298,6 +330,36 @@ def ballot(
         path = f"amendments/{amendment}/ballots" if amendment else "ballots"
         client.post(f"/api/proposals/{ref}/{path}", json={"ballots": [signed]})
     out.print(f"[green]cast[/] {choice} on {reference} for {slug} (signed here)")
+
+
+@proxy_app.command("grant")
+def proxy_grant(
+    holder: str = typer.Argument(..., help="The member that will vote for yours."),
+    proposal: str = typer.Option("", help="For this proposal only."),
+    start: str = typer.Option("", "--from", help="Or for ballots closing from (ISO UTC)…"),
+    until: str = typer.Option("", help="…until (ISO UTC)."),
+    member: str = typer.Option(None, help="Your member (default: your token's)."),
+    key_file: Path = typer.Option(None, help="The member's private key (default: keys dir)."),
+    hub: str = HUB,
+    token: str = TOKEN,
+) -> None:
+    """Sign a proxy with your member's private key, here, and record it. Logged."""
+    with from_environment(hub, token) as client:
+        slug = _member(client, member)
+        private = keys.load_private(key_file or keys.default_key_path(slug))
+        payload = proxies.make_payload(slug, holder, proposal.upper())
+        payload["from"], payload["until"] = start, until
+        signed = {"payload": payload, "signature": keys.sign(private, proxies.message(payload))}
+        made = client.post("/api/proxies", json=signed)
+    out.print(f"[green]proxy {made['id']}[/]: {holder} votes for {slug} (signed here)")
+
+
+@proxy_app.command("revoke")
+def proxy_revoke(proxy_id: int, hub: str = HUB, token: str = TOKEN) -> None:
+    """Revoke your member's proxy (until its ballot closes). Logged."""
+    with from_environment(hub, token) as client:
+        client.post(f"/api/proxies/{proxy_id}/revoke", json={})
+    out.print(f"proxy {proxy_id} revoked")
 
 
 @charter_app.command("show")

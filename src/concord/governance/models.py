@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
+from concord.governance import redlines
 from concord.governance.tables import Amendment, Ballot, Decision, Proposal, Statement
 from concord.members.tables import Member
 from concord.validation import MAX_ID
@@ -26,6 +27,11 @@ class ProposalCreate(BaseModel):
     )
     cosponsors: list[str] = Field(default_factory=list, max_length=200)
     member: str | None = Field(default=None, description="Your member (default: your own)")
+    method: dict[str, Any] | None = Field(
+        default=None,
+        description='A resolution\'s decision method, e.g. {"name": "stv", "options": […], '
+        '"seats": 3}; none: the charter rule',
+    )
 
 
 class BallotOpen(BaseModel):
@@ -104,10 +110,17 @@ class AmendmentPublic(BaseModel):
     reason: str
     status: str
     created_at: datetime
+    distance: int = Field(default=0, description="Lines deleted plus inserted")
+    diff: list[dict[str, str]] = Field(
+        default_factory=list, description='The original with tracked changes: {"op", "line"}'
+    )
 
     @classmethod
-    def of(cls, a: Amendment, slug: str) -> AmendmentPublic:
+    def of(cls, a: Amendment, slug: str, original: str | None = None) -> AmendmentPublic:
+        tracked = redlines.diff(original, a.text) if original is not None else []
         return cls(
+            distance=redlines.distance(original, a.text) if original is not None else 0,
+            diff=tracked,
             id=a.id,
             member=slug,
             language=a.language,
@@ -248,6 +261,7 @@ class ProposalPublic(BaseModel):
     ballot_at: datetime | None
     closes_at: datetime | None
     closed_at: datetime | None
+    method: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, session: Session, p: Proposal) -> ProposalPublic:
@@ -271,4 +285,12 @@ class ProposalPublic(BaseModel):
             ballot_at=p.ballot_at,
             closes_at=p.closes_at,
             closed_at=p.closed_at,
+            method=p.method,
         )
+
+
+class ProxyCreate(BaseModel):
+    """A proxy signed with the delegating member's key (see `concord.governance.proxies`)."""
+
+    payload: dict[str, Any]
+    signature: str = Field(max_length=200)

@@ -15,7 +15,17 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from concord.errors import N_
-from concord.governance import ballots, charter, deliberation, proposals, translations
+from concord.governance import (
+    ballots,
+    charter,
+    decision_method,
+    deliberation,
+    methods,
+    proposals,
+    proxies,
+    redlines,
+    translations,
+)
 from concord.governance.ballots import BallotMalformed
 from concord.http import AppSettings, Db
 from concord.i18n import LANGUAGES, current_language
@@ -124,6 +134,7 @@ def proposal_page(
     settings: AppSettings,
     choice: str = "",
     reason: str = "",
+    vote: str = "",
 ) -> HTMLResponse:
     p = proposals.get(db, ref)
     opinion = deliberation.opinion_map(db, p)
@@ -131,16 +142,18 @@ def proposal_page(
     member = _member_of(db, person)
     to_sign = None
     if choice and member is not None and ballots.is_open(p):
-        if choice not in ballots.CHOICES:
+        shaped = _method_vote(p, member.slug, choice, vote, reason)
+        if shaped is None and choice not in ballots.CHOICES:
             raise BallotMalformed(reason=N_("the choice is yes, no, abstain or objection"))
-        payload = ballots.make_payload(p.reference, member.slug, choice, reason)
+        payload = ballots.make_payload(p.reference, member.slug, choice, reason, vote=shaped)
         text = ballots.message(payload).decode()
         to_sign = {
             "payload": json.dumps(payload, ensure_ascii=False),
             "text": text,
             "command": "printf '%s' '" + text.replace("'", "'\\''") + "' | openssl pkeyutl "
             f"-sign -rawin -inkey ~/.concord/keys/{member.slug}.pem -in /dev/stdin | base64 -w0",
-            "cli": f"concord ballot {p.reference} {choice}",
+            "cli": f"concord ballot {p.reference} {choice}"
+            + (f" --vote '{json.dumps(shaped, ensure_ascii=False)}'" if shaped is not None else ""),
         }
     mine = {}
     if person is not None:
@@ -181,7 +194,8 @@ def proposal_page(
                 if s.hidden_at is not None and person is not None and s.person_id == person.id
             ],
             "mine": mine,
-            "amendments": proposals.amendments(db, p),
+            "amendments": _tracked(p, proposals.amendments(db, p)),
+            "method_label": methods.LABELS.get(p.method["name"], "") if p.method else "",
             "slugs": slugs,
             "member": member,
             "can_deliberate": person is not None
@@ -198,6 +212,21 @@ def proposal_page(
             "body_json": json.dumps(p.body, indent=1, ensure_ascii=False) if p.body else "",
         },
     )
+
+
+def _method_vote(p: Any, member: str, choice: str, vote: str, reason: str) -> Any:
+    """The vote of a method ballot prepared on the page (JSON, or a consent stance), checked
+    as the hub will check it; None for a yes / no ballot."""
+    if not p.method:
+        return None
+    if choice != p.method["name"]:
+        raise BallotMalformed(reason=N_("the choice names the proposal's decision method"))
+    try:
+        shaped = json.loads(vote) if p.method["name"] != "consent" else vote
+    except ValueError:
+        raise BallotMalformed(reason=N_("the vote is not JSON")) from None
+    decision_method.check_vote(p.method, member, shaped, reason)
+    return shaped
 
 
 @router.post("/proposals/{ref}/statements")
@@ -255,7 +284,30 @@ def ballot_form(
 def result_page(request: Request, ref: str, db: Db) -> HTMLResponse:
     p = proposals.get(db, ref)
     decision = ballots.decision_of(db, p)
-    return render(request, "governance/result.html", {"p": p, "d": decision})
+    return render(
+        request,
+        "governance/result.html",
+        {
+            "p": p,
+            "d": decision,
+            "labels": methods.LABELS,
+            "outcomes": methods.OUTCOMES,
+            "proxy_reasons": proxies.REASONS,
+        },
+    )
+
+
+def _tracked(p: Any, amendments: list[Any]) -> list[dict[str, Any]]:
+    """The amendments with their tracked changes, furthest from the original first."""
+    rows = [
+        {
+            "a": a,
+            "distance": proposals.distance(p, a),
+            "diff": redlines.diff(proposals.original(p, a.language), a.text),
+        }
+        for a in amendments
+    ]
+    return sorted(rows, key=lambda r: (-r["distance"], r["a"].id))
 
 
 @router.post("/proposals/{ref}/translations")

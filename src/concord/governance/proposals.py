@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from concord.db import utcnow
 from concord.errors import N_, Conflict, Forbidden, Invalid, NotFound
-from concord.governance import standards
+from concord.governance import decision_method, redlines, standards
 from concord.governance.jobspec import JobSpec
 from concord.governance.tables import Amendment, Proposal
 from concord.i18n import LANGUAGES
@@ -75,6 +75,22 @@ class AmendmentNotFound(NotFound):
 class AmendmentDecided(Conflict):
     code = "amendment.decided"
     message = N_("Amendment {amendment} has been decided already.")
+
+
+class AmendmentOutOfOrder(Conflict):
+    code = "amendment.out_of_order"
+    message = N_(
+        "Amendments are decided furthest from the original first: decide amendment {first} "
+        "(it changes {size} lines) before amendment {amendment}."
+    )
+
+
+class AmendmentConflict(Conflict):
+    code = "amendment.conflict"
+    message = N_(
+        "Amendment {amendment} changes lines {first}–{last} of the original, which amendment "
+        "{earlier}, adopted before it, changed too: it cannot be applied."
+    )
 
 
 def get(session: Session, ref: str | int) -> Proposal:
@@ -197,8 +213,10 @@ def create(
     body: dict[str, Any] | None = None,
     cosponsors: list[str] | None = None,
     member: str | None = None,
+    method: dict[str, Any] | None = None,
 ) -> Proposal:
-    """A new draft, sponsored by the delegate's member. Logged."""
+    """A new draft, sponsored by the delegate's member. Logged. A resolution may name another
+    decision `method` than the charter rule (see `decision_method`)."""
     sponsor = acting_member(session, person, member)
     if kind not in KINDS:
         raise BadProposal(reason=N_("the kind is standard, project or resolution"))
@@ -212,6 +230,7 @@ def create(
         if co.id != sponsor.id and co.id not in co_ids:
             co_ids.append(co.id)
     checked = check_body(session, kind, body or {})
+    spec = check_method(session, kind, method) if method else None
     now = utcnow()
     proposal = Proposal(
         reference=_reference(session, kind, now),
@@ -223,6 +242,8 @@ def create(
         author_person_id=person.id,
         status="draft",
         body=checked,
+        method=spec,
+        original_texts=clean,
         public_consultation=False,
         created_at=now,
         votes_version=0,
@@ -241,8 +262,20 @@ def create(
         body=checked,
         sponsor=sponsor.slug,
         cosponsors=[session.get(Member, i).slug for i in co_ids],  # type: ignore[union-attr]
+        **({"method": spec} if spec else {}),
     )
     return proposal
+
+
+def check_method(session: Session, kind: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """The checked decision method of a new proposal: resolutions only (projects and standards
+    take effect on adoption, under the charter rule); every bloc it names exists."""
+    if kind != "resolution":
+        raise decision_method.BadMethod(reason=decision_method.ONLY_RESOLUTIONS)
+    spec = decision_method.parse(raw)
+    for bloc in spec.get("condition", {}).get("blocs", []):
+        member_blocs.require_bloc(session, bloc)
+    return spec
 
 
 def sponsors(proposal: Proposal) -> set[int]:
@@ -328,6 +361,8 @@ def propose_amendment(
     member = acting_member(session, person)
     _phase(proposal, "deliberation")
     _check_texts({language: text})
+    if proposal.original_texts is None:  # proposed before originals were kept
+        proposal.original_texts = dict(proposal.texts)
     amendment = Amendment(
         proposal_id=proposal.id,
         member_id=member.id,
@@ -359,18 +394,75 @@ def get_amendment(session: Session, proposal: Proposal, amendment_id: int) -> Am
     return amendment
 
 
+def original(proposal: Proposal, language: str) -> str:
+    """The text as proposed in `language` ("" for a language the proposal lacked)."""
+    return str((proposal.original_texts or proposal.texts).get(language, ""))
+
+
+def distance(proposal: Proposal, amendment: Amendment) -> int:
+    return redlines.distance(original(proposal, amendment.language), amendment.text)
+
+
+def _adopted(session: Session, proposal: Proposal, language: str) -> list[Amendment]:
+    """The amendments adopted so far in `language`, in the order they were adopted."""
+    done = [
+        a
+        for a in amendments(session, proposal)
+        if a.language == language and a.status in ("accepted", "adopted")
+    ]
+    return sorted(done, key=lambda a: (a.decided_at or a.created_at, a.id))
+
+
+def require_in_order(session: Session, proposal: Proposal, amendment: Amendment) -> None:
+    """Refuses to decide `amendment` while one further from the original is pending."""
+    pending = [
+        a
+        for a in amendments(session, proposal)
+        if a.language == amendment.language and a.status in ("proposed", "ballot")
+    ]
+    first = min(pending, key=lambda a: (-distance(proposal, a), a.id), default=amendment)
+    if first.id != amendment.id:
+        raise AmendmentOutOfOrder(
+            first=first.id, size=distance(proposal, first), amendment=amendment.id
+        )
+
+
+def merged(session: Session, proposal: Proposal, amendment: Amendment) -> str:
+    """The text in the amendment's language once it is adopted too, or `AmendmentConflict`."""
+    earlier = _adopted(session, proposal, amendment.language)
+    base = original(proposal, amendment.language)
+    texts = [a.text for a in earlier if a.id != amendment.id] + [amendment.text]
+    clash = redlines.conflict(base, texts)
+    if clash is not None:
+        raise AmendmentConflict(
+            amendment=amendment.id,
+            earlier=earlier[clash.earlier].id,
+            first=clash.first_line,
+            last=clash.last_line,
+        )
+    return redlines.merge(base, texts)
+
+
+def adopt_text(session: Session, proposal: Proposal, amendment: Amendment) -> None:
+    """The adopted amendment's change applied to the proposal's text (three-way)."""
+    proposal.texts = {**proposal.texts, amendment.language: merged(session, proposal, amendment)}
+
+
 def decide_amendment(
     session: Session, person: Person, proposal: Proposal, amendment: Amendment, accept: bool
 ) -> Amendment:
-    """The sponsors accept an amendment (its text replaces that language's) or decline it."""
+    """The sponsors accept an amendment (its change is applied to the text as in `redlines`)
+    or decline it; furthest from the original first."""
     member = require_sponsor(session, person, proposal)
     _phase(proposal, "deliberation")
     if amendment.status != "proposed":
         raise AmendmentDecided(amendment=amendment.id)
+    require_in_order(session, proposal, amendment)
+    if accept:
+        text = merged(session, proposal, amendment)  # refuses a conflicting amendment
+        proposal.texts = {**proposal.texts, amendment.language: text}
     amendment.status = "accepted" if accept else "declined"
     amendment.decided_at = utcnow()
-    if accept:
-        proposal.texts = {**proposal.texts, amendment.language: amendment.text}
     _log(
         session,
         proposal,
@@ -390,6 +482,8 @@ def put_amendment_to_ballot(
     _phase(proposal, "deliberation")
     if amendment.status != "proposed":
         raise AmendmentDecided(amendment=amendment.id)
+    require_in_order(session, proposal, amendment)
+    merged(session, proposal, amendment)  # a conflicting amendment is refused now, not later
     amendment.status = "ballot"
     entry = _log(session, proposal, "amendment_ballot", member, amendment=amendment.id)
     amendment.ballot_at = entry.created_at  # the window opens at the log entry's time

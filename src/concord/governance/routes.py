@@ -13,6 +13,7 @@ from concord.governance import (
     conversation,
     deliberation,
     proposals,
+    proxies,
     standards,
     translations,
 )
@@ -29,6 +30,7 @@ from concord.governance.models import (
     NoticePublic,
     ProposalCreate,
     ProposalPublic,
+    ProxyCreate,
     ShownPublic,
     StatementCreate,
     StatementHide,
@@ -78,6 +80,7 @@ def create_proposal(body: ProposalCreate, db: Db, person: CurrentPerson) -> Prop
         body=body.body,
         cosponsors=body.cosponsors,
         member=body.member,
+        method=body.method,
     )
     db.commit()
     return ProposalPublic.of(db, p)
@@ -123,10 +126,11 @@ def consultation(ref: str, body: Consultation, db: Db, person: CurrentPerson) ->
 
 @router.get("/proposals/{ref}/amendments")
 def list_amendments(ref: str, db: Db) -> list[AmendmentPublic]:
-    """The amendments proposed to a proposal."""
+    """The amendments proposed to a proposal, each with its line diff from the original."""
     p = proposals.get(db, ref)
     return [
-        AmendmentPublic.of(a, _slug(db, a.member_id) or "") for a in proposals.amendments(db, p)
+        AmendmentPublic.of(a, _slug(db, a.member_id) or "", proposals.original(p, a.language))
+        for a in proposals.amendments(db, p)
     ]
 
 
@@ -270,6 +274,35 @@ def get_decision(ref: str, db: Db) -> DecisionPublic:
     if d is None:
         raise NoDecision(proposal=p.reference)
     return DecisionPublic.of(d)
+
+
+@router.get("/proposals/{ref}/ranked")
+def ranked_options(ref: str, db: Db) -> list[dict[str, Any]]:
+    """The options in the order a decision method decided them (elected, winner, or ranked by
+    score or marks, meeting the bloc condition); empty before the decision."""
+    return ballots.ranked_options(db, proposals.get(db, ref))
+
+
+@router.get("/proxies")
+def list_proxies(db: Db) -> list[dict[str, Any]]:
+    """Every proxy with its signature, newest first."""
+    return [proxies.public(db, p) for p in proxies.every(db)]
+
+
+@router.post("/proxies", status_code=status.HTTP_201_CREATED)
+def grant_proxy(body: ProxyCreate, db: Db, person: CurrentPerson) -> dict[str, Any]:
+    """Records a proxy signed with your member's key (delegates). Logged."""
+    row = proxies.grant(db, person, body.model_dump())
+    db.commit()
+    return proxies.public(db, row)
+
+
+@router.post("/proxies/{proxy_id}/revoke")
+def revoke_proxy(proxy_id: Id, db: Db, person: CurrentPerson) -> dict[str, Any]:
+    """Revokes your member's proxy until its ballot closes (delegates). Logged."""
+    row = proxies.revoke(db, person, proxy_id)
+    db.commit()
+    return proxies.public(db, row)
 
 
 @router.get("/governance/recount")

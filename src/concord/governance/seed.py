@@ -2,20 +2,26 @@
 
 - a standard, adopted: open licences, declared data provenance, DP ε ≤ 8 with personal data;
 - a project, adopted: logistic regression on handwritten digits across both blocs;
-- a resolution, rejected: a compute levy the Global North's members do not carry.
+- a resolution, rejected: a compute levy the Global North's members do not carry;
+- an election: the three-member bureau, by single transferable vote (Scottish rules), Fiji
+  voting by proxy through Australia (counted in Fiji's own bloc, the Global South);
+- the capacity-building priorities, ranked by a score vote; capacity reads the ranking
+  (`ballots.ranked_options`, or the `governance.options_ranked` event).
 
-Ballots are signed with each member's demo key, exactly as a delegate's machine would.
+Ballots and proxies are signed with each member's demo key, exactly as a delegate's machine
+would.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from concord.errors import N_
-from concord.governance import ballots, deliberation, proposals
+from concord.governance import ballots, deliberation, proposals, proxies
 from concord.governance.tables import Proposal
 from concord.members import keys
 from concord.members.blocs import bloc_member_ids
@@ -145,6 +151,53 @@ PROPOSALS: list[dict[str, Any]] = [
 ]
 
 
+BUREAU = ["Amina Odhiambo", "Bao Lin", "Camille Laurent", "Diego Ramírez", "Emma Nakamura"]
+PRIORITIES = [
+    "Compute access for the Global South",
+    "Data stewardship training",
+    "Evaluation and safety skills",
+    "Federated learning clinics",
+    "Language resources for low-resource languages",
+]
+DECISIONS: list[dict[str, Any]] = [
+    {
+        "title": "Election of the bureau 2027",
+        "texts": {
+            "en": "The assembly elects a bureau of three to prepare its sessions.",
+            "fr": "L'assemblée élit un bureau de trois membres pour préparer ses sessions.",
+        },
+        "sponsor": "kenya",
+        "method": {"name": "stv", "options": BUREAU, "seats": 3},
+        "proxy": ("fiji", "australia"),
+    },
+    {
+        "title": "Capacity-building priorities 2027",
+        "texts": {
+            "en": "The assembly ranks the priorities of next year's capacity-building programme.",
+            "fr": "L'assemblée classe les priorités du programme de renforcement des capacités.",
+        },
+        "sponsor": "senegal",
+        "method": {"name": "score", "options": PRIORITIES},
+    },
+]
+
+
+def _ranking(south: bool, turn: int) -> list[str]:
+    """A deterministic ranking: each bloc spreads its first preferences over its favourites."""
+    favourites = [0, 3, 0, 2, 1] if south else [2, 0, 3, 2]
+    first = favourites[turn % len(favourites)]
+    rest = [i for i in (0, 2, 1, 3, 4) if i != first]
+    return [BUREAU[first], *(BUREAU[i] for i in rest[: 2 + turn % 2])]
+
+
+def _scores(south: bool, turn: int) -> dict[str, int]:
+    base = [5, 3, 4, 2, 4] if south else [3, 4, 5, 4, 2]
+    return {
+        o: max(0, b - (1 if (turn + j) % 3 == 0 else 0))
+        for j, (o, b) in enumerate(zip(PRIORITIES, base, strict=True))
+    }
+
+
 def _person(db: Session, slug: str) -> Person | None:
     return db.scalars(select(Person).where(Person.email == f"delegate@{slug}.example")).first()
 
@@ -234,3 +287,56 @@ def seed(world: World) -> None:
             decision = ballots.close(db, sponsor, p)
             world.notes.append(f"{p.reference} “{p.title}”: {decision.outcome}")
         db.commit()
+        for spec in DECISIONS:
+            _decide_by_method(world, db, spec, members, south_ids)
+        db.commit()
+
+
+def _decide_by_method(
+    world: World,
+    db: Session,
+    spec: dict[str, Any],
+    members: dict[str, Member],
+    south: Collection[int],
+) -> None:
+    """A resolution decided by a decision method, with signed method ballots (and a proxy)."""
+    decided = world.facts.setdefault("decided_by_method", {})
+    done = db.scalars(select(Proposal).where(Proposal.title == spec["title"])).first()
+    if done is not None:
+        decided[spec["method"]["name"]] = done.reference
+        return
+    sponsor = _person(db, spec["sponsor"])
+    if sponsor is None:
+        return
+    p = proposals.create(
+        db,
+        sponsor,
+        kind="resolution",
+        title=spec["title"],
+        texts=spec["texts"],
+        method=spec["method"],
+    )
+    proposals.open_deliberation(db, sponsor, p)
+    proposals.open_ballot(db, sponsor, p)
+    name = spec["method"]["name"]
+    giver = ""
+    if spec.get("proxy"):
+        giver, holder = spec["proxy"]
+        person, key_path = _person(db, giver), world.keys_dir / f"{giver}.pem"
+        if person is not None and key_path.exists() and holder in members:
+            payload = proxies.make_payload(giver, holder, p.reference)
+            signature = keys.sign(keys.load_private(key_path), proxies.message(payload))
+            proxies.grant(db, person, {"payload": payload, "signature": signature})
+    for turn, slug in enumerate(world.facts.get("members", [])):
+        person, key_path = _person(db, slug), world.keys_dir / f"{slug}.pem"
+        if person is None or slug not in members or slug == giver or not key_path.exists():
+            continue
+        in_south = members[slug].id in south
+        vote: Any = _ranking(in_south, turn) if name == "stv" else _scores(in_south, turn)
+        payload = ballots.make_payload(p.reference, slug, name, "", vote=vote)
+        signature = keys.sign(keys.load_private(key_path), ballots.message(payload))
+        ballots.cast(db, person, p, [{"payload": payload, "signature": signature}])
+    decision = ballots.close(db, sponsor, p)
+    decided[name] = p.reference
+    ranked = ", ".join(o["option"] for o in decision.arithmetic["ranked"])
+    world.notes.append(f"{p.reference} “{p.title}”: {ranked}")

@@ -31,7 +31,11 @@ class RecountMismatch(Conflict):
 def check(hub: HubClient, bodies: list[dict[str, Any]]) -> None:
     """Raises `RecountMismatch` or `ServedDiffers` for the first difference, by log entry."""
     _check_recount(bodies)
-    differences = [*_ballot_differences(hub, bodies), *_decision_differences(hub, bodies)]
+    differences = [
+        *_ballot_differences(hub, bodies),
+        *_decision_differences(hub, bodies),
+        *_proxy_differences(hub, bodies),
+    ]
     if differences:
         first = min(differences, key=lambda d: int(d["index"]))
         raise ServedDiffers(**first)
@@ -131,6 +135,50 @@ def _decision_differences(hub: HubClient, bodies: list[dict[str, Any]]) -> list[
                     }
                 )
                 break
+    return out
+
+
+def _proxy_differences(hub: HubClient, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each served proxy against its entry (payload, signature, revoked), and each logged proxy
+    served at all."""
+    revoked = {
+        int(b["content"]["proxy"]) for b in bodies if b["kind"] == "governance.proxy_revoked"
+    }
+    logged = {i: b["content"] for i, b in enumerate(bodies) if b["kind"] == "governance.proxy"}
+    if not logged:
+        return []
+    path = "/api/proxies"
+    served = {int(p["log_index"]): p for p in hub.get(path)}
+    out = []
+    for index, content in sorted(logged.items()):
+        row = served.get(index, {})
+        expected = {
+            "payload": content.get("payload"),
+            "signature": content.get("signature"),
+            "revoked": index in revoked,
+        }
+        for name, value in expected.items():
+            if row.get(name) != value:
+                out.append(
+                    {
+                        "what": path,
+                        "index": index,
+                        "field": f"proxy.{name}",
+                        "served": _shown(row.get(name)),
+                        "logged": _shown(value),
+                    }
+                )
+                break
+    for index in sorted(set(served) - set(logged)):
+        out.append(
+            {
+                "what": path,
+                "index": index,
+                "field": "proxy",
+                "served": _shown(served[index]["payload"]),
+                "logged": "—",
+            }
+        )
     return out
 
 

@@ -38,6 +38,11 @@ class Proposal(Base):
     votes_version: Mapped[int] = mapped_column(default=0)
     map_version: Mapped[int] = mapped_column(default=-1)
     opinion_map: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+    # The decision method when not the charter's yes/no rule ({"name": "stv", "options": […],
+    # "seats": 3, …}: see `decision_method`); None: the charter rule of the kind.
+    method: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+    # The texts as proposed: amendments are edits of these (see `redlines`). None: `texts`.
+    original_texts: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
 
 
 class Amendment(Base):
@@ -147,6 +152,26 @@ class AmendmentBallot(Base):
     signature: Mapped[str] = mapped_column(String(128))
     cast_at: Mapped[datetime] = mapped_column(UTCDateTime())
     log_index: Mapped[int] = mapped_column()
+
+
+class Proxy(Base):
+    """A member's signed delegation of its vote to another member: on one proposal, or on every
+    ballot open between `starts_at` and `ends_at`. Revocable until the ballot closes."""
+
+    __tablename__ = "governance_proxies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    holder_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    proposal: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    nonce: Mapped[str] = mapped_column(String(64), unique=True)
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    signature: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    log_index: Mapped[int] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class BallotNonce(Base):

@@ -83,7 +83,7 @@ def trimmed_mean(stack: F, beta: float) -> F:
     if 2 * k >= c:
         raise ValueError("trimming would drop every client")
     ordered = np.sort(stack, axis=0)
-    return ordered[k : c - k].mean(axis=0)
+    return np.asarray(ordered[k : c - k].mean(axis=0))
 
 
 def krum_scores(flat: F, f: int) -> F:
@@ -94,10 +94,10 @@ def krum_scores(flat: F, f: int) -> F:
     d = sq[:, None] + sq[None, :] - 2 * flat @ flat.T  # (C, C)
     np.fill_diagonal(d, np.inf)
     m = max(1, c - f - 2)
-    return np.sort(d, axis=1)[:, :m].sum(axis=1)
+    return np.asarray(np.sort(d, axis=1)[:, :m].sum(axis=1))
 
 
 def multi_krum(flat: F, f: int, m: int) -> F:
     """The mean of the m clients with the best Krum scores (m = 1 is Krum)."""
     chosen = np.argsort(krum_scores(flat, f))[:m]
-    return flat[chosen].mean(axis=0)
+    return np.asarray(flat[chosen].mean(axis=0))

@@ -23,7 +23,7 @@ F = NDArray[np.float64]
 def softmax(z: F) -> F:
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+    return np.asarray(e / e.sum(axis=-1, keepdims=True))
 
 
 def one_hot(y: NDArray[Any], k: int) -> F:
@@ -100,7 +100,7 @@ class LogisticRegression:
     def predict(self, params: Parameters, x: NDArray[Any]) -> NDArray[np.int64]:
         """The most probable class of each row of `x` (n, features) → (n,)."""
         z = x.astype(np.float64) @ params["weight"].astype(np.float64) + params["bias"]
-        return z.argmax(axis=1).astype(np.int64)
+        return np.asarray(z.argmax(axis=1), dtype=np.int64)
 
     def evaluate(self, params: Parameters, data: TaskData) -> EvalResult:
         x = data.x_test if data.x_test is not None else data.x

@@ -32,7 +32,8 @@ class TwoNN(nn.Module):
         self.out = nn.Linear(200, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (n, 784) → (n, 10)
-        return self.out(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
+        y: torch.Tensor = self.out(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
+        return y
 
 
 class CNN(nn.Module):
@@ -48,7 +49,8 @@ class CNN(nn.Module):
         h = torch.max_pool2d(torch.relu(self.conv1(h)), 2)  # (n, 32, 14, 14)
         h = torch.max_pool2d(torch.relu(self.conv2(h)), 2)  # (n, 64, 7, 7)
         h = torch.relu(self.fc(h.flatten(1)))  # (n, 512)
-        return self.out(h)
+        y: torch.Tensor = self.out(h)
+        return y
 
 
 class SoftmaxRegression(nn.Module):
@@ -57,7 +59,8 @@ class SoftmaxRegression(nn.Module):
         self.out = nn.Linear(784, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(x)
+        y: torch.Tensor = self.out(x)
+        return y
 
 
 class MnistTask(NetworkTask):

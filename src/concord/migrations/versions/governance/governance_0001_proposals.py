@@ -18,11 +18,11 @@ branch_labels: str | Sequence[str] | None = ("governance",)
 depends_on: str | Sequence[str] | None = "members_0001"
 
 
-def _id() -> sa.Column:
+def _id() -> sa.Column[int]:
     return sa.Column("id", sa.Integer(), primary_key=True)
 
 
-def _fk(name: str, target: str, nullable: bool = False, index: bool = False) -> sa.Column:
+def _fk(name: str, target: str, nullable: bool = False, index: bool = False) -> sa.Column[int]:
     return sa.Column(name, sa.Integer(), sa.ForeignKey(target), nullable=nullable, index=index)
 
 

@@ -1,7 +1,7 @@
 """governance: statements carry their language and moderation; translations of members' words
 
-Revision ID: governance_0003_words
-Revises: governance_0002_ballots
+Revision ID: governance_0004_words
+Revises: governance_0003_decide
 Create Date: 2026-12-01
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from concord.db import UTCDateTime
 
-revision: str = "governance_0003_words"
-down_revision: str | Sequence[str] | None = "governance_0002_ballots"
+revision: str = "governance_0004_words"
+down_revision: str | Sequence[str] | None = "governance_0003_decide"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
