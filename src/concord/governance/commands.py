@@ -26,6 +26,10 @@ proposal_app = typer.Typer(
     help="List, show and move proposals through their phases.", no_args_is_help=True
 )
 charter_app = typer.Typer(help="Show and edit the charter's decision rules.", no_args_is_help=True)
+conversation_app = typer.Typer(
+    help="Members' words: translations, moderation and the Polis-shaped export.",
+    no_args_is_help=True,
+)
 proxy_app = typer.Typer(
     help="Give your member's vote to another member, signed here; revoke it.",
     no_args_is_help=True,
@@ -48,6 +52,7 @@ def register(app: typer.Typer) -> None:
     app.command("vote")(vote)
     app.command("ballot")(ballot)
     app.add_typer(charter_app, name="charter")
+    app.add_typer(conversation_app, name="conversation")
     app.add_typer(proxy_app, name="proxy")
 
 
@@ -255,6 +260,7 @@ def proposal_close_due() -> None:
 def statement(
     ref: str = typer.Argument(..., help="The proposal."),
     text: str = typer.Argument(None, help="The statement; omit to list them."),
+    language: str = typer.Option("en", "--language", help="Its language: ar zh en fr ru es."),
     hub: str = HUB,
     token: str = TOKEN,
 ) -> None:
@@ -264,7 +270,9 @@ def statement(
             for s in client.get(f"/api/proposals/{ref}/statements"):
                 out.print(f"#{s['id']} ({s['member'] or 'observer'}) {s['text']}")
             return
-        s = client.post(f"/api/proposals/{ref}/statements", json={"text": text})
+        s = client.post(
+            f"/api/proposals/{ref}/statements", json={"text": text, "language": language}
+        )
     out.print(f"[green]statement[/] #{s['id']} on {ref}")
 
 
@@ -396,3 +404,117 @@ def charter_versions() -> None:
 def charter_presets() -> None:
     """Print the default charter with every preset rule."""
     typer.echo(charter.DEFAULT_CHARTER)
+
+
+def _provenance(w: dict[str, Any]) -> str:
+    if w["origin"] == "original":
+        return "original"
+    if w["origin"] == "machine":
+        return f"machine translation from {w['original_language']}"
+    return f"translation by {w['translator']} from {w['original_language']}"
+
+
+@conversation_app.command("words")
+def conversation_words(
+    ref: str = typer.Argument(..., help="The proposal."),
+    lang: str = typer.Option("en", "--lang", help="The language to read in."),
+    hub: str = HUB,
+) -> None:
+    """The proposal's text and its statements as a reader in LANG sees them, with provenance."""
+    with from_environment(hub, None) as client:
+        shown = client.get(f"/api/proposals/{ref}/words", params={"lang": lang})
+    for w in shown:
+        name = "text" if w["statement"] is None else f"#{w['statement']}"
+        if w["hidden"]:
+            out.print(f"{name} [hidden by the secretariat: {w['hidden_reason']}]", markup=False)
+        else:
+            out.print(f"{name} [{w['language']}, {_provenance(w)}] {w['text']}", markup=False)
+
+
+@conversation_app.command("translations")
+def conversation_translations(ref: str, hub: str = HUB, json_out: bool = JSON_OPTION) -> None:
+    """Every translation of a proposal's text and statements, and who made it."""
+    with from_environment(hub, None) as client:
+        rows = client.get(f"/api/proposals/{ref}/translations")
+    if json_out:
+        out.print_json(json.dumps(rows))
+        return
+    for t in rows:
+        name = "text" if t["statement"] is None else f"#{t['statement']}"
+        who = t["translator"] or "machine translation"
+        out.print(f"{name} {t['language']} ({who}) {t['text']}", markup=False)
+
+
+@conversation_app.command("translate")
+def conversation_translate(
+    ref: str = typer.Argument(..., help="The proposal."),
+    language: str = typer.Argument(..., help="ar zh en fr ru es"),
+    text: str = typer.Argument(..., help="The translation."),
+    statement_id: int = typer.Option(
+        None, "--statement", help="The statement; omit for the proposal's text."
+    ),
+    hub: str = HUB,
+    token: str = TOKEN,
+) -> None:
+    """Translate a proposal's text or a statement (delegates, translators). Logged."""
+    with from_environment(hub, token) as client:
+        t = client.post(
+            f"/api/proposals/{ref}/translations",
+            json={"statement": statement_id, "language": language, "text": text},
+        )
+    name = "the text" if t["statement"] is None else f"#{t['statement']}"
+    out.print(f"[green]translated[/] {name} of {ref} into {t['language']} (log #{t['log_index']})")
+
+
+@conversation_app.command("machine")
+def conversation_machine(ref: str, hub: str = HUB, token: str = TOKEN) -> None:
+    """Fill every untranslated language with the hub's machine translation (labelled so)."""
+    with from_environment(hub, token) as client:
+        made = client.post(f"/api/proposals/{ref}/translations/machine")
+    out.print(f"{len(made)} machine translations on {ref}")
+
+
+@conversation_app.command("hide")
+def conversation_hide(
+    ref: str = typer.Argument(..., help="The proposal."),
+    statement_id: int = typer.Argument(..., help="The statement's number."),
+    reason: str = typer.Argument(..., help="Why; its author and every reader see it."),
+    hub: str = HUB,
+    token: str = TOKEN,
+) -> None:
+    """Hide a statement with a reason (secretariat). Logged; its author is told."""
+    with from_environment(hub, token) as client:
+        client.post(f"/api/proposals/{ref}/statements/{statement_id}/hide", json={"reason": reason})
+    out.print(f"hid #{statement_id} on {ref}")
+
+
+@conversation_app.command("notices")
+def conversation_notices(hub: str = HUB, token: str = TOKEN) -> None:
+    """Your statements that the secretariat hid, and why."""
+    with from_environment(hub, token) as client:
+        notices = client.get("/api/notices")
+    if not notices:
+        out.print("no notices")
+    for n in notices:
+        out.print(
+            f"{n['proposal']} #{n['statement']} hidden by the secretariat: {n['reason']}",
+            markup=False,
+        )
+
+
+@conversation_app.command("export")
+def conversation_export(
+    ref: str = typer.Argument(..., help="The proposal."),
+    folder: Path = typer.Option(Path("."), "--out", help="Folder for the files."),
+    hub: str = HUB,
+) -> None:
+    """Write comments.csv, votes.csv, participants-votes.csv (Polis' columns) and
+    conversation.json into a folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with from_environment(hub, None) as client:
+        for name in ("comments.csv", "votes.csv", "participants-votes.csv"):
+            data = client.get(f"/api/proposals/{ref}/export/{name}")
+            (folder / name).write_bytes(data if isinstance(data, bytes) else str(data).encode())
+        whole = client.get(f"/api/proposals/{ref}/export/conversation.json")
+        (folder / "conversation.json").write_text(json.dumps(whole, ensure_ascii=False, indent=1))
+    out.print(f"exported {ref} to {folder}")

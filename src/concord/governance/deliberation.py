@@ -4,6 +4,10 @@ Delegates always take part (for their member). Observers take part only while th
 keeps a public consultation open. The secretariat moderates but does not deliberate.
 Statements are logged; votes on statements are deliberation signals, not decisions: they are
 kept in the database (one row per person and statement, the latest counts) and not logged.
+
+Moderation: the secretariat hides a statement with a reason (logged); it stays in the database
+and the export, leaves the opinion map with its votes, and shows to readers as hidden with the
+reason. Its author sees the act among their notices.
 """
 
 from __future__ import annotations
@@ -15,16 +19,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from concord.db import utcnow
-from concord.errors import N_, Forbidden, Invalid, NotFound
+from concord.errors import N_, Conflict, Forbidden, Invalid, NotFound
 from concord.governance import opinion
 from concord.governance.tables import Proposal, Statement, StatementVote
+from concord.governance.translations import check_language
 from concord.ledger.log import append
 from concord.members.directory import require_active
-from concord.members.people import RoleRequired
+from concord.members.people import RoleRequired, require_role
 from concord.members.tables import Member, Person
 
 VOTES = {"agree": 1, "disagree": -1, "pass": 0}
 MAX_STATEMENT = 500
+MAX_REASON = 500
 
 
 class StatementNotFound(NotFound):
@@ -59,6 +65,16 @@ class ConsultationClosed(Forbidden):
     )
 
 
+class StatementHidden(Conflict):
+    code = "statement.hidden"
+    message = N_("Statement {statement} was hidden by the secretariat.")
+
+
+class BadHideReason(Invalid):
+    code = "statement.hide_reason"
+    message = N_("Hiding a statement needs a reason of 1 to 500 characters.")
+
+
 def participant(session: Session, person: Person, proposal: Proposal) -> Member | None:
     """The member a delegate speaks for, or None for an observer in a public consultation."""
     if proposal.status not in ("deliberation", "ballot"):
@@ -76,7 +92,11 @@ def participant(session: Session, person: Person, proposal: Proposal) -> Member 
     raise RoleRequired(roles="delegate, observer")
 
 
-def add_statement(session: Session, person: Person, proposal: Proposal, text: str) -> Statement:
+def add_statement(
+    session: Session, person: Person, proposal: Proposal, text: str, language: str = "en"
+) -> Statement:
+    """A statement written in `language` (one of the six; translations come later)."""
+    check_language(language)
     member = participant(session, person, proposal)
     text = " ".join(text.split())
     if not text or len(text) > MAX_STATEMENT:
@@ -86,6 +106,7 @@ def add_statement(session: Session, person: Person, proposal: Proposal, text: st
         person_id=person.id,
         member_id=member.id if member else None,
         text=text,
+        language=language,
         created_at=utcnow(),
     )
     session.add(statement)
@@ -98,6 +119,7 @@ def add_statement(session: Session, person: Person, proposal: Proposal, text: st
             "proposal": proposal.reference,
             "statement": statement.id,
             "text": text,
+            "language": language,
             "observer": member is None,
         },
         member_id=member.id if member else None,
@@ -113,17 +135,60 @@ def statements(session: Session, proposal: Proposal) -> list[Statement]:
     )
 
 
+def get_statement(session: Session, proposal: Proposal, statement_id: int) -> Statement:
+    statement = session.get(Statement, statement_id)
+    if statement is None:
+        raise StatementNotFound(statement=statement_id)
+    if statement.proposal_id != proposal.id:
+        raise StatementElsewhere(statement=statement_id, proposal=proposal.reference)
+    return statement
+
+
+def hide(
+    session: Session, person: Person, proposal: Proposal, statement_id: int, reason: str
+) -> Statement:
+    """The secretariat hides a statement with a reason; logged, and its author is told."""
+    require_role(person, "secretariat")
+    statement = get_statement(session, proposal, statement_id)
+    reason = " ".join(reason.split())
+    if not reason or len(reason) > MAX_REASON:
+        raise BadHideReason()
+    if statement.hidden_at is not None:
+        raise StatementHidden(statement=statement_id)
+    statement.hidden_at = utcnow()
+    statement.hidden_reason = reason
+    statement.hidden_by = person.id
+    proposal.votes_version += 1  # the map loses the statement and its votes
+    append(
+        session,
+        "statement.hidden",
+        {"proposal": proposal.reference, "statement": statement.id, "reason": reason},
+        member_id=statement.member_id,
+    )
+    session.flush()
+    return statement
+
+
+def notices(session: Session, person: Person) -> list[Statement]:
+    """The author's statements that the secretariat hid, newest first: what they are told."""
+    return list(
+        session.scalars(
+            select(Statement)
+            .where(Statement.person_id == person.id, Statement.hidden_at.is_not(None))
+            .order_by(Statement.hidden_at.desc(), Statement.id.desc())
+        ).all()
+    )
+
+
 def vote(
     session: Session, person: Person, proposal: Proposal, statement_id: int, choice: str
 ) -> StatementVote:
     """Records (or changes) a person's vote on a statement of `proposal`."""
     if choice not in VOTES:
         raise BadVote()
-    statement = session.get(Statement, statement_id)
-    if statement is None:
-        raise StatementNotFound(statement=statement_id)
-    if statement.proposal_id != proposal.id:
-        raise StatementElsewhere(statement=statement_id, proposal=proposal.reference)
+    statement = get_statement(session, proposal, statement_id)
+    if statement.hidden_at is not None:
+        raise StatementHidden(statement=statement_id)
     member = participant(session, person, proposal)
     row = session.scalars(
         select(StatementVote).where(
@@ -161,13 +226,19 @@ def opinion_map(session: Session, proposal: Proposal) -> dict[str, Any]:
     return result
 
 
-def build_map(session: Session, proposal: Proposal) -> dict[str, Any]:
-    items = statements(session, proposal)
+def map_votes(session: Session, proposal: Proposal) -> tuple[list[Statement], list[Any]]:
+    """The statements the map counts (hidden ones left out) and the votes on them."""
+    items = [s for s in statements(session, proposal) if s.hidden_at is None]
     rows = session.execute(
-        select(StatementVote.person_id, StatementVote.statement_id, StatementVote.vote).where(
-            StatementVote.proposal_id == proposal.id
-        )
+        select(StatementVote.person_id, StatementVote.statement_id, StatementVote.vote)
+        .join(Statement, Statement.id == StatementVote.statement_id)
+        .where(StatementVote.proposal_id == proposal.id, Statement.hidden_at.is_(None))
     ).all()
+    return items, list(rows)
+
+
+def build_map(session: Session, proposal: Proposal) -> dict[str, Any]:
+    items, rows = map_votes(session, proposal)
     column = {s.id: j for j, s in enumerate(items)}
     people = sorted({r[0] for r in rows})
     row_of = {p: i for i, p in enumerate(people)}

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from concord.governance import redlines
 from concord.governance.tables import Amendment, Ballot, Decision, Proposal, Statement
 from concord.members.tables import Member
+from concord.validation import MAX_ID
 
 
 class ProposalCreate(BaseModel):
@@ -63,6 +64,9 @@ class StatementCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: str = Field(max_length=2000)
+    language: str = Field(
+        default="en", description="The language it is written in (ar zh en fr ru es)."
+    )
 
 
 class VoteCreate(BaseModel):
@@ -129,13 +133,74 @@ class AmendmentPublic(BaseModel):
 
 class StatementPublic(BaseModel):
     id: int
-    text: str
+    text: str = Field(description="Empty when the secretariat hid the statement.")
+    language: str = Field(description="The language of the original.")
     member: str | None
     created_at: datetime
+    hidden: bool = False
+    hidden_reason: str = ""
 
     @classmethod
     def of(cls, s: Statement, slug: str | None) -> StatementPublic:
-        return cls(id=s.id, text=s.text, member=slug, created_at=s.created_at)
+        hidden = s.hidden_at is not None
+        return cls(
+            id=s.id,
+            text="" if hidden else s.text,
+            language=s.language,
+            member=slug,
+            created_at=s.created_at,
+            hidden=hidden,
+            hidden_reason=s.hidden_reason if hidden else "",
+        )
+
+
+class StatementHide(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(max_length=2000)
+
+
+class NoticePublic(BaseModel):
+    """A statement of yours that the secretariat hid, and why."""
+
+    proposal: str
+    statement: int
+    text: str
+    reason: str
+    hidden_at: datetime
+
+
+class TranslationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    statement: int | None = Field(
+        default=None, ge=1, le=MAX_ID, description="A statement; none: the proposal's text."
+    )
+    language: str = Field(description="ar zh en fr ru es")
+    text: str = Field(max_length=20_000)
+
+
+class TranslationPublic(BaseModel):
+    statement: int | None
+    language: str
+    text: str
+    origin: str = Field(description='"person" or "machine" (a machine translation)')
+    translator: str = Field(description="Who translated (name and member); empty for machines.")
+    created_at: datetime
+    log_index: int
+
+
+class ShownPublic(BaseModel):
+    """A text as a reader in `language` sees it, with its provenance."""
+
+    statement: int | None
+    text: str
+    language: str
+    origin: str = Field(description='"original", "person" or "machine"')
+    translator: str
+    original_language: str
+    hidden: bool = False
+    hidden_reason: str = ""
 
 
 class BallotPublic(BaseModel):

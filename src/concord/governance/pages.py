@@ -24,9 +24,11 @@ from concord.governance import (
     proposals,
     proxies,
     redlines,
+    translations,
 )
 from concord.governance.ballots import BallotMalformed
-from concord.http import Db
+from concord.http import AppSettings, Db
+from concord.i18n import LANGUAGES, current_language
 from concord.members.auth import CsrfChecked, PagePerson
 from concord.members.tables import Member, Person
 from concord.members.tokens import BadToken
@@ -129,6 +131,7 @@ def proposal_page(
     ref: str,
     db: Db,
     person: PagePerson,
+    settings: AppSettings,
     choice: str = "",
     reason: str = "",
     vote: str = "",
@@ -167,6 +170,8 @@ def proposal_page(
             )
         }
     slugs = {m.id: m.slug for m in db.query(Member).all()}
+    items = deliberation.statements(db, p)
+    role = person.role if person is not None else ""
     return render(
         request,
         "governance/proposal.html",
@@ -176,7 +181,18 @@ def proposal_page(
             "cosponsors": [slugs.get(i, "") for i in p.cosponsor_ids],
             "opinion": opinion,
             "svg": scatter(opinion),
-            "statements": deliberation.statements(db, p),
+            "statements": items,
+            "shown": translations.shown(db, p, items, current_language.get()),
+            "languages": LANGUAGES,
+            "can_translate": role in ("delegate", "translator"),
+            "can_fill": role in ("secretariat", "delegate", "translator")
+            and bool(settings.translate_url),
+            "can_moderate": role == "secretariat",
+            "notices": [
+                s
+                for s in items
+                if s.hidden_at is not None and person is not None and s.person_id == person.id
+            ],
             "mine": mine,
             "amendments": _tracked(p, proposals.amendments(db, p)),
             "method_label": methods.LABELS.get(p.method["name"], "") if p.method else "",
@@ -215,10 +231,15 @@ def _method_vote(p: Any, member: str, choice: str, vote: str, reason: str) -> An
 
 @router.post("/proposals/{ref}/statements")
 def statement_form(
-    ref: str, db: Db, person: PagePerson, _csrf: CsrfChecked, text: str = Form("")
+    ref: str,
+    db: Db,
+    person: PagePerson,
+    _csrf: CsrfChecked,
+    text: str = Form(""),
+    language: str = Form(""),
 ) -> Response:
     p = proposals.get(db, ref)
-    deliberation.add_statement(db, _signed_in(person), p, text)
+    deliberation.add_statement(db, _signed_in(person), p, text, language or current_language.get())
     db.commit()
     return RedirectResponse(f"/proposals/{p.reference}#statements", status_code=303)
 
@@ -287,3 +308,51 @@ def _tracked(p: Any, amendments: list[Any]) -> list[dict[str, Any]]:
         for a in amendments
     ]
     return sorted(rows, key=lambda r: (-r["distance"], r["a"].id))
+
+
+@router.post("/proposals/{ref}/translations")
+def translation_form(
+    ref: str,
+    db: Db,
+    person: PagePerson,
+    _csrf: CsrfChecked,
+    target: str = Form(""),
+    language: str = Form(""),
+    text: str = Form(""),
+) -> Response:
+    """A translation of the proposal's text (target "text") or of a statement (its number)."""
+    p = proposals.get(db, ref)
+    statement = None
+    if target != "text":
+        if not target.isdigit():
+            raise translations.BadTranslation()
+        statement = deliberation.get_statement(db, p, int(target))
+    translations.contribute(db, _signed_in(person), p, statement, language, text)
+    db.commit()
+    anchor = f"s{statement.id}" if statement is not None else "text"
+    return RedirectResponse(f"/proposals/{p.reference}#{anchor}", status_code=303)
+
+
+@router.post("/proposals/{ref}/translations/machine")
+def machine_form(
+    ref: str, db: Db, person: PagePerson, _csrf: CsrfChecked, settings: AppSettings
+) -> Response:
+    p = proposals.get(db, ref)
+    translations.fill(db, _signed_in(person), p, translations.configured(settings))
+    db.commit()
+    return RedirectResponse(f"/proposals/{p.reference}#statements", status_code=303)
+
+
+@router.post("/proposals/{ref}/statements/{statement_id}/hide")
+def hide_form(
+    ref: str,
+    statement_id: Id,
+    db: Db,
+    person: PagePerson,
+    _csrf: CsrfChecked,
+    reason: str = Form(""),
+) -> Response:
+    p = proposals.get(db, ref)
+    deliberation.hide(db, _signed_in(person), p, statement_id, reason)
+    db.commit()
+    return RedirectResponse(f"/proposals/{p.reference}#s{statement_id}", status_code=303)

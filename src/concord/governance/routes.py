@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 
 from concord.errors import N_, NotFound
-from concord.governance import ballots, charter, deliberation, proposals, proxies, standards
+from concord.governance import (
+    ballots,
+    charter,
+    conversation,
+    deliberation,
+    proposals,
+    proxies,
+    standards,
+    translations,
+)
 from concord.governance.models import (
     AmendmentCreate,
     AmendmentPublic,
@@ -18,15 +27,21 @@ from concord.governance.models import (
     Consultation,
     DecisionPublic,
     EvaluateRequest,
+    NoticePublic,
     ProposalCreate,
     ProposalPublic,
     ProxyCreate,
+    ShownPublic,
     StatementCreate,
+    StatementHide,
     StatementPublic,
+    TranslationCreate,
+    TranslationPublic,
     VoteCreate,
     Withdrawal,
 )
-from concord.http import Db
+from concord.governance.tables import Proposal, Translation
+from concord.http import AppSettings, Db
 from concord.members.auth import CurrentPerson
 from concord.members.people import require_role
 from concord.members.tables import Member
@@ -201,7 +216,7 @@ def add_statement(
     ref: str, body: StatementCreate, db: Db, person: CurrentPerson
 ) -> StatementPublic:
     """Adds a statement (delegates; observers during a public consultation). Logged."""
-    s = deliberation.add_statement(db, person, proposals.get(db, ref), body.text)
+    s = deliberation.add_statement(db, person, proposals.get(db, ref), body.text, body.language)
     db.commit()
     return StatementPublic.of(s, _slug(db, s.member_id))
 
@@ -337,3 +352,127 @@ def evaluate(body: EvaluateRequest, db: Db) -> dict[str, Any]:
     """Checks a context (a model card's `card.*` or a job's `job.*`) against every adopted
     standard."""
     return standards.evaluate(db, body.subject, body.context).to_json()
+
+
+# Members' words in six languages, moderation and the Polis-shaped export.
+
+
+@router.get("/proposals/{ref}/translations")
+def list_translations(ref: str, db: Db) -> list[TranslationPublic]:
+    """Every translation of the proposal's text (statement null) and of its statements, with
+    who made it ("person" with the translator's name, or "machine")."""
+    p = proposals.get(db, ref)
+    return [_translation(db, t) for t in translations.listing(db, p)]
+
+
+@router.post("/proposals/{ref}/translations", status_code=status.HTTP_201_CREATED)
+def add_translation(
+    ref: str, body: TranslationCreate, db: Db, person: CurrentPerson
+) -> TranslationPublic:
+    """Translates the proposal's text or a statement into one of the six languages (delegates,
+    translators); replaces the earlier translation into that language. Logged."""
+    p = proposals.get(db, ref)
+    s = deliberation.get_statement(db, p, body.statement) if body.statement is not None else None
+    t = translations.contribute(db, person, p, s, body.language, body.text)
+    db.commit()
+    return _translation(db, t)
+
+
+@router.post("/proposals/{ref}/translations/machine")
+def machine_translations(
+    ref: str, db: Db, person: CurrentPerson, settings: AppSettings
+) -> list[TranslationPublic]:
+    """Fills every language nobody has translated yet with the configured machine-translation
+    service (CONCORD_TRANSLATE_URL); labelled "machine". Logged."""
+    made = translations.fill(db, person, proposals.get(db, ref), translations.configured(settings))
+    db.commit()
+    return [_translation(db, t) for t in made]
+
+
+@router.get("/proposals/{ref}/words")
+def words(ref: str, db: Db, lang: str = "en") -> list[ShownPublic]:
+    """The proposal's text (statement null) and every statement as a reader in `lang` sees
+    them: the original, a person's translation or a machine translation, and which."""
+    p = proposals.get(db, ref)
+    translations.check_language(lang)
+    items = deliberation.statements(db, p)
+    shown = translations.shown(db, p, items, lang)
+    hidden = {s.id: s for s in items if s.hidden_at is not None}
+    out = []
+    for key, w in shown.items():
+        h = hidden.get(key) if key is not None else None
+        out.append(
+            ShownPublic(
+                statement=key,
+                text="" if h else w.text,
+                language=w.language,
+                origin=w.origin,
+                translator=w.by,
+                original_language=w.original_language,
+                hidden=h is not None,
+                hidden_reason=h.hidden_reason if h else "",
+            )
+        )
+    return out
+
+
+@router.post("/proposals/{ref}/statements/{statement_id}/hide")
+def hide_statement(
+    ref: str, statement_id: Id, body: StatementHide, db: Db, person: CurrentPerson
+) -> StatementPublic:
+    """Hides a statement with a reason (secretariat): it leaves the opinion map with its votes
+    and readers see the reason. Logged; its author sees it in their notices."""
+    s = deliberation.hide(db, person, proposals.get(db, ref), statement_id, body.reason)
+    db.commit()
+    return StatementPublic.of(s, _slug(db, s.member_id))
+
+
+@router.get("/notices")
+def my_notices(db: Db, person: CurrentPerson) -> list[NoticePublic]:
+    """What you are told: your statements that the secretariat hid, and why."""
+    out = []
+    for s in deliberation.notices(db, person):
+        p = db.get(Proposal, s.proposal_id)
+        assert s.hidden_at is not None and p is not None
+        out.append(
+            NoticePublic(
+                proposal=p.reference,
+                statement=s.id,
+                text=s.text,
+                reason=s.hidden_reason,
+                hidden_at=s.hidden_at,
+            )
+        )
+    return out
+
+
+@router.get("/proposals/{ref}/export/conversation.json")
+def export_json(ref: str, db: Db) -> dict[str, Any]:
+    """The deliberation in the Polis export's shape, as JSON: comments, votes, participants."""
+    result = conversation.export_json(db, proposals.get(db, ref))
+    db.commit()  # the opinion map's cache
+    return result
+
+
+@router.get("/proposals/{ref}/export/{name}")
+def export_csv(ref: str, name: str, db: Db) -> Response:
+    """comments.csv, votes.csv or participants-votes.csv, with Polis' columns."""
+    text = conversation.export_file(db, proposals.get(db, ref), name)
+    db.commit()
+    return Response(
+        text,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{ref}-{name}"'},
+    )
+
+
+def _translation(db: Db, t: Translation) -> TranslationPublic:
+    return TranslationPublic(
+        statement=t.statement_id,
+        language=t.language,
+        text=t.text,
+        origin=t.origin,
+        translator=translations.who(db, t.person_id) if t.origin == "person" else "",
+        created_at=t.created_at,
+        log_index=t.log_index,
+    )

@@ -74,6 +74,33 @@ class Statement(Base):
     member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), nullable=True)
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # the language the author wrote in; translations into the others live in `Translation`
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    # moderation: the secretariat hides a statement with a reason, it is never deleted
+    hidden_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    hidden_reason: Mapped[str] = mapped_column(Text, default="")
+    hidden_by: Mapped[int | None] = mapped_column(ForeignKey("people.id"), nullable=True)
+
+
+class Translation(Base):
+    """A proposal's text (statement_id None) or a statement in another of the six languages.
+
+    origin "person" (by `person_id`, a delegate or a translator) or "machine" (the configured
+    machine-translation service). One current translation per text and language."""
+
+    __tablename__ = "governance_translations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("governance_proposals.id"), index=True)
+    statement_id: Mapped[int | None] = mapped_column(
+        ForeignKey("governance_statements.id"), nullable=True, index=True
+    )
+    language: Mapped[str] = mapped_column(String(8))
+    text: Mapped[str] = mapped_column(Text)
+    origin: Mapped[str] = mapped_column(String(20))
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    log_index: Mapped[int] = mapped_column()
 
 
 class StatementVote(Base):

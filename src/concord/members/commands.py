@@ -134,7 +134,7 @@ def member_withdraw(ref: str, reason: str = typer.Option("", help="Why.")) -> No
 def person_add(
     email: str = typer.Argument(...),
     name: str = typer.Option(...),
-    role: str = typer.Option("delegate", help="secretariat, delegate or observer"),
+    role: str = typer.Option("delegate", help="secretariat, delegate, translator or observer"),
     member: str = typer.Option(None, help="The member a delegate acts for."),
 ) -> None:
     """Register a person."""

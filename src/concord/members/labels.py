@@ -17,6 +17,7 @@ LABELS = [
     N_("secretariat"),
     N_("delegate"),
     N_("observer"),
+    N_("translator"),
     # standings and acts
     N_("active"),
     N_("suspended"),

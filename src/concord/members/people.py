@@ -2,6 +2,7 @@
 
 - secretariat: administers the hub (admits members, issues tokens, edits the charter);
 - delegate: acts and votes for one member;
+- translator: translates members' words (proposals, statements) into the six languages;
 - observer: reads, and takes part in public consultations.
 """
 
@@ -18,7 +19,7 @@ from concord.members.directory import get_member, require_active
 from concord.members.tables import Member, Person
 from concord.members.tokens import revoke_all
 
-ROLES = ("secretariat", "delegate", "observer")
+ROLES = ("secretariat", "delegate", "translator", "observer")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{1,63}$")
 
 
@@ -53,7 +54,7 @@ def add_person(
     """Registers a person; delegates must belong to a member."""
     email = email.strip().lower()
     if role not in ROLES:
-        raise BadPerson(reason=N_("the role must be secretariat, delegate or observer"))
+        raise BadPerson(reason=N_("the role must be secretariat, delegate, translator or observer"))
     if not EMAIL.match(email):
         raise BadPerson(reason=N_("the e-mail address is not valid"))
     if not name.strip() or len(name) > 200:
