@@ -59,5 +59,6 @@ def job_page(request: Request, job_id: int, db: Db) -> HTMLResponse:
             "height": height,
             "regions": sorted(regions.items()),
             "members": members,
+            "achieved": jobs.achieved_privacy(db, job),
         },
     )
