@@ -22,7 +22,6 @@ from concord.federation.parameters import to_safetensors
 from concord.federation.privacy import accountant, mechanism, noise
 from concord.federation.privacy.clipping import AdaptiveClip, clip, l2_norm
 from concord.federation.tables import Job, Round
-from concord.federation.tasks.logreg import DigitsLogReg
 from concord.governance.jobspec import DifferentialPrivacy, JobSpec
 from concord.governance.seed import STANDARD_RULES
 from concord.governance.tables import Proposal
@@ -301,3 +300,38 @@ def test_a_title_with_colons_and_quotes_publishes_a_parseable_card(
 def test_spec_refuses_adaptive_clipping_with_distributed_noise() -> None:
     with pytest.raises(ValueError):
         DifferentialPrivacy(epsilon=3, adaptive=True, noise="distributed")
+
+
+def test_the_simulator_applies_dp_accounts_it_and_keeps_the_budget() -> None:
+    from concord.federation import data
+    from concord.federation.simulation import simulate
+    from concord.federation.strategies import make_strategy
+    from concord.federation.tasks.logreg import DigitsLogReg
+    from concord.governance.jobspec import StrategySpec
+
+    task = DigitsLogReg()
+    x, y, xt, yt = task.split()
+    parts = data.iid(len(y), 20, seed=0)
+    dp = DifferentialPrivacy(epsilon=2.0, noise_multiplier=1.0, clip_norm=0.5, adaptive=True)
+    settings = mechanism.Settings.from_spec(dp, 20, 10)
+    result = simulate(
+        task,
+        x,
+        y,
+        parts,
+        make_strategy(StrategySpec()),
+        rounds=50,
+        clients_per_round=10,
+        local={"epochs": 1, "batch_size": 10, "learning_rate": 0.1},
+        test=(xt, yt),
+        privacy=settings,
+    )
+    done = len(result.privacy)
+    assert 0 < done < 50 and "privacy budget" in result.stopped
+    expected = accountant.epsilon([(0.5, 1.0)] * done, settings.delta)
+    assert result.history[-1]["epsilon"] == pytest.approx(expected)
+    assert accountant.epsilon([(0.5, 1.0)] * (done + 1), settings.delta) > 2.0
+    assert settings.delta == pytest.approx(20**-1.1)
+    # Adaptive clipping moved C from its start, and the count's noise left z_Δ < z on the sum.
+    assert result.privacy[-1].next_clip_norm != 0.5
+    assert settings.sum_noise_multiplier < 1.0

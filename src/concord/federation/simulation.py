@@ -21,6 +21,8 @@ from numpy.typing import NDArray
 from concord.errors import N_, Invalid
 from concord.federation.cohort import NotVectorisable, train_cohort
 from concord.federation.parameters import Parameters
+from concord.federation.privacy import mechanism
+from concord.federation.privacy.noise import share_std
 from concord.federation.strategies.base import ClientUpdate, Strategy
 from concord.federation.tasks.base import EvalResult, TaskData, TrainResult
 from concord.federation.tasks.logreg import LogisticRegression, one_hot, softmax
@@ -54,6 +56,8 @@ class SimulationResult:
     parameters: Parameters
     history: list[dict[str, float]] = field(default_factory=list)
     vectorised: bool = True  # False when the model had to fall back to the loop
+    privacy: list[mechanism.RoundPrivacy] = field(default_factory=list)  # one per DP round
+    stopped: str = ""  # why the run ended before its rounds (the privacy budget)
 
 
 @dataclass(frozen=True)
@@ -262,11 +266,17 @@ def simulate(
     backend: str = "local",
     workers: int | None = None,
     address: str | None = None,
+    privacy: mechanism.Settings | None = None,
 ) -> SimulationResult:
     """Runs `rounds` rounds (or until the test accuracy reaches `target_accuracy`).
 
     `backend="ray"` trains each round's clients in Ray worker processes (`workers` of them on
     this machine, or the cluster at `address`); the strategy, seeds and results are the same.
+
+    `privacy`: client-level DP as the hub applies it (`privacy.mechanism`), ε accounted after
+    every round and the run stopped before a round that would exceed the budget. The noise is
+    drawn from a generator seeded by `seed`, so that a simulation can be repeated (the hub's
+    noise is never seeded).
     """
     params = task.init_parameters(seed)
     result = SimulationResult(params, vectorised=vectorised)
@@ -279,9 +289,18 @@ def simulate(
         cluster = Cluster(task.name, clients, workers, address)
     elif backend != "local":
         raise UnknownBackend(backend=backend)
+    noise_rng = np.random.default_rng([seed, 0x0D1FF])
+    clip_norm = privacy.clip_norm if privacy is not None else 0.0
     for r in range(1, rounds + 1):
         started = time.perf_counter()
         chosen = [int(c) for c in strategy.select(r, names, clients_per_round, seed)]
+        sampling_rate = len(chosen) / len(names)
+        steps = [(p.sampling_rate, p.noise_multiplier) for p in result.privacy]
+        if privacy is not None:
+            upcoming = mechanism.next_epsilon(steps, sampling_rate, privacy)
+            if upcoming > privacy.budget:
+                result.stopped = f"privacy budget: round {r} would take ε to {upcoming:.3g}"
+                break
         work = Work(chosen, strategy.configure(r, local), [client_seed(seed, r, c) for c in chosen])
         if cluster is not None:
             updates = cluster.updates(params, work, cohort, vectorised)
@@ -289,14 +308,20 @@ def simulate(
             updates = local_updates(task, params, clients, work, cohort, vectorised)
         if vectorised and isinstance(task, NetworkTask) and not _batchable(task):
             result.vectorised = False
-        params = strategy.aggregate(
-            r, params, list(updates) if strategy.needs_all_updates else updates
-        )
-        entry: dict[str, float] = {
-            "round": r,
-            "clients": len(chosen),
-            "seconds": time.perf_counter() - started,
-        }
+        entry: dict[str, float] = {"round": r, "clients": len(chosen)}
+        if privacy is None:
+            params = strategy.aggregate(
+                r, params, list(updates) if strategy.needs_all_updates else updates
+            )
+        else:
+            params, record = _private_round(
+                strategy, params, updates, privacy, clip_norm, len(chosen), sampling_rate, noise_rng
+            )
+            mechanism.account(steps, record, privacy)
+            result.privacy.append(record)
+            clip_norm = record.next_clip_norm
+            entry.update(epsilon=record.epsilon, clip_norm=record.clip_norm)
+        entry["seconds"] = time.perf_counter() - started
         if test is not None:
             evaluation = task.evaluate(params, TaskData(test[0], test[1]))
             entry.update(loss=evaluation.loss, **evaluation.metrics)
@@ -305,3 +330,35 @@ def simulate(
             break
     result.parameters = params
     return result
+
+
+def _private_round(
+    strategy: Strategy,
+    params: Parameters,
+    updates: Iterator[ClientUpdate],
+    privacy: mechanism.Settings,
+    clip_norm: float,
+    chosen: int,
+    sampling_rate: float,
+    rng: np.random.Generator,
+) -> tuple[Parameters, mechanism.RoundPrivacy]:
+    """DP-FedAvg's round as the hub runs it; in distributed mode each client first clips and
+    noises its own update, as `concord node` does."""
+    models = (u.parameters for u in updates)
+    if privacy.noise == "distributed":
+        share = share_std(privacy.noise_multiplier, clip_norm, chosen)
+        models = (
+            mechanism.privatise(m, params, clip_norm=clip_norm, noise_std=share, rng=rng)
+            for m in models
+        )
+    mean, record = mechanism.private_mean(
+        params,
+        models,
+        privacy,
+        clip_norm=clip_norm,
+        chosen=chosen,
+        sampling_rate=sampling_rate,
+        rng=rng,
+    )
+    updated = strategy.server_update(params, mechanism.apply_mean(params, mean))
+    return {k: v.astype(params[k].dtype, copy=False) for k, v in updated.items()}, record
