@@ -312,7 +312,8 @@ def test_the_simulator_applies_dp_accounts_it_and_keeps_the_budget() -> None:
     task = DigitsLogReg()
     x, y, xt, yt = task.split()
     parts = data.iid(len(y), 20, seed=0)
-    dp = DifferentialPrivacy(epsilon=2.0, noise_multiplier=1.0, clip_norm=0.5, adaptive=True)
+    # Flower's default σ_b = m/20 = 0.5 needs z < 2σ_b = 1.
+    dp = DifferentialPrivacy(epsilon=6.0, noise_multiplier=0.8, clip_norm=0.5, adaptive=True)
     settings = mechanism.Settings.from_spec(dp, 20, 10)
     result = simulate(
         task,
@@ -328,10 +329,12 @@ def test_the_simulator_applies_dp_accounts_it_and_keeps_the_budget() -> None:
     )
     done = len(result.privacy)
     assert 0 < done < 50 and "privacy budget" in result.stopped
-    expected = accountant.epsilon([(0.5, 1.0)] * done, settings.delta)
+    expected = accountant.epsilon([(0.5, 0.8)] * done, settings.delta)
     assert result.history[-1]["epsilon"] == pytest.approx(expected)
-    assert accountant.epsilon([(0.5, 1.0)] * (done + 1), settings.delta) > 2.0
+    assert accountant.epsilon([(0.5, 0.8)] * (done + 1), settings.delta) > 6.0
     assert settings.delta == pytest.approx(20**-1.1)
-    # Adaptive clipping moved C from its start, and the count's noise left z_Δ < z on the sum.
+    # Adaptive clipping moved C from its start; releasing the count costs z_Δ > z on the sum.
     assert result.privacy[-1].next_clip_norm != 0.5
-    assert settings.sum_noise_multiplier < 1.0
+    assert settings.sum_noise_multiplier == pytest.approx((0.8**-2 - 1.0**-2) ** -0.5)
+    with pytest.raises(mechanism.CountNoiseTooSmall):
+        mechanism.Settings.from_spec(dp.model_copy(update={"noise_multiplier": 1.5}), 20, 10)

@@ -187,6 +187,7 @@ def create_job(
                 f"{r.standard}/{r.rule}: {r.explanation}" for r in report.blocking_failures
             )
         )
+    _dp_settings(session, spec)  # impossible DP settings are refused before anything runs
     task = load_task(spec.task)
     job = Job(
         title=title,

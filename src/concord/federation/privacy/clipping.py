@@ -56,14 +56,13 @@ class AdaptiveClip:
         return self.bound
 
 
-def adaptive_noise_multiplier(z: float, count_stddev: float) -> float:
-    """The noise multiplier left for the model's sum when part of the privacy budget goes to
-    the noised clipped count (Andrew et al., Theorem 1; Flower's `_compute_noise_multiplier`):
-    z_Δ = (z⁻² − (2σ_b)⁻²)^(−1/2). The pair (z_Δ on the sum, σ_b on the count) is as private
-    as one Gaussian mechanism with multiplier z, which is what the accountant is told."""
+def adaptive_noise_multiplier(z: float, count_stddev: float) -> float | None:
+    """The noise multiplier the model's sum needs when the clipped count is released too
+    (Andrew et al., Theorem 1; Flower's `_compute_noise_multiplier`):
+    z_Δ = (z⁻² − (2σ_b)⁻²)^(−1/2) ≥ z. The pair (z_Δ on the sum, σ_b on the count) is as
+    private as one Gaussian mechanism with multiplier z, which is what the accountant is told.
+    Needs 2σ_b > z; None otherwise."""
     if count_stddev <= 0:
         return z
     rest = z**-2 - (2 * count_stddev) ** -2
-    if rest <= 0:
-        raise ValueError("clipped_count_stddev too small for this noise multiplier")
-    return float(rest**-0.5)
+    return float(rest**-0.5) if rest > 0 else None

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from concord.errors import N_, Invalid
 from concord.federation.parameters import Parameters
 from concord.federation.privacy import accountant
 from concord.federation.privacy.clipping import (
@@ -39,6 +40,14 @@ from concord.federation.privacy.clipping import (
 )
 from concord.federation.privacy.noise import add_gaussian, central_std, share_std
 from concord.governance.jobspec import DifferentialPrivacy
+
+
+class CountNoiseTooSmall(Invalid):
+    code = "federation.dp_count_noise"
+    message = N_(
+        "Adaptive clipping needs the clipped count's noise above half the noise multiplier: "
+        "σ_b = {stddev} with z = {z}. Raise clipped_count_stddev or lower z."
+    )
 
 
 @dataclass(frozen=True)
@@ -63,7 +72,7 @@ class Settings:
         count_stddev = dp.clipped_count_stddev
         if dp.adaptive and count_stddev is None:
             count_stddev = per_round / 20
-        return cls(
+        settings = cls(
             budget=dp.epsilon,
             delta=dp.delta if dp.delta is not None else accountant.default_delta(clients),
             clip_norm=dp.clip_norm,
@@ -75,14 +84,21 @@ class Settings:
             clipped_count_stddev=float(count_stddev or 0.0) if dp.adaptive else 0.0,
             accountant=dp.accountant,
         )
+        if settings.adaptive and settings.clipped_count_stddev <= 0:
+            raise CountNoiseTooSmall(stddev=0, z=settings.noise_multiplier)
+        settings.sum_noise_multiplier  # noqa: B018  (refuses impossible settings now)
+        return settings
 
     @property
     def sum_noise_multiplier(self) -> float:
-        """The multiplier of the noise on the sum (less than z when adaptive clipping spends
-        part of the budget on the clipped count)."""
-        if self.adaptive:
-            return adaptive_noise_multiplier(self.noise_multiplier, self.clipped_count_stddev)
-        return self.noise_multiplier
+        """The multiplier of the noise on the sum (more than z when adaptive clipping also
+        releases the noised clipped count, so that both together cost what z alone would)."""
+        if not self.adaptive:
+            return self.noise_multiplier
+        z = adaptive_noise_multiplier(self.noise_multiplier, self.clipped_count_stddev)
+        if z is None:
+            raise CountNoiseTooSmall(stddev=self.clipped_count_stddev, z=self.noise_multiplier)
+        return z
 
 
 @dataclass
