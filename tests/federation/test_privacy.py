@@ -22,6 +22,7 @@ from concord.federation.parameters import to_safetensors
 from concord.federation.privacy import accountant, mechanism, noise
 from concord.federation.privacy.clipping import AdaptiveClip, clip, l2_norm
 from concord.federation.tables import Job, Round
+from concord.federation.tasks.logreg import DigitsLogReg
 from concord.governance.jobspec import DifferentialPrivacy, JobSpec
 from concord.governance.seed import STANDARD_RULES
 from concord.governance.tables import Proposal
@@ -338,3 +339,58 @@ def test_the_simulator_applies_dp_accounts_it_and_keeps_the_budget() -> None:
     assert settings.sum_noise_multiplier == pytest.approx((0.8**-2 - 1.0**-2) ** -0.5)
     with pytest.raises(mechanism.CountNoiseTooSmall):
         mechanism.Settings.from_spec(dp.model_copy(update={"noise_multiplier": 1.5}), 20, 10)
+
+
+def test_real_nodes_add_distributed_noise_and_the_hub_measures_it(
+    live_server, make, sessions, settings, db, tmp_path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from concord.federation import data
+
+    from .test_deployment import _site
+
+    actors = _members(make, 3)
+    x, _y, _xt, _yt = DigitsLogReg().split()
+    parts = data.iid(len(x), len(actors), seed=1)
+    dp = {"epsilon": 50, "delta": 1e-5, "noise_multiplier": 1.0, "noise": "distributed"}
+    spec = _spec([a.member.slug for a in actors], dp, rounds=2, round_deadline_s=120)
+    with sessions() as s:
+        job_id = jobs.create_job(s, settings, spec, title="Digits: private").id
+        s.commit()
+    processes = []
+    for actor, part in zip(actors, parts, strict=True):
+        slug = actor.member.slug
+        folder, key_file = _site(tmp_path, actor, slug, part)
+        command = ["node", "--member", slug, "--data", str(folder), "--hub", live_server]
+        command += ["--token", actor.token, "--key-file", str(key_file), "--idle-exit", "4"]
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-c", "from concord.cli import main; main()", *command],
+                env={**os.environ},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+    try:
+        outputs = [p.communicate(timeout=240)[0] for p in processes]
+    finally:
+        for p in processes:
+            p.kill()
+    assert all(p.returncode == 0 for p in processes), outputs
+    job = db.get(Job, job_id)
+    db.refresh(job)
+    assert job.status == "completed" and job.rounds_done == 2
+    closed = db.scalars(
+        select(Round).where(Round.job_id == job_id, Round.status == "closed").order_by(Round.number)
+    ).all()
+    # Every node clipped its delta and added N(0, σ²/3): the hub measured all three shares.
+    assert [r.privacy["noised"] for r in closed] == [3, 3]
+    assert [r.privacy["noise_multiplier"] for r in closed] == [1.0, 1.0]
+    expected = accountant.epsilon([(1.0, 1.0)] * 2, 1e-5)
+    assert closed[-1].privacy["epsilon"] == pytest.approx(expected, abs=1e-5)
+    text = (jobs.folder(settings) / job.model_path / "README.md").read_text()
+    assert "client-level differential privacy achieved" in text and "distributed noise" in text
