@@ -563,7 +563,13 @@ def _finish(session: Session, settings: Settings, job: Job) -> None:
         f"job-{job.id}/model/model.safetensors",
         (folder(settings) / job.parameters).read_bytes(),
     )
-    card = model_card(job, names, metrics, achieved_privacy(session, job))
+    card = model_card(
+        job,
+        names,
+        metrics,
+        achieved_privacy(session, job),
+        publication.record_privacy(session, job),
+    )
     _write(settings, f"job-{job.id}/model/README.md", card.encode())
     job.model_path = f"job-{job.id}/model"
     publication.publish(session, settings, job, folder(settings) / job.model_path, card)
