@@ -581,6 +581,13 @@ def _finish(session: Session, settings: Settings, job: Job) -> None:
             "rounds": job.rounds_done,
             "model_sha256": job.digest,
             "published_as": job.model_repo,
+            # A refused publication is part of the public record, not only of the job page.
+            **(
+                {"publication_error": job.publication["error"]}
+                if job.publication.get("error")
+                else {}
+            ),
+            **({"finish_reason": job.finish_reason} if job.finish_reason else {}),
         },
     )
 
