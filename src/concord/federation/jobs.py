@@ -14,6 +14,8 @@ attempt overwrites. A server optimiser's state is checkpointed the same way, bes
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import tempfile
 from contextlib import ExitStack
@@ -58,6 +60,8 @@ from concord.members.blocs import bloc_member_ids
 from concord.members.directory import get_member
 from concord.members.keys import verify
 from concord.members.tables import Member
+
+log = logging.getLogger("concord.federation")
 
 
 class JobRefused(Conflict):
@@ -384,7 +388,7 @@ def _close(
         write_safetensors(folder(settings) / job.server_state, state)
     prometheus.count("round")
     examples = sum(u.examples for u in updates)
-    metrics = _evaluate(spec, aggregate, updates, examples, row.number)
+    metrics = _finite(_evaluate(spec, aggregate, updates, examples, row.number), job, row)
     row.status, row.closed_at, row.examples = "closed", utcnow(), examples
     row.metrics, row.digest = metrics, sha
     members = {
@@ -403,7 +407,7 @@ def _close(
             "examples": examples,
             "aggregate_sha256": row.digest,
             "metrics": metrics,
-            "energy_kwh": round(sum(u.energy_kwh for u in updates), 9),
+            "energy_kwh": round(sum(_finite_or_zero(u.energy_kwh) for u in updates), 9),
             **({"privacy": row.privacy} if row.privacy else {}),
         },
     )
@@ -413,6 +417,30 @@ def _close(
         _finish(session, settings, job)
     else:
         open_round(session, settings, job)
+
+
+def _finite(metrics: dict[str, float], job: Job, row: Round) -> dict[str, float]:
+    """The round's metrics without non-finite values (a diverged model's loss is NaN): the log
+    takes finite JSON only, and a round that cannot be logged could never close."""
+    kept = {k: v for k, v in metrics.items() if math.isfinite(v)}
+    if len(kept) != len(metrics):
+        log.warning(
+            "non-finite round metrics dropped",
+            extra={"job": job.id, "round": row.number, "dropped": sorted(set(metrics) - set(kept))},
+        )
+    return kept
+
+
+def _finite_or_zero(value: Any) -> float:
+    """A stored figure as a finite float; one stored before the edge refused `inf` counts 0."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return 0.0
+    if not math.isfinite(number):
+        log.warning("non-finite stored figure counted as 0", extra={"value": str(value)})
+        return 0.0
+    return number
 
 
 def _strategy(settings: Settings, job: Job, spec: JobSpec) -> Strategy:
@@ -545,7 +573,7 @@ def _evaluate(
     totals: dict[str, float] = {}
     for u in updates:
         for k, v in u.metrics.items():
-            totals[k] = totals.get(k, 0.0) + float(v) * u.examples
+            totals[k] = totals.get(k, 0.0) + _finite_or_zero(v) * u.examples
     return {k: round(v / max(examples, 1), 6) for k, v in totals.items()}
 
 
@@ -707,6 +735,35 @@ def submit(
         node.last_seen = update.received_at  # a node that delivers is alive
     session.flush()
     return Receipt(update)
+
+
+def expect_update(session: Session, job: Job, round_number: int, member: Member) -> None:
+    """Refuses an update that could not be taken whatever its body: for a round that is not
+    open and that the member sent nothing to, or from a member not selected. Called before the
+    body is read, so that a refused update never touches the disk. Not logged: the signature
+    covers the body's SHA-256, which is not known yet, and an unverified act is nobody's (see
+    `refuse`). A node resending a counted update after a lost answer passes, and `submit`
+    gives its receipt."""
+    row = current_round(session, job)
+    if _counted(session, job, round_number, member) is not None:
+        return
+    if row is None or row.number != round_number:
+        raise RoundClosed(round=round_number, job=job.id)
+    if member.id not in row.participants:
+        raise NotSelected(member=member.slug, round=round_number, job=job.id)
+
+
+def largest_update(settings: Settings, job: Job) -> int:
+    """The most bytes an update of `job` may have: its tensors are the initial model's names,
+    shapes and dtypes, so only the safetensors header (names, metadata) may differ in size."""
+    reference = folder(settings) / f"job-{job.id}" / "round-0.safetensors"
+    if not reference.exists():
+        raise UnknownJob(job=job.id)
+    return reference.stat().st_size + UPDATE_HEADER_SLACK
+
+
+# Room for a differently written safetensors header (key order, metadata) in an update.
+UPDATE_HEADER_SLACK = 1024 * 1024
 
 
 def refuse(
