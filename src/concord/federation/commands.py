@@ -130,6 +130,21 @@ def job_advance(job_id: int = typer.Argument(...)) -> None:
         out.print(f"job {job.id}: {job.status}, {job.rounds_done} rounds done")
 
 
+def _privacy_settings(spec_file: Path | None, clients: int, per_round: int, options: Any) -> Any:
+    """The DP to simulate: from the spec file's privacy if given, else the --dp options."""
+    import yaml
+
+    from concord.federation.privacy.mechanism import Settings
+    from concord.governance.jobspec import DifferentialPrivacy
+
+    dp = options
+    if spec_file is not None:
+        body = yaml.safe_load(spec_file.read_text())
+        dp = body.get("privacy", {}).get("differential_privacy")
+        dp = DifferentialPrivacy.model_validate(dp) if dp else None
+    return Settings.from_spec(dp, clients, per_round) if dp is not None else None
+
+
 def simulate_command(
     task: str = typer.Option("logreg-digits", help="An installed task."),
     clients: int = typer.Option(100, help="Simulated clients."),
@@ -151,6 +166,18 @@ def simulate_command(
     backend: str = typer.Option("local", help="local, or ray to spread cohorts over processes."),
     workers: int = typer.Option(None, help="Ray worker processes on this machine (default: CPUs)."),
     address: str = typer.Option(None, help="Address of a running Ray cluster to use instead."),
+    dp_noise: float = typer.Option(None, help="Client-level DP: noise multiplier z."),
+    dp_clip: float = typer.Option(1.0, help="Client-level DP: clipping norm C (initial C)."),
+    dp_adaptive: bool = typer.Option(False, help="Client-level DP: adaptive clipping."),
+    dp_quantile: float = typer.Option(0.5, help="Adaptive clipping: target quantile γ."),
+    dp_clip_lr: float = typer.Option(0.2, help="Adaptive clipping: learning rate η_C."),
+    dp_distributed: bool = typer.Option(False, help="Each client adds its share of noise."),
+    dp_epsilon: float = typer.Option(100.0, help="Client-level DP: ε budget (stops the run)."),
+    dp_delta: float = typer.Option(None, help="Client-level DP: δ (default 1/clients^1.1)."),
+    dp_accountant: str = typer.Option("rdp", help="rdp or pld."),
+    spec_file: Path = typer.Option(
+        None, "--spec", help="A job spec (JSON or YAML) whose privacy settings to simulate."
+    ),
 ) -> None:
     """Simulate a federated job; the cohort of each round trains as one batched computation."""
     from concord.federation import data
@@ -160,7 +187,7 @@ def simulate_command(
     from concord.federation.tasks.base import load_task
     from concord.federation.tasks.logreg import DigitsLogReg
     from concord.federation.tasks.mnist import MnistTask
-    from concord.governance.jobspec import StrategySpec
+    from concord.governance.jobspec import DifferentialPrivacy, StrategySpec
 
     chosen = load_task(task)
     x: NDArray[Any]
@@ -200,17 +227,45 @@ def simulate_command(
         attack=Attack(attack, choose_malicious(clients, malicious, seed), seed=seed)
         if attack
         else None,
+        privacy=_privacy_settings(
+            spec_file,
+            clients,
+            per_round or clients,
+            DifferentialPrivacy(
+                epsilon=dp_epsilon,
+                delta=dp_delta,
+                clip_norm=dp_clip,
+                noise_multiplier=dp_noise,
+                noise="distributed" if dp_distributed else "central",
+                adaptive=dp_adaptive,
+                target_quantile=dp_quantile,
+                clip_learning_rate=dp_clip_lr,
+                accountant="pld" if dp_accountant == "pld" else "rdp",
+            )
+            if dp_noise is not None
+            else None,
+        ),
     )
     if as_json:
         out.print_json(json.dumps(result.history))
         return
-    table = Table("round", "clients", "accuracy", "loss", "seconds")
+    table = Table("round", "clients", "accuracy", "loss", "ε", "seconds")
     for h in result.history:
         table.add_row(
             str(int(h["round"])),
             str(int(h["clients"])),
             f"{h['accuracy']:.3f}",
             f"{h['loss']:.3f}",
+            f"{h['epsilon']:.3g}" if "epsilon" in h else "—",
             f"{h['seconds']:.3f}",
         )
     out.print(table)
+    if result.privacy:
+        last = result.privacy[-1]
+        out.print(
+            f"client-level DP: ε = {last.epsilon:.3g}, δ = {last.delta:.3g} after "
+            f"{len(result.privacy)} rounds (z = {last.noise_multiplier:g}, final C = "
+            f"{last.next_clip_norm:.3g}, {last.accountant.upper()})"
+        )
+    if result.stopped:
+        out.print(f"stopped: {result.stopped}")

@@ -33,6 +33,7 @@ from concord.config import Settings
 from concord.db import utcnow
 from concord.errors import N_, ConcordError, Conflict, Forbidden, Invalid, NotFound
 from concord.federation import publication, robustness
+from concord.federation.card import model_card
 from concord.federation.parameters import (
     Parameters,
     TensorFile,
@@ -45,6 +46,8 @@ from concord.federation.parameters import (
     to_safetensors,
     write_safetensors,
 )
+from concord.federation.privacy import mechanism
+from concord.federation.privacy.noise import fresh_generator, share_std
 from concord.federation.strategies import Strategy, make_strategy
 from concord.federation.strategies.base import StoredUpdate
 from concord.federation.strategies.whole import stored_verdicts
@@ -189,6 +192,7 @@ def create_job(
                 f"{r.standard}/{r.rule}: {r.explanation}" for r in report.blocking_failures
             )
         )
+    _dp_settings(session, spec)  # impossible DP settings are refused before anything runs
     task = load_task(spec.task)
     job = Job(
         title=title,
@@ -244,6 +248,9 @@ def open_round(session: Session, settings: Settings, job: Job) -> Round | None:
     chosen = strategy.select(
         number * 100 + attempt, [str(c) for c in candidates], spec.clients_per_round, seed=job.id
     )
+    sampling_rate = len(chosen) / len(candidates)
+    if _over_budget(session, settings, job, spec, sampling_rate):
+        return None
     now = utcnow()
     row = Round(
         job_id=job.id,
@@ -257,6 +264,7 @@ def open_round(session: Session, settings: Settings, job: Job) -> Round | None:
         examples=0,
         metrics={},
         digest="",
+        privacy=_planned_privacy(session, job, spec, sampling_rate),
     )
     session.add(row)
     session.flush()
@@ -292,7 +300,7 @@ def advance(session: Session, settings: Settings, job: Job) -> bool:
         if job.rounds_done >= spec.rounds:
             _finish(session, settings, job)
             return True
-        return open_round(session, settings, job) is not None
+        return open_round(session, settings, job) is not None or job.status != "running"
     updates = list(
         session.scalars(
             select(Update).where(Update.round_id == row.id).order_by(Update.member_id)
@@ -367,11 +375,16 @@ def _close(
             for u in updates
         ]
         start = read_parameters(settings, row.parameters)
-        aggregate = strategy.aggregate_stored(row.number, start, stored)
-        # A robust rule says what it did to each update, so that members can see it.
-        verdicts = (
-            stored_verdicts(strategy, start, aggregate, stored) if spec.strategy.robust else []
-        )
+        dp = _dp_settings(session, spec)
+        verdicts = []
+        if dp is None:
+            aggregate = strategy.aggregate_stored(row.number, start, stored)
+            # A robust rule says what it did to each update, so that members can see it.
+            if spec.strategy.robust:
+                verdicts = stored_verdicts(strategy, start, aggregate, stored)
+        else:
+            aggregate, record = _private_aggregate(session, job, row, strategy, dp, start, stored)
+            row.privacy = record.to_json()
     path = f"job-{job.id}/round-{row.number}.safetensors"
     sha = write_safetensors(folder(settings) / path, aggregate)
     state = strategy.state()
@@ -397,6 +410,7 @@ def _close(
         "aggregate_sha256": row.digest,
         "metrics": metrics,
         "energy_kwh": round(sum(_finite_or_zero(u.energy_kwh) for u in updates), 9),
+        **({"privacy": row.privacy} if row.privacy else {}),
     }
     if verdicts:
         before = robustness.flagged_before(session, job)
@@ -445,6 +459,109 @@ def _strategy(settings: Settings, job: Job, spec: JobSpec) -> Strategy:
     return strategy
 
 
+def _dp_settings(session: Session, spec: JobSpec) -> mechanism.Settings | None:
+    """The job's client-level DP with defaults resolved (δ from the number of members)."""
+    dp = spec.privacy.differential_privacy
+    if dp is None:
+        return None
+    clients = max(len(eligible(session, spec)), 1)
+    return mechanism.Settings.from_spec(dp, clients, spec.clients_per_round or clients)
+
+
+def privacy_records(session: Session, job: Job) -> list[dict[str, Any] | None]:
+    """The closed rounds' privacy records, in order (None for a round without DP)."""
+    return list(
+        session.scalars(
+            select(Round.privacy)
+            .where(Round.job_id == job.id, Round.status == "closed")
+            .order_by(Round.number)
+        ).all()
+    )
+
+
+def achieved_privacy(session: Session, job: Job) -> dict[str, Any] | None:
+    """What the run achieved (client level), or None when any round went without DP."""
+    return mechanism.achieved(privacy_records(session, job))
+
+
+def _clip_norm(records: list[dict[str, Any] | None], dp: mechanism.Settings) -> float:
+    """C for the next round: the last round's adaptive result, or the spec's."""
+    last = records[-1] if records else None
+    return float(last["next_clip_norm"]) if last else dp.clip_norm
+
+
+def _planned_privacy(
+    session: Session, job: Job, spec: JobSpec, sampling_rate: float
+) -> dict[str, Any] | None:
+    """What an opening round will apply (its sampling rate and C), completed when it closes."""
+    dp = _dp_settings(session, spec)
+    if dp is None:
+        return None
+    return {
+        "sampling_rate": sampling_rate,
+        "clip_norm": _clip_norm(privacy_records(session, job), dp),
+        "mode": dp.noise,
+    }
+
+
+def _over_budget(
+    session: Session, settings: Settings, job: Job, spec: JobSpec, sampling_rate: float
+) -> bool:
+    """Ends the job, before the round opens, when completing it would exceed the ε budget."""
+    dp = _dp_settings(session, spec)
+    if dp is None:
+        return False
+    steps = mechanism.steps_of(privacy_records(session, job))
+    upcoming = mechanism.next_epsilon(steps, sampling_rate, dp)
+    if upcoming <= dp.budget:
+        return False
+    job.finish_reason = (
+        f"privacy budget: round {job.rounds_done + 1} would take ε to {upcoming:.3g}, "
+        f"over the budget ε = {dp.budget:g}"
+    )
+    append(
+        session,
+        "federation.privacy_budget_reached",
+        {
+            "job": job.id,
+            "rounds_done": job.rounds_done,
+            "epsilon_next": round(upcoming, 6),
+            "budget": dp.budget,
+        },
+    )
+    _finish(session, settings, job)
+    return True
+
+
+def _private_aggregate(
+    session: Session,
+    job: Job,
+    row: Round,
+    strategy: Strategy,
+    dp: mechanism.Settings,
+    start: Parameters,
+    stored: list[StoredUpdate],
+) -> tuple[Parameters, mechanism.RoundPrivacy]:
+    """DP-FedAvg's stage: clipped (or node-clipped), noised, uniformly weighted mean delta;
+    then the strategy's server update on it; then ε after this round."""
+    records = privacy_records(session, job)
+    candidates = row.privacy or {}
+    sampling_rate = float(candidates.get("sampling_rate", 1.0))
+    mean, record = mechanism.private_mean(
+        start,
+        (u.load().parameters for u in stored),
+        dp,
+        clip_norm=float(candidates.get("clip_norm", _clip_norm(records, dp))),
+        chosen=len(row.participants),
+        sampling_rate=sampling_rate,
+        rng=fresh_generator(),
+    )
+    mechanism.account(mechanism.steps_of(records), record, dp)
+    combined = mechanism.apply_mean(start, mean)
+    updated = strategy.server_update(start, combined)
+    return {k: v.astype(start[k].dtype, copy=False) for k, v in updated.items()}, record
+
+
 def _evaluate(
     spec: JobSpec, params: Parameters, updates: list[Update], examples: int, number: int
 ) -> dict[str, float]:
@@ -468,40 +585,6 @@ def _evaluate(
     return {k: round(v / max(examples, 1), 6) for k, v in totals.items()}
 
 
-def model_card(job: Job, participants: list[str], metrics: dict[str, Any]) -> str:
-    spec = job.spec
-    privacy = spec.get("privacy", {})
-    return (
-        "---\n"
-        f"license: {str(spec.get('licence', 'apache-2.0')).lower()}\n"
-        "datasets:\n"
-        + "".join(f"- {p}/local-data  # stayed with {p}\n" for p in participants)
-        + "tags:\n- concord\n- federated-learning\n"
-        f"model-index:\n- name: {job.title}\n  results:\n  - metrics:\n"
-        f"    - type: accuracy\n      value: {metrics.get('accuracy', 0)}\n"
-        "---\n"
-        f"# {job.title}\n\nTrained with Concord by federated learning: {len(participants)} "
-        f"members ({', '.join(participants)}) trained task `{spec.get('task')}` for "
-        f"{job.rounds_done} rounds with {spec.get('strategy', {}).get('name')}; no data left "
-        f"its owner.\n\n- Decision: {job.reference or '—'}\n- Privacy: {_privacy_text(privacy)}\n"
-    )
-
-
-def _privacy_text(privacy: dict[str, Any]) -> str:
-    """The decision's privacy settings as a sentence a reader of the card understands."""
-    parts = ["personal data" if privacy.get("personal_data") else "no personal data"]
-    dp = privacy.get("differential_privacy")
-    if dp:
-        parts.append(
-            f"client-level differential privacy, ε = {dp.get('epsilon')}, δ = {dp.get('delta')}"
-        )
-    else:
-        parts.append("no differential privacy")
-    if privacy.get("secure_aggregation"):
-        parts.append("secure aggregation")
-    return "; ".join(parts)
-
-
 def _finish(session: Session, settings: Settings, job: Job) -> None:
     job.status = "completed"
     job.finished_at = utcnow()
@@ -516,7 +599,13 @@ def _finish(session: Session, settings: Settings, job: Job) -> None:
         f"job-{job.id}/model/model.safetensors",
         (folder(settings) / job.parameters).read_bytes(),
     )
-    card = model_card(job, names, metrics)
+    card = model_card(
+        job,
+        names,
+        metrics,
+        achieved_privacy(session, job),
+        publication.record_privacy(session, job),
+    )
     _write(settings, f"job-{job.id}/model/README.md", card.encode())
     job.model_path = f"job-{job.id}/model"
     publication.publish(session, settings, job, folder(settings) / job.model_path, card)
@@ -528,6 +617,13 @@ def _finish(session: Session, settings: Settings, job: Job) -> None:
             "rounds": job.rounds_done,
             "model_sha256": job.digest,
             "published_as": job.model_repo,
+            # A refused publication is part of the public record, not only of the job page.
+            **(
+                {"publication_error": job.publication["error"]}
+                if job.publication.get("error")
+                else {}
+            ),
+            **({"finish_reason": job.finish_reason} if job.finish_reason else {}),
         },
     )
 
@@ -855,6 +951,14 @@ def work_for(session: Session, settings: Settings, member: Member) -> dict[str, 
         config["seed"] = int(
             np.random.SeedSequence([job.id, row.number, member.id]).generate_state(1)[0]
         )
+        dp = spec.privacy.differential_privacy
+        if dp is not None and dp.noise == "distributed" and row.privacy:
+            # The node clips its own delta and adds its share of the noise (privacy.mechanism).
+            clip_norm = float(row.privacy["clip_norm"])
+            config["client_dp"] = {
+                "clip_norm": clip_norm,
+                "noise_std": share_std(dp.z, clip_norm, len(row.participants)),
+            }
         return {
             "job": job.id,
             "round": row.number,

@@ -35,6 +35,8 @@ from concord.federation.jobs import (
     update_message,
 )
 from concord.federation.parameters import from_safetensors, to_safetensors
+from concord.federation.privacy.mechanism import privatise
+from concord.federation.privacy.noise import fresh_generator
 from concord.federation.tasks.base import installed, load_task
 from concord.members.keys import load_private, sign
 
@@ -260,6 +262,17 @@ def _train_round(
     if tracker is not None:
         tracker.start()
     result = task.train(params, local, work["config"])
+    client_dp = work["config"].get("client_dp")
+    if client_dp:
+        # Distributed noise: this node clips its delta and adds its share of the noise, so
+        # the hub never holds this member's update without it (privacy.mechanism).
+        result.parameters = privatise(
+            result.parameters,
+            params,
+            clip_norm=float(client_dp["clip_norm"]),
+            noise_std=float(client_dp["noise_std"]),
+            rng=fresh_generator(),
+        )
     kwh = kg = 0.0
     if tracker is not None:
         kg = float(tracker.stop() or 0.0)
@@ -275,7 +288,13 @@ def _train_round(
     headers = {
         "X-Concord-Examples": str(result.num_examples),
         "X-Concord-Signature": signature,
-        "X-Concord-Metrics": json.dumps({"local_" + k: v for k, v in evaluation.metrics.items()}),
+        "X-Concord-Metrics": json.dumps(
+            {
+                **{"local_" + k: v for k, v in evaluation.metrics.items()},
+                # DP-SGD's noise multiplier as applied here: the hub accounts record-level ε.
+                **{k: v for k, v in result.metrics.items() if k == "dp_sgd_noise"},
+            }
+        ),
         "X-Concord-Energy-kWh": f"{kwh:.9f}",
         "X-Concord-Emissions-kg": f"{kg:.9f}",
         "Content-Type": "application/octet-stream",

@@ -77,5 +77,6 @@ def job_page(request: Request, job_id: Id, db: Db) -> HTMLResponse:
             "flagged": sorted(flagged.items()),
             "discounted": discounted,
             "actions": robustness.ACTIONS,
+            "achieved": jobs.achieved_privacy(db, job),
         },
     )

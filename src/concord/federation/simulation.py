@@ -22,6 +22,8 @@ from concord.errors import N_, Invalid
 from concord.federation.attacks import Attack, flip_labels
 from concord.federation.cohort import NotVectorisable, train_cohort
 from concord.federation.parameters import Parameters
+from concord.federation.privacy import mechanism
+from concord.federation.privacy.noise import share_std
 from concord.federation.strategies.base import ClientUpdate, Strategy
 from concord.federation.tasks.base import EvalResult, TaskData, TrainResult
 from concord.federation.tasks.logreg import LogisticRegression, one_hot, softmax
@@ -55,6 +57,8 @@ class SimulationResult:
     parameters: Parameters
     history: list[dict[str, float]] = field(default_factory=list)
     vectorised: bool = True  # False when the model had to fall back to the loop
+    privacy: list[mechanism.RoundPrivacy] = field(default_factory=list)  # one per DP round
+    stopped: str = ""  # why the run ended before its rounds (the privacy budget)
 
 
 @dataclass(frozen=True)
@@ -233,6 +237,8 @@ def local_updates(
     vectorised: bool,
 ) -> Iterator[ClientUpdate]:
     """The chosen clients' updates, trained in this process: batched where the model allows."""
+    if work.config.get("dp_sgd"):
+        return _loop(task, params, clients, work)  # per-example clipping runs client by client
     if vectorised and isinstance(task, LogisticRegression):
         return _cohorts(task, params, clients, work, cohort)
     if vectorised and isinstance(task, NetworkTask) and _batchable(task):
@@ -295,6 +301,7 @@ def simulate(
     workers: int | None = None,
     address: str | None = None,
     attack: Attack | None = None,
+    privacy: mechanism.Settings | None = None,
 ) -> SimulationResult:
     """Runs `rounds` rounds (or until the test accuracy reaches `target_accuracy`).
 
@@ -303,6 +310,10 @@ def simulate(
 
     `attack`: the members it names as malicious send crafted updates (or, for label flipping,
     train on poisoned labels), so that the robust strategies can be measured.
+    `privacy`: client-level DP as the hub applies it (`privacy.mechanism`), ε accounted after
+    every round and the run stopped before a round that would exceed the budget. The noise is
+    drawn from a generator seeded by `seed`, so that a simulation can be repeated (the hub's
+    noise is never seeded).
     """
     params = task.init_parameters(seed)
     result = SimulationResult(params, vectorised=vectorised)
@@ -319,9 +330,18 @@ def simulate(
         cluster = Cluster(task.name, clients, workers, address)
     elif backend != "local":
         raise UnknownBackend(backend=backend)
+    noise_rng = np.random.default_rng([seed, 0x0D1FF])
+    clip_norm = privacy.clip_norm if privacy is not None else 0.0
     for r in range(1, rounds + 1):
         started = time.perf_counter()
         chosen = [int(c) for c in strategy.select(r, names, clients_per_round, seed)]
+        sampling_rate = len(chosen) / len(names)
+        steps = [(p.sampling_rate, p.noise_multiplier) for p in result.privacy]
+        if privacy is not None:
+            upcoming = mechanism.next_epsilon(steps, sampling_rate, privacy)
+            if upcoming > privacy.budget:
+                result.stopped = f"privacy budget: round {r} would take ε to {upcoming:.3g}"
+                break
         work = Work(chosen, strategy.configure(r, local), [client_seed(seed, r, c) for c in chosen])
         if cluster is not None:
             updates = cluster.updates(params, work, cohort, vectorised)
@@ -331,14 +351,20 @@ def simulate(
             result.vectorised = False
         if attack is not None:
             updates = iter(crafted(attack, params, list(updates), r))
-        params = strategy.aggregate(
-            r, params, list(updates) if strategy.needs_all_updates else updates
-        )
-        entry: dict[str, float] = {
-            "round": r,
-            "clients": len(chosen),
-            "seconds": time.perf_counter() - started,
-        }
+        entry: dict[str, float] = {"round": r, "clients": len(chosen)}
+        if privacy is None:
+            params = strategy.aggregate(
+                r, params, list(updates) if strategy.needs_all_updates else updates
+            )
+        else:
+            params, record = _private_round(
+                strategy, params, updates, privacy, clip_norm, len(chosen), sampling_rate, noise_rng
+            )
+            mechanism.account(steps, record, privacy)
+            result.privacy.append(record)
+            clip_norm = record.next_clip_norm
+            entry.update(epsilon=record.epsilon, clip_norm=record.clip_norm)
+        entry["seconds"] = time.perf_counter() - started
         if test is not None:
             evaluation = task.evaluate(params, TaskData(test[0], test[1]))
             entry.update(loss=evaluation.loss, **evaluation.metrics)
@@ -347,3 +373,35 @@ def simulate(
             break
     result.parameters = params
     return result
+
+
+def _private_round(
+    strategy: Strategy,
+    params: Parameters,
+    updates: Iterator[ClientUpdate],
+    privacy: mechanism.Settings,
+    clip_norm: float,
+    chosen: int,
+    sampling_rate: float,
+    rng: np.random.Generator,
+) -> tuple[Parameters, mechanism.RoundPrivacy]:
+    """DP-FedAvg's round as the hub runs it; in distributed mode each client first clips and
+    noises its own update, as `concord node` does."""
+    models = (u.parameters for u in updates)
+    if privacy.noise == "distributed":
+        share = share_std(privacy.noise_multiplier, clip_norm, chosen)
+        models = (
+            mechanism.privatise(m, params, clip_norm=clip_norm, noise_std=share, rng=rng)
+            for m in models
+        )
+    mean, record = mechanism.private_mean(
+        params,
+        models,
+        privacy,
+        clip_norm=clip_norm,
+        chosen=chosen,
+        sampling_rate=sampling_rate,
+        rng=rng,
+    )
+    updated = strategy.server_update(params, mechanism.apply_mean(params, mean))
+    return {k: v.astype(params[k].dtype, copy=False) for k, v in updated.items()}, record

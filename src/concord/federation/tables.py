@@ -30,6 +30,8 @@ class Job(Base):
     model_repo: Mapped[str] = mapped_column(String(300), default="")
     publication: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     server_state: Mapped[str] = mapped_column(String(300), default="")  # optimiser checkpoint
+    # Why the job ended when it is not simply "all rounds done" (e.g. the privacy budget).
+    finish_reason: Mapped[str] = mapped_column(String(300), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
@@ -65,6 +67,8 @@ class Round(Base):
     log_index: Mapped[int | None] = mapped_column(nullable=True)
     # Per member, what a robust rule did to its update (`federation.robustness`); [] otherwise.
     robustness: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # What differential privacy this round applied and ε after it (privacy.mechanism).
+    privacy: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class Update(Base):

@@ -92,6 +92,18 @@ class StrategySpec(BaseModel):
         return self
 
 
+class RecordLevelPrivacy(BaseModel):
+    """DP-SGD inside each node's local training: per-example gradients clipped to
+    `clip_norm`, Gaussian noise z·C on each batch's sum. Protects each record of a member's
+    data (record-level ε), not the member's whole contribution."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    clip_norm: float = Field(default=1.0, gt=0)
+    noise_multiplier: float = Field(default=1.0, gt=0, le=1000)
+    delta: float = Field(default=1e-5, gt=0, lt=1)
+
+
 class LocalTraining(BaseModel):
     """What each node does per round."""
 
@@ -101,17 +113,36 @@ class LocalTraining(BaseModel):
     batch_size: int = Field(default=10, ge=0, le=100_000, description="0 means full batch")
     learning_rate: float = Field(default=0.1, gt=0, le=10)
     proximal_mu: float = Field(default=0.0, ge=0, le=100, description="FedProx's μ")
+    dp_sgd: RecordLevelPrivacy | None = None
 
 
 class DifferentialPrivacy(BaseModel):
-    """Client-level DP: clip each update, add Gaussian noise, account ε with dp-accounting."""
+    """Client-level DP (DP-FedAvg): clip each update, add Gaussian noise, account ε with
+    dp-accounting. `epsilon` is a BUDGET: the hub stops the job before a round that would
+    exceed it. What the run achieved is measured and stated separately (federation/privacy)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    epsilon: float = Field(gt=0, le=100)
-    delta: float = Field(default=1e-5, gt=0, lt=1)
-    clip_norm: float = Field(default=1.0, gt=0)
-    noise_multiplier: float | None = Field(default=None, gt=0)
+    epsilon: float = Field(gt=0, le=100, description="Budget: ε the run may not exceed")
+    delta: float | None = Field(default=None, gt=0, lt=1, description="Default 1/N^1.1")
+    clip_norm: float = Field(default=1.0, gt=0, description="C (initial C when adaptive)")
+    noise_multiplier: float | None = Field(default=None, gt=0, le=1000, description="z; 1.0")
+    noise: Literal["central", "distributed"] = "central"
+    adaptive: bool = False
+    target_quantile: float = Field(default=0.5, gt=0, lt=1, description="γ (adaptive)")
+    clip_learning_rate: float = Field(default=0.2, gt=0, le=10, description="η_C (adaptive)")
+    clipped_count_stddev: float | None = Field(default=None, gt=0, description="m/20 if unset")
+    accountant: Literal["rdp", "pld"] = "rdp"
+
+    @model_validator(mode="after")
+    def _adaptive_is_central(self) -> DifferentialPrivacy:
+        if self.adaptive and self.noise != "central":
+            raise ValueError("adaptive clipping needs central noise (the hub sees the norms)")
+        return self
+
+    @property
+    def z(self) -> float:
+        return self.noise_multiplier if self.noise_multiplier is not None else 1.0
 
 
 class Privacy(BaseModel):

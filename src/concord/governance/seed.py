@@ -49,8 +49,12 @@ STANDARD_RULES: dict[str, Any] = {
         {
             "id": "dp-personal-data",
             "subject": "job",
+            # At creation the spec's budget is checked; at publication `job.privacy.achieved`
+            # is present too, and what the run achieved must meet the same bound.
             "expression": "!job.privacy.personal_data || (job.privacy.differential_privacy "
-            "!= null && job.privacy.differential_privacy.epsilon <= 8.0)",
+            "!= null && job.privacy.differential_privacy.epsilon <= 8.0 && "
+            "(!has(job.privacy.achieved) || (job.privacy.achieved != null && "
+            "job.privacy.achieved.epsilon <= 8.0)))",
             "explanation": "Differential privacy with ε ≤ 8 for projects with personal data.",
         },
         {
