@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from concord.federation.privacy import secagg
+from concord.governance.jobspec import JobSpec, SecureAggregationNeedsMean
 
 
 def test_shamir_any_t_of_n_give_the_secret_and_fewer_do_not() -> None:
@@ -94,3 +95,47 @@ def test_neighbourhoods_are_regular_and_symmetric() -> None:
     graph = secagg.neighbours(range(1, 21), 6, seed=5)
     assert all(len(v) == 6 for v in graph.values())
     assert all(i in graph[j] for i, near in graph.items() for j in near)
+
+
+@pytest.mark.parametrize("strategy", ["median", "trimmed-mean", "krum", "multi-krum"])
+def test_spec_refuses_strategies_that_need_each_update(strategy: str) -> None:
+    body = {
+        "task": "logreg-digits",
+        "participants": {"members": ["kenya"]},
+        "rounds": 1,
+        "strategy": {"name": strategy},
+        "privacy": {"secure_aggregation": True},
+    }
+    with pytest.raises(SecureAggregationNeedsMean) as caught:
+        JobSpec.model_validate(body)
+    assert caught.value.code == "proposal.secagg_strategy"
+    body["strategy"] = {"name": "fedadam"}
+    body["privacy"] = {"secure_aggregation": {"num_shares": 4, "threshold": 3}}
+    spec = JobSpec.model_validate(body)
+    assert spec.privacy.secagg is not None and spec.privacy.secagg.threshold == 3
+
+
+def test_a_proposal_with_secagg_and_krum_gets_the_coded_error(client, make) -> None:
+    # Prepare
+    delegate = make.delegate("kenya", "KE")
+    # Execute
+    answer = client.post(
+        "/api/proposals",
+        headers=delegate.headers,
+        json={
+            "kind": "project",
+            "title": "Digits, robust and secret",
+            "texts": {"en": "x"},
+            "body": {
+                "task": "logreg-digits",
+                "participants": {"members": ["kenya"]},
+                "min_participants": 1,
+                "rounds": 1,
+                "strategy": {"name": "krum"},
+                "privacy": {"secure_aggregation": True},
+            },
+        },
+    )
+    # Assert
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["code"] == "proposal.secagg_strategy"
