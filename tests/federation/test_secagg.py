@@ -3,13 +3,29 @@ run by real `concord node` processes over HTTP."""
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from sqlalchemy import select
+from tests.federation.test_crash import CLI, hub, hub_env  # noqa: F401  (fixtures)
 
+from concord.federation import data, jobs
+from concord.federation.node import DIE_AT
 from concord.federation.privacy import secagg
+from concord.federation.strategies import make_strategy
+from concord.federation.tables import Job, Round, SecAggMessage, Update
+from concord.federation.tasks.logreg import DigitsLogReg
 from concord.governance.jobspec import JobSpec, SecureAggregationNeedsMean
+from concord.ledger.tables import LogEntry
+from concord.members import keys
 
 
 def test_shamir_any_t_of_n_give_the_secret_and_fewer_do_not() -> None:
@@ -139,3 +155,212 @@ def test_a_proposal_with_secagg_and_krum_gets_the_coded_error(client, make) -> N
     # Assert
     assert answer.status_code == 422, answer.text
     assert answer.json()["error"]["code"] == "proposal.secagg_strategy"
+
+
+# --- real `concord node` processes ----------------------------------------------------------
+
+
+def _sites(make, tmp_path: Path, slugs: list[tuple[str, str]]) -> dict[str, Any]:
+    x, y, _xt, _yt = DigitsLogReg().split()
+    parts = data.iid(len(x), len(slugs), seed=1)
+    sites = {}
+    for (slug, code), part in zip(slugs, parts, strict=True):
+        actor = make.delegate(slug, code)
+        folder = tmp_path / "sites" / slug
+        data.write_partition(folder, x[part], y[part])
+        key_file = tmp_path / "keys" / f"{slug}.pem"
+        keys.save_private(actor.key, key_file)
+        sites[slug] = (actor, folder, key_file)
+    return sites
+
+
+def _start(site: Any, slug: str, url: str, log: Path, die: bool) -> subprocess.Popen[bytes]:
+    actor, folder, key_file = site
+    env = {**os.environ}
+    if die:
+        env[DIE_AT] = "after-shares"
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [*CLI, "node", "--member", slug, "--data", str(folder), "--hub", url]
+            + ["--token", actor.token, "--key-file", str(key_file), "--idle-exit", "3"]
+            + ["--wait", "1", "--no-energy"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _spec(slugs: list[str], **secure: Any) -> JobSpec:
+    return JobSpec.model_validate(
+        {
+            "task": "logreg-digits",
+            "participants": {"members": slugs},
+            "rounds": 1,
+            "min_participants": len(slugs),
+            "round_deadline_s": 40,
+            "strategy": {"name": "fedavg"},
+            "local": {"epochs": 1, "batch_size": 10, "learning_rate": 0.3},
+            "privacy": {"secure_aggregation": {"clip_range": 4.0, **secure}},
+        }
+    )
+
+
+def _wait(check: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+EIGHT = [
+    ("kenya", "KE"),
+    ("brazil", "BR"),
+    ("norway", "NO"),
+    ("india", "IN"),
+    ("ghana", "GH"),
+    ("chile", "CL"),
+    ("vietnam", "VN"),
+    ("peru", "PE"),
+]
+
+
+def _expected_updates(
+    settings, job_id: int, row: Round, sites: dict[str, Any], db
+) -> dict[int, tuple[Any, int]]:
+    """Each node's trained parameters, recomputed here as the node computes them."""
+    task = DigitsLogReg()
+    start = jobs.read_parameters(settings, row.parameters)
+    spec = JobSpec.model_validate(db.get(Job, job_id).spec)
+    out = {}
+    for actor, folder, _key in sites.values():
+        member_id = actor.member.id
+        config = make_strategy(spec.strategy).configure(row.number, spec.local.model_dump())
+        config["seed"] = int(
+            np.random.SeedSequence([job_id, row.number, member_id]).generate_state(1)[0]
+        )
+        result = task.train(start, task.load_data(folder), config)
+        out[member_id] = (result.parameters, result.num_examples)
+    return out
+
+
+def _hub_bytes(settings, tmp_path: Path, db) -> bytes:
+    """Everything the hub keeps: every file of its data dir, its log, and its DB rows."""
+    blobs = [p.read_bytes() for p in Path(settings.data_dir).rglob("*") if p.is_file()]
+    blobs += [p.read_bytes() for p in tmp_path.glob("hub*.log")]
+    for table in (Update, SecAggMessage, Round, LogEntry):
+        for row in db.scalars(select(table)).all():
+            blobs.append(repr({k: v for k, v in vars(row).items() if k[0] != "_"}).encode())
+    return b"\n".join(blobs)
+
+
+@pytest.mark.slow
+def test_eight_real_nodes_two_dropping_after_sharing_keys(
+    hub, make, sessions, settings, db, tmp_path
+):
+    # Prepare: eight nodes; two kill themselves (SIGKILL) right after sending their shares.
+    sites = _sites(make, tmp_path, EIGHT)
+    with sessions() as s:
+        job_id = jobs.create_job(
+            s, settings, _spec([m for m, _c in EIGHT]), title="Secret digits"
+        ).id
+        s.commit()
+    dying = {"ghana", "peru"}
+    processes = {
+        slug: _start(site, slug, hub.url, tmp_path / f"{slug}.log", slug in dying)
+        for slug, site in sites.items()
+    }
+    try:
+        # Execute
+        _wait(lambda: db.get(Job, job_id, populate_existing=True).rounds_done >= 1, 120, "round 1")
+        for p in processes.values():
+            p.wait(timeout=60)
+    finally:
+        for p in processes.values():
+            p.kill()
+
+    # Assert: the round closed with the six survivors' updates
+    logs = {slug: (tmp_path / f"{slug}.log").read_text() for slug in sites}
+    assert all(processes[s].returncode == -signal.SIGKILL for s in dying), logs
+    assert all(processes[s].returncode == 0 for s in sites if s not in dying), logs
+    row = db.scalars(select(Round).where(Round.job_id == job_id)).one()
+    assert row.status == "closed"
+    survivors = {sites[s][0].member.id for s in sites if s not in dying}
+    masked = db.scalars(select(Update).where(Update.round_id == row.id)).all()
+    assert {u.member_id for u in masked} == survivors
+    # ...its aggregate is the survivors' example-weighted mean within the quantisation bound
+    expected = _expected_updates(settings, job_id, row, sites, db)
+    start = jobs.read_parameters(settings, row.parameters)
+    weights = {i: n for i, (_p, n) in expected.items()}
+    total_weight = sum(weights.values())  # every node advertised its weight in stage 1
+    scale = secagg.scale_for(4.0, total_weight)
+    surviving = sum(weights[i] for i in survivors)
+    job = db.get(Job, job_id)
+    db.refresh(job)
+    result = jobs.read_parameters(settings, job.parameters)
+    for name, value in start.items():
+        mean = (
+            sum(
+                np.clip(expected[i][0][name].astype(np.float64) - value, -4, 4) * weights[i]
+                for i in survivors
+            )
+            / surviving
+        )
+        gap = np.max(np.abs(result[name].astype(np.float64) - (value + mean)))
+        assert gap <= 1 / scale + 1e-6, name
+    # ...and nothing the hub keeps holds any node's update in clear.
+    kept = _hub_bytes(settings, tmp_path, db)
+    for member_id, (params, _n) in expected.items():
+        for name, tensor in params.items():
+            assert tensor.astype(np.float32).tobytes()[:64] not in kept
+            delta = tensor.astype(np.float64) - start[name]
+            assert delta.tobytes()[:64] not in kept
+            assert repr(float(tensor.ravel()[3])).encode() not in kept
+    entries = db.scalars(select(LogEntry).where(LogEntry.kind == "federation.round")).all()
+    assert json.loads(entries[-1].body)["content"]["secure_aggregation"] == {
+        "survivors": 6,
+        "dropped": 2,
+    }
+
+
+@pytest.mark.slow
+def test_a_round_below_threshold_fails_cleanly_and_is_tried_again(
+    hub, make, sessions, settings, db, tmp_path
+):
+    # Prepare: four nodes, t = 3; two die after sharing keys, leaving two.
+    four = EIGHT[:4]
+    sites = _sites(make, tmp_path, four)
+    with sessions() as s:
+        spec = _spec([m for m, _c in four], threshold=3)
+        job_id = jobs.create_job(s, settings, spec, title="Too few").id
+        s.commit()
+    dying = {"kenya", "brazil"}
+    processes = {
+        slug: _start(site, slug, hub.url, tmp_path / f"{slug}.log", slug in dying)
+        for slug, site in sites.items()
+    }
+    try:
+        # Execute
+        def failed() -> bool:
+            rows = db.scalars(
+                select(Round)
+                .where(Round.job_id == job_id)
+                .execution_options(populate_existing=True)
+            ).all()
+            return any(r.status == "failed" for r in rows)
+
+        _wait(failed, 90, "the failed round")
+    finally:
+        for p in processes.values():
+            p.kill()
+
+    # Assert: the attempt failed, was logged with its reason, and nothing was aggregated
+    rows = db.scalars(select(Round).where(Round.job_id == job_id).order_by(Round.id)).all()
+    assert rows[0].status == "failed" and rows[0].digest == ""
+    entry = db.scalars(select(LogEntry).where(LogEntry.kind == "federation.secagg_failed")).one()
+    assert json.loads(entry.body)["content"]["survivors"] == 2
+    assert "threshold" in json.loads(entry.body)["content"]["reason"]
+    job = db.get(Job, job_id)
+    db.refresh(job)
+    assert job.rounds_done == 0 and job.status == "running"
