@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 from sqlalchemy import select
-from tests.federation.test_crash import CLI, hub, hub_env  # noqa: F401  (fixtures)
+from tests.federation.test_crash import CLI, Hub
 
 from concord.federation import data, jobs
 from concord.federation.node import DIE_AT
@@ -181,9 +181,12 @@ def _start(site: Any, slug: str, url: str, log: Path, die: bool) -> subprocess.P
         env[DIE_AT] = "after-shares"
     with log.open("ab") as out:
         return subprocess.Popen(
-            [*CLI, "node", "--member", slug, "--data", str(folder), "--hub", url]
-            + ["--token", actor.token, "--key-file", str(key_file), "--idle-exit", "3"]
-            + ["--wait", "1", "--no-energy"],
+            [
+                *CLI,
+                *("node", "--member", slug, "--data", str(folder), "--hub", url),
+                *("--token", actor.token, "--key-file", str(key_file), "--idle-exit", "3"),
+                *("--wait", "1", "--no-energy"),
+            ],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -197,7 +200,7 @@ def _spec(slugs: list[str], **secure: Any) -> JobSpec:
             "participants": {"members": slugs},
             "rounds": 1,
             "min_participants": len(slugs),
-            "round_deadline_s": 40,
+            "round_deadline_s": 60,
             "strategy": {"name": "fedavg"},
             "local": {"epochs": 1, "batch_size": 10, "learning_rate": 0.3},
             "privacy": {"secure_aggregation": {"clip_range": 4.0, **secure}},
@@ -212,6 +215,13 @@ def _wait(check: Any, timeout: float, what: str) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def hub(cli_env: dict[str, str], tmp_path: Path) -> Any:
+    server = Hub({**os.environ, **cli_env}, tmp_path / "hub.log").start()
+    yield server
+    server.stop()
 
 
 EIGHT = [
@@ -273,9 +283,9 @@ def test_eight_real_nodes_two_dropping_after_sharing_keys(
     }
     try:
         # Execute
-        _wait(lambda: db.get(Job, job_id, populate_existing=True).rounds_done >= 1, 120, "round 1")
+        _wait(lambda: db.get(Job, job_id, populate_existing=True).rounds_done >= 1, 240, "round 1")
         for p in processes.values():
-            p.wait(timeout=60)
+            p.wait(timeout=120)
     finally:
         for p in processes.values():
             p.kill()
@@ -350,7 +360,7 @@ def test_a_round_below_threshold_fails_cleanly_and_is_tried_again(
             ).all()
             return any(r.status == "failed" for r in rows)
 
-        _wait(failed, 90, "the failed round")
+        _wait(failed, 240, "the failed round")
     finally:
         for p in processes.values():
             p.kill()

@@ -479,23 +479,12 @@ def _secure_privacy(
     session: Session, job: Job, row: Round, dp: mechanism.Settings, survivors: int
 ) -> mechanism.RoundPrivacy:
     planned = row.privacy or {}
-    chosen = len(row.participants)
-    clip_norm = float(planned.get("clip_norm", dp.clip_norm))
-    share = share_std(dp.noise_multiplier, clip_norm, chosen)
-    record = mechanism.RoundPrivacy(
-        mode="distributed",
-        clip_norm=clip_norm,
-        next_clip_norm=clip_norm,
-        noise_multiplier=dp.noise_multiplier * (survivors / max(chosen, 1)) ** 0.5,
-        noise_std=share * survivors**0.5,
-        sampling_rate=float(planned.get("sampling_rate", 1.0)),
-        chosen=chosen,
-        received=survivors,
-        noised=survivors,
-        clipped=0,
-        delta=dp.delta,
-        accountant=dp.accountant,
-        extra={"secure_aggregation": True},
+    record = secagg.round_privacy(
+        dp,
+        float(planned.get("clip_norm", dp.clip_norm)),
+        len(row.participants),
+        survivors,
+        float(planned.get("sampling_rate", 1.0)),
     )
     return mechanism.account(mechanism.steps_of(privacy_records(session, job)), record, dp)
 

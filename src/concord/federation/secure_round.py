@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -298,18 +297,8 @@ def post_reveal(
     _record(session, current, member, "reveal", payload)
 
 
-def flatten(params: Parameters) -> NDArray[np.float64]:
-    """The model's tensors in name order as one float64 vector (the masked vector's layout)."""
-    return np.concatenate([params[k].astype(np.float64).ravel() for k in sorted(params)])
-
-
-def unflatten(vector: NDArray[np.float64], like: Parameters) -> Parameters:
-    out, at = {}, 0
-    for k in sorted(like):
-        size = like[k].size
-        out[k] = vector[at : at + size].reshape(like[k].shape)
-        at += size
-    return out
+flatten = secagg.flatten
+unflatten = secagg.unflatten
 
 
 def size_of(params: Parameters) -> int:

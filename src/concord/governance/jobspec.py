@@ -174,6 +174,12 @@ class JobSpec(BaseModel):
             raise SecureAggregationNeedsMean(
                 strategy=self.strategy.name, allowed=", ".join(SUM_STRATEGIES)
             )
+        dp = self.privacy.differential_privacy
+        if self.privacy.secagg is not None and dp is not None and dp.noise != "distributed":
+            raise ValueError(
+                "secure aggregation needs distributed noise: the hub cannot clip or noise "
+                "updates it never sees"
+            )
         return self
 
     def context(self) -> dict[str, Any]:

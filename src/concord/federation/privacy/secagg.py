@@ -36,6 +36,7 @@ import math
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from cryptography.hazmat.primitives import hashes, serialization
@@ -45,6 +46,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from numpy.typing import NDArray
 
 from concord.errors import N_, Conflict
+from concord.federation.privacy import mechanism
+from concord.federation.privacy.noise import share_std
 
 PRIME = 2**521 - 1  # Mersenne prime: the Shamir field
 MODULUS = 2**32  # the masked vectors' ring
@@ -341,6 +344,76 @@ def unmask(
 
 def context_of(job: int, round_number: int, attempt: int) -> str:
     return f"job={job};round={round_number};attempt={attempt}"
+
+
+# --- a round's sum, as the hub and the simulator use it ----------------------------------------
+
+
+def flatten(params: Mapping[str, NDArray[Any]]) -> NDArray[np.float64]:
+    """A model's tensors in name order as one float64 vector (the masked vector's layout)."""
+    return np.concatenate([params[k].astype(np.float64).ravel() for k in sorted(params)])
+
+
+def unflatten(vector: NDArray[np.float64], like: Mapping[str, NDArray[Any]]) -> dict[str, Any]:
+    out, at = {}, 0
+    for k in sorted(like):
+        size = like[k].size
+        out[k] = vector[at : at + size].reshape(like[k].shape)
+        at += size
+    return out
+
+
+def secure_mean(
+    deltas: Mapping[int, NDArray[np.float64]],
+    weights: Mapping[int, int],
+    *,
+    clip_range: float,
+    num_shares: int,
+    threshold: int,
+    divisor: int | None = None,
+    drop_after_shares: Iterable[int] = (),
+    seed: int = 0,
+    rng: np.random.Generator | None = None,
+) -> tuple[NDArray[np.float64], SimulatedRound]:
+    """The survivors' weighted mean delta through a whole SecAgg+ round in this process:
+    quantised, masked, summed, unmasked, decoded (÷ `divisor`, default their total weight)."""
+    rng = rng or np.random.default_rng(seed)
+    scale = scale_for(clip_range, sum(weights.values()))
+    inputs = {i: quantise(d, clip_range, scale, weights[i], rng) for i, d in deltas.items()}
+    result = simulate_round(
+        inputs,
+        num_shares=num_shares,
+        threshold=threshold,
+        drop_after_shares=drop_after_shares,
+        seed=seed,
+    )
+    total = divisor or sum(weights[i] for i in result.survivors)
+    return dequantise(result.total, scale, total), result
+
+
+def round_privacy(
+    dp: mechanism.Settings, clip_norm: float, chosen: int, survivors: int, sampling_rate: float
+) -> mechanism.RoundPrivacy:
+    """What a DP round under secure aggregation applied (ε is added by `mechanism.account`):
+    distributed noise only; the hub cannot measure one node's share (it sees only the sum), so
+    it accounts the shares of the nodes that delivered, z_eff = z·√(survivors/chosen), trusting
+    each node to have added its own, as any node must be trusted to have clipped."""
+    share = share_std(dp.noise_multiplier, clip_norm, chosen)
+    return mechanism.RoundPrivacy(
+        mode="distributed",
+        clip_norm=clip_norm,
+        next_clip_norm=clip_norm,
+        noise_multiplier=dp.noise_multiplier * math.sqrt(survivors / max(chosen, 1)),
+        noise_std=share * math.sqrt(survivors),
+        sampling_rate=sampling_rate,
+        chosen=chosen,
+        received=survivors,
+        noised=survivors,
+        clipped=0,
+        delta=dp.delta,
+        accountant=dp.accountant,
+        extra={"secure_aggregation": True},
+    )
 
 
 # --- in-process run (the simulator and the benchmark) ------------------------------------------
