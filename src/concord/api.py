@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -18,6 +18,7 @@ from concord.db import make_engine, make_sessionmaker
 from concord.domains import domain_modules
 from concord.errors import N_, ConcordError
 from concord.memory import release_large_blocks
+from concord.validation import ERROR_RESPONSES, MalformedJson, bounded_json, problems_response
 from concord.web import docs, edge
 
 log = logging.getLogger("concord")
@@ -36,6 +37,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,  # served by concord.web.docs from the hub's own files
         openapi_url="/api/openapi.json",
         redoc_url=None,
+        dependencies=[Depends(bounded_json)],
+        responses=ERROR_RESPONSES,
     )
     engine = make_engine(settings.database())
     app.state.settings = settings
@@ -107,18 +110,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
-        problems = [
-            {"where": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg", "")}
-            for e in exc.errors()
-        ]
-        body = {
-            "error": {
-                "code": "request.invalid",
-                "message": "; ".join(f"{p['where']}: {p['problem']}" for p in problems),
-                "details": {"problems": problems},
-            }
-        }
-        return JSONResponse(body, status_code=422)
+        return problems_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -142,4 +134,10 @@ class MethodNotAllowed(ConcordError):
     message = N_("This address does not accept that method.")
 
 
-HTTP_ERRORS: dict[int, type[ConcordError]] = {404: RouteNotFound, 405: MethodNotAllowed}
+# FastAPI raises a bare 400 when a body cannot be parsed at all (not UTF-8, nested past
+# Python's recursion limit): that is a malformed body, not a missing page.
+HTTP_ERRORS: dict[int, type[ConcordError]] = {
+    400: MalformedJson,
+    404: RouteNotFound,
+    405: MethodNotAllowed,
+}

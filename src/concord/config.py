@@ -66,6 +66,14 @@ class Settings(BaseSettings):
         default=64 * 1024**3,
         description="Largest body accepted by upload routes (commons files, model updates).",
     )
+    member_upload_bytes: int = Field(
+        default=64 * 1024**3,
+        ge=1,
+        description=(
+            "Most upload bytes one member may have in flight at once in a hub process (model "
+            "updates and commons files together); more is refused with 429 until some finish."
+        ),
+    )
     token_days: int = Field(
         default=90, description="Days an API token lives unless its creator says otherwise."
     )

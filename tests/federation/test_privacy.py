@@ -137,10 +137,13 @@ def _deliver(client, settings, actor, job_id: int, number: int, rng) -> None:
             **actor.headers,
             "X-Concord-Examples": "40",
             "X-Concord-Signature": keys.sign(actor.key, message),
-            "X-Concord-Metrics": json.dumps({"accuracy": 0.5}),
+            "X-Concord-Metrics": json.dumps(_METRICS),
         },
     )
     assert response.status_code == 201, response.text
+
+
+_METRICS: dict[str, float] = {"accuracy": 0.5}  # what the simulated nodes report
 
 
 def _open(client, actor, job_id: int, number: int) -> str:
@@ -394,3 +397,76 @@ def test_real_nodes_add_distributed_noise_and_the_hub_measures_it(
     assert closed[-1].privacy["epsilon"] == pytest.approx(expected, abs=1e-5)
     text = (jobs.folder(settings) / job.model_path / "README.md").read_text()
     assert "client-level differential privacy achieved" in text and "distributed noise" in text
+
+
+def test_dp_sgd_clips_each_example_and_adds_noise() -> None:
+    import torch
+
+    from concord.federation.privacy.dpsgd import noise_generator, private_gradient
+    from concord.federation.tasks.base import TaskData
+    from concord.federation.tasks.mnist import MnistLogReg
+
+    task = MnistLogReg()
+    rng = np.random.default_rng(0)
+    x = rng.random((20, 784)).astype(np.float32) * 5
+    y = rng.integers(0, 10, size=20)
+    model = task.load(task.init_parameters(0))
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    # Without noise: the mean of per-example gradients each clipped to C, as a loop gives it.
+    got = private_gradient(
+        model, xt, yt, clip_norm=0.1, noise_multiplier=0.0, generator=noise_generator()
+    )
+    expected = {k: torch.zeros_like(v) for k, v in model.named_parameters()}
+    for i in range(20):
+        model.zero_grad()
+        torch.nn.functional.cross_entropy(model(xt[i : i + 1]), yt[i : i + 1]).backward()
+        grads = {k: v.grad.clone() for k, v in model.named_parameters()}
+        norm = torch.sqrt(sum((g**2).sum() for g in grads.values()))
+        for k, g in grads.items():
+            expected[k] += g * min(1.0, 0.1 / float(norm)) / 20
+    for k in expected:
+        assert torch.allclose(got[k], expected[k], atol=1e-6)
+    # With noise z: the spread around that mean is z·C/B per coordinate.
+    noised = private_gradient(
+        model, xt, yt, clip_norm=0.1, noise_multiplier=4.0, generator=noise_generator()
+    )
+    spread = torch.cat([(noised[k] - expected[k]).ravel() for k in expected])
+    assert float(spread.std()) == pytest.approx(4.0 * 0.1 / 20, rel=0.05)
+    # A node's training with dp_sgd says what it applied.
+    config = {"epochs": 1, "batch_size": 10, "learning_rate": 0.1, "seed": 1}
+    result = task.train(
+        task.init_parameters(0),
+        TaskData(x, y),
+        {**config, "dp_sgd": {"clip_norm": 0.1, "noise_multiplier": 1.0, "delta": 1e-5}},
+    )
+    assert result.metrics["dp_sgd_noise"] == 1.0
+
+
+def test_record_level_dp_is_stated_only_when_every_update_applied_it(
+    client, make, sessions, settings, db
+) -> None:
+    actors = _members(make, 2)
+    local = {"dp_sgd": {"clip_norm": 1.0, "noise_multiplier": 1.1, "delta": 1e-5}}
+    spec = _spec([a.member.slug for a in actors], None, rounds=2, local=local)
+    spec.privacy.personal_data = False
+    global _METRICS
+    _METRICS = {"accuracy": 0.5, "dp_sgd_noise": 1.1}
+    try:
+        applied = _run(client, sessions, settings, actors, spec)
+        _METRICS = {"accuracy": 0.5}  # these nodes did not run DP-SGD
+        skipped = _run(client, sessions, settings, actors, spec)
+    finally:
+        _METRICS = {"accuracy": 0.5}
+    job = db.get(Job, applied)
+    db.refresh(job)
+    text = (jobs.folder(settings) / job.model_path / "README.md").read_text()
+    # Each member: 40 examples, B = 10, E = 1 → 4 steps at q = 0.25 per round, 2 rounds.
+    expected = accountant.epsilon([(0.25, 1.1)] * 8, 1e-5)
+    meta = yaml.safe_load(text.split("---\n")[1])
+    assert meta["privacy"]["record_level"]["epsilon"] == pytest.approx(expected, abs=1e-5)
+    assert "record-level differential privacy" in text and "client_level" not in meta["privacy"]
+    other = db.get(Job, skipped)
+    db.refresh(other)
+    assert (
+        "record-level" not in (jobs.folder(settings) / other.model_path / "README.md").read_text()
+    )

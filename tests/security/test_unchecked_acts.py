@@ -218,11 +218,12 @@ def test_unsigned_updates_are_refused_and_not_logged(
     good = DigitsLogReg().init_parameters(0)
     malformed = {"weight": good["weight"][:3], "bias": good["bias"]}
     before = size(db)
+    # The edge refuses a missing signature, and a member not chosen, before the body is read.
     cases = [
-        (_update(client, kenya, job_id, 1, malformed, signed=False), "federation.bad_parameters"),
-        (_update(client, kenya, job_id, 1, good, signed=False), "signature.invalid"),
+        (_update(client, kenya, job_id, 1, malformed, signed=False), "request.invalid"),
+        (_update(client, kenya, job_id, 1, good, signed=False), "request.invalid"),
         # signed, but by a member not chosen for the round: nobody's act here
-        (_update(client, peru, job_id, 1, malformed), "federation.bad_parameters"),
+        (_update(client, peru, job_id, 1, malformed), "federation.not_selected"),
         (_update(client, peru, job_id, 1, good), "federation.not_selected"),
     ]
     for answer, code in cases:

@@ -14,6 +14,7 @@ from concord.members.auth import CsrfChecked, PagePerson
 from concord.members.people import acting_member
 from concord.members.tables import Member
 from concord.members.tokens import BadToken
+from concord.validation import Id
 from concord.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -41,7 +42,7 @@ def programme_list(request: Request, db: Db, area: str = "") -> HTMLResponse:
 
 
 @router.get("/programmes/{programme_id}", response_class=HTMLResponse)
-def programme_page(request: Request, programme_id: int, db: Db, person: PagePerson) -> HTMLResponse:
+def programme_page(request: Request, programme_id: Id, db: Db, person: PagePerson) -> HTMLResponse:
     p = programmes.get_programme(db, programme_id)
     return render(
         request,
@@ -62,7 +63,7 @@ def programme_page(request: Request, programme_id: int, db: Db, person: PagePers
 @router.post("/programmes/{programme_id}/enrol")
 def enrol_from_page(
     request: Request,
-    programme_id: int,
+    programme_id: Id,
     db: Db,
     person: PagePerson,
     _csrf: CsrfChecked,
@@ -114,7 +115,7 @@ def exchange_page(request: Request, db: Db, person: PagePerson) -> HTMLResponse:
 
 @router.post("/exchange/matches/{match_id}")
 def answer_from_page(
-    match_id: int,
+    match_id: Id,
     db: Db,
     person: PagePerson,
     _csrf: CsrfChecked,

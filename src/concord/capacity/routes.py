@@ -27,6 +27,7 @@ from concord.hubkey import load_or_create, public_key_base64
 from concord.members.auth import CurrentPerson
 from concord.members.people import acting_member, require_role
 from concord.members.tables import Person
+from concord.validation import Id
 
 router = APIRouter(prefix="/api", tags=["capacity"])
 
@@ -42,7 +43,7 @@ def list_programmes(db: Db, area: str = "", language: str = "") -> list[Programm
 
 
 @router.get("/programmes/{programme_id}")
-def get_programme(programme_id: int, db: Db) -> ProgrammePublic:
+def get_programme(programme_id: Id, db: Db) -> ProgrammePublic:
     """One programme with its sessions and seats."""
     return _public(db, programmes.get_programme(db, programme_id))
 
@@ -72,7 +73,7 @@ def announce(body: ProgrammeCreate, db: Db, person: CurrentPerson) -> ProgrammeP
 
 
 @router.get("/programmes/{programme_id}/calendar.ics")
-def calendar(programme_id: int, db: Db, request: Request) -> Response:
+def calendar(programme_id: Id, db: Db, request: Request) -> Response:
     """The programme's sessions as iCalendar."""
     programme = programmes.get_programme(db, programme_id)
     body = programme_calendar(programme, request.app.state.settings.public_url)
@@ -85,7 +86,7 @@ def calendar(programme_id: int, db: Db, request: Request) -> Response:
 
 @router.post("/programmes/{programme_id}/enrolments", status_code=status.HTTP_201_CREATED)
 def enrol(
-    programme_id: int, body: EnrolmentCreate, db: Db, person: CurrentPerson
+    programme_id: Id, body: EnrolmentCreate, db: Db, person: CurrentPerson
 ) -> EnrolmentPublic:
     """Enrols a person of your member: a seat if one is free, else the waiting list."""
     member = acting_member(db, person, body.member)
@@ -96,7 +97,7 @@ def enrol(
 
 
 @router.get("/programmes/{programme_id}/enrolments")
-def enrolments(programme_id: int, db: Db, person: CurrentPerson) -> list[EnrolmentPublic]:
+def enrolments(programme_id: Id, db: Db, person: CurrentPerson) -> list[EnrolmentPublic]:
     """The programme's enrolments: for its host's delegates and the secretariat."""
     programme = programmes.get_programme(db, programme_id)
     _require_host_or_secretariat(db, person, programme)
@@ -115,7 +116,7 @@ def _require_host_or_secretariat(db: Db, person: Person, programme: Programme) -
 
 
 @router.delete("/enrolments/{enrolment_id}")
-def cancel(enrolment_id: int, db: Db, person: CurrentPerson) -> EnrolmentPublic:
+def cancel(enrolment_id: Id, db: Db, person: CurrentPerson) -> EnrolmentPublic:
     """Cancels an enrolment of your member; the waiting list moves up."""
     row = enrolment.get_enrolment(db, enrolment_id)
     acting_member(db, person, row.member_id)
@@ -126,7 +127,7 @@ def cancel(enrolment_id: int, db: Db, person: CurrentPerson) -> EnrolmentPublic:
 
 @router.post("/enrolments/{enrolment_id}/attendance")
 def attendance(
-    enrolment_id: int, body: Attendance, db: Db, person: CurrentPerson
+    enrolment_id: Id, body: Attendance, db: Db, person: CurrentPerson
 ) -> EnrolmentPublic:
     """Records attendance (the host's delegates)."""
     row = enrolment.get_enrolment(db, enrolment_id)
@@ -139,7 +140,7 @@ def attendance(
 
 
 @router.post("/enrolments/{enrolment_id}/completion", status_code=status.HTTP_201_CREATED)
-def complete(enrolment_id: int, db: Db, person: CurrentPerson, request: Request) -> Certificate:
+def complete(enrolment_id: Id, db: Db, person: CurrentPerson, request: Request) -> Certificate:
     """Issues the hub-signed completion record (the host's delegates). Logged."""
     row = enrolment.get_enrolment(db, enrolment_id)
     programme = programmes.get_programme(db, row.programme_id)
@@ -152,7 +153,7 @@ def complete(enrolment_id: int, db: Db, person: CurrentPerson, request: Request)
 
 
 @router.get("/completions/{enrolment_id}")
-def get_certificate(enrolment_id: int, db: Db) -> Certificate:
+def get_certificate(enrolment_id: Id, db: Db) -> Certificate:
     """A completion record and its signature, as its holder would show it."""
     row = db.scalars(select(Completion).where(Completion.enrolment_id == enrolment_id)).first()
     if row is None:
@@ -253,7 +254,7 @@ def list_matches(db: Db, status: str = "") -> list[MatchPublic]:
 
 
 @router.post("/matches/{match_id}/answer")
-def answer(match_id: int, body: MatchAnswer, db: Db, person: CurrentPerson) -> MatchPublic:
+def answer(match_id: Id, body: MatchAnswer, db: Db, person: CurrentPerson) -> MatchPublic:
     """Accepts or declines a match for your member; accepted matches are logged."""
     member = acting_member(db, person, body.member)
     match = db.get(Match, match_id)

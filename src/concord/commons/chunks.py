@@ -22,6 +22,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import blake3
 from pyfastcdc.cy import FastCDC
@@ -32,12 +33,13 @@ from concord.commons.storage import Backend, open_backend
 from concord.commons.tables import Blob, Chunk
 from concord.config import Settings
 from concord.db import utcnow
-from concord.errors import N_, Unavailable
+from concord.errors import N_, NotFound, Unavailable
 
 AVERAGE = 64 * 1024
 READ = 16 * 1024 * 1024  # bytes of neighbouring chunks read (or mapped) at once
 BLOCK = 8 * 1024 * 1024  # bytes read at a time while cutting
 PACK = 64 * 1024 * 1024
+READ_BUFFER = 1024 * 1024  # bytes a blob opened as a file reads at once
 LOOKUP = 900  # names per IN (…) query: under SQLite's variable limit
 BATCH = 128  # new chunks looked up together while cutting (about 8 MiB)
 _cutter = FastCDC(avg_size=AVERAGE, min_size=AVERAGE // 4, max_size=AVERAGE * 4)
@@ -46,6 +48,11 @@ _cutter = FastCDC(avg_size=AVERAGE, min_size=AVERAGE // 4, max_size=AVERAGE * 4)
 class CorruptChunk(Unavailable):
     code = "commons.corrupt_chunk"
     message = N_("Stored chunk {chunk} does not match its hash; the store needs repair.")
+
+
+class UnknownChunk(NotFound):
+    code = "commons.unknown_chunk"
+    message = N_("There is no chunk {chunk} in this commons.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +92,7 @@ class PackWriter:
         self._fd = -1
         self._rows: list[dict[str, str | int]] = []
         self._size = 0
+        self.stored: list[str] = []  # packs put in the backend by this writer
 
     def add(self, name: str, data: bytes | memoryview) -> None:
         """Queues a chunk already verified against `name` (a repeat is ignored)."""
@@ -113,6 +121,7 @@ class PackWriter:
         os.close(self._fd)
         self._fd = -1
         self.backend.put_file(pack_object(self._pack), self._out)
+        self.stored.append(pack_object(self._pack))
         # Plain INSERTs in the caller's transaction: ORM objects for the ~16,000 chunks of a
         # 1 GiB file would stay in the session's memory until its commit.
         self.session.execute(insert(Chunk), self._rows)
@@ -124,6 +133,14 @@ class PackWriter:
             self._fd = -1
         if self._out is not None:
             self._out.unlink(missing_ok=True)
+
+    def discard(self) -> None:
+        """Aborts and deletes the packs already stored: for a caller that will roll back the
+        transaction holding their rows (a refused import leaves nothing behind)."""
+        self.abort()
+        for name in self.stored:
+            self.backend.delete(name)
+        self.stored = []
 
 
 class ChunkStore:
@@ -190,6 +207,11 @@ class ChunkStore:
         for name, piece in pieces:
             if name not in known:
                 writer.add(name, piece)
+
+    def open(self, session: Session, blob: Blob) -> BinaryIO:
+        """A blob's bytes as a read-only seekable file (read on demand, chunks verified):
+        what the format gate reads at commit time without copying the file."""
+        return io.BufferedReader(_BlobFile(self, session, blob), READ_BUFFER)
 
     def stream(
         self, session: Session, blob: Blob, start: int = 0, end: int | None = None
@@ -278,8 +300,8 @@ class ChunkStore:
 
     def read_chunk(self, session: Session, name: str) -> bytes:
         chunk = session.get(Chunk, name)
-        if chunk is None:
-            raise CorruptChunk(chunk=name)
+        if chunk is None:  # asked for a name it does not hold: not a fault of the store
+            raise UnknownChunk(chunk=name)
         data = self.backend.read(pack_object(chunk.pack), chunk.offset, chunk.length)
         if blake3.blake3(data).hexdigest() != name:
             raise CorruptChunk(chunk=name)
@@ -294,6 +316,42 @@ class ChunkStore:
         writer = self.writer(session)
         writer.add(name, data)
         writer.seal()
+
+
+class _BlobFile(io.RawIOBase):
+    """The raw side of `ChunkStore.open`: each read asks the store for one range."""
+
+    def __init__(self, store: ChunkStore, session: Session, blob: Blob) -> None:
+        self._store = store
+        self._session = session
+        self._blob = blob
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._blob.size}
+        self._position = max(0, base[whence] + offset)
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        end = min(self._blob.size, self._position + len(view))
+        if end <= self._position:
+            return 0
+        written = 0
+        for piece in self._store.stream(self._session, self._blob, self._position, end):
+            view[written : written + len(piece)] = piece
+            written += len(piece)
+        self._position += written
+        return written
 
 
 @dataclass

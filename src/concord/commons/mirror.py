@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from concord.client import HubClient
 from concord.commons import repositories as repos
 from concord.commons.chunks import ChunkStore, CorruptChunk, known_chunks
+from concord.commons.formats import check_path, check_stream
 from concord.commons.tables import Blob, Ref, Repository, Revision
 from concord.db import utcnow
 from concord.errors import N_, Invalid
@@ -76,21 +77,14 @@ def _install(
             if any(name not in writer.names for name in lengths):
                 raise BadBundle(reason=f"chunks of {f['path']} did not arrive")
         writer.seal()
+        session.flush()
+        for f in detail["files"]:
+            _admit(session, store, f)
     except BaseException:
-        writer.abort()
+        # The caller rolls the chunk rows back; the packs written for them go too, so a
+        # refused or broken import leaves nothing in the store.
+        writer.discard()
         raise
-    session.flush()
-    for f in detail["files"]:
-        if session.get(Blob, f["sha256"]) is None:
-            blob = Blob(sha256=f["sha256"], size=f["size"], chunks=f["chunks"], created_at=utcnow())
-            if sum(n for _h, n in f["chunks"]) != f["size"]:
-                raise BadBundle(reason=f"{f['path']} does not match its size")
-            digest = hashlib.sha256()
-            for block in store.stream(session, blob):
-                digest.update(block)
-            if digest.hexdigest() != f["sha256"]:
-                raise BadBundle(reason=f"{f['path']} does not match its SHA-256")
-            session.add(blob)
     session.flush()
     owner, _sep, name = detail["id"].partition("/")
     kind = detail["kind"]
@@ -142,6 +136,29 @@ def _install(
             },
         )
     return repo, fetched
+
+
+def _admit(session: Session, store: ChunkStore, f: dict[str, Any]) -> None:
+    """Checks one incoming file (size, SHA-256, then the format gate under its path) and
+    records its blob if new. Another hub's rules may be older or laxer than ours."""
+    check_path(f["path"])
+    blob = session.get(Blob, f["sha256"])
+    if blob is None:
+        blob = Blob(sha256=f["sha256"], size=f["size"], chunks=f["chunks"], created_at=utcnow())
+        if sum(n for _h, n in f["chunks"]) != f["size"]:
+            raise BadBundle(reason=f"{f['path']} does not match its size")
+        digest = hashlib.sha256()
+        for block in store.stream(session, blob):
+            digest.update(block)
+        if digest.hexdigest() != f["sha256"]:
+            raise BadBundle(reason=f"{f['path']} does not match its SHA-256")
+        fresh = True
+    else:
+        fresh = False
+    with store.open(session, blob) as handle:
+        check_stream(f["path"], handle, blob.size)
+    if fresh:
+        session.add(blob)
 
 
 def _missing(session: Session, f: dict[str, Any], pending: set[str]) -> list[Wanted]:

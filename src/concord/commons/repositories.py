@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 
 from concord import metrics
 from concord.commons import licences
-from concord.commons.formats import check_path
+from concord.commons.chunks import ChunkStore
+from concord.commons.formats import check_content, check_path, check_stream
 from concord.commons.tables import Blob, Download, Ref, Repository, Revision
 from concord.db import utcnow
 from concord.errors import N_, Conflict, Invalid, NotFound
@@ -182,6 +183,7 @@ def commit(
     repo: Repository,
     *,
     author: Member,
+    store: ChunkStore,
     files_sha: dict[str, str],
     delete: list[str] | None = None,
     message: str = "",
@@ -189,7 +191,11 @@ def commit(
     provenance: dict[str, Any] | None = None,
     card_text: str | None = None,
 ) -> Revision:
-    """Creates a revision on `main` from uploaded blobs. Logged."""
+    """Creates a revision on `main` from uploaded blobs. Logged.
+
+    Every named blob passes the format gate again under the path it gets here: an upload was
+    checked under the name it came with, and a blob stored before a rule tightened (or under
+    a harmless name) must not become `pytorch_model.bin`."""
     previous = head(session, repo)
     if parent is not None and previous is not None and parent != previous.sha:
         raise StaleParent(current=previous.sha[:12])
@@ -198,8 +204,11 @@ def commit(
         tree.pop(check_path(path), None)
     for path, sha in files_sha.items():
         check_path(path)
-        if session.get(Blob, sha) is None:
+        blob = session.get(Blob, sha)
+        if blob is None:
             raise UnknownBlob(sha256=sha)
+        with store.open(session, blob) as handle:
+            check_stream(path, handle, blob.size)
         tree[path] = sha
     card: dict[str, Any] = {}
     if card_text is not None:
@@ -280,7 +289,7 @@ def commit(
 
 def publish_model(
     session: Session,
-    store: Any,
+    store: ChunkStore,
     member: Member,
     name: str,
     paths: dict[str, Path],
@@ -291,8 +300,6 @@ def publish_model(
     message: str = "",
 ) -> Revision:
     """What the federation calls to publish a trained model with its card and provenance."""
-    from concord.commons.formats import check_content
-
     repo = get(session, "model", member.slug, name, missing_ok=True) or create(
         session, member, kind="model", name=name, licence=licence
     )
@@ -305,6 +312,7 @@ def publish_model(
         session,
         repo,
         author=member,
+        store=store,
         files_sha=shas,
         message=message,
         provenance=provenance,

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from concord import metrics
+from concord import inflight, metrics
 from concord.commons import repositories as repos
 from concord.commons.chunks import ChunkStore, open_store
 from concord.commons.formats import check_content, check_path
@@ -29,6 +29,7 @@ from concord.http import Db, allow_large_bodies
 from concord.members.auth import CurrentPerson, OptionalPerson
 from concord.members.people import acting_member
 from concord.members.tables import Member, Person
+from concord.validation import MAX_INDEX
 
 router = APIRouter(tags=["commons"])
 UPLOADS = "/api/commons/uploads"
@@ -72,9 +73,10 @@ def _owner_member(db: Db, person: Person, owner: str) -> Member:
     return acting_member(db, person, owner)
 
 
-def _check_uploader(db: Session, person: Person) -> None:
-    acting_member(db, person)
+def _check_uploader(db: Session, person: Person) -> int:
+    member_id = acting_member(db, person).id
     db.commit()
+    return member_id
 
 
 def _ingest(
@@ -94,12 +96,13 @@ async def upload(
     person: CurrentPerson,
     filename: str,
     x_content_sha256: Annotated[str | None, Header()] = None,
-    content_length: Annotated[int | None, Header()] = None,
+    content_length: Annotated[int | None, Header(ge=0, le=MAX_INDEX)] = None,
 ) -> dict[str, Any]:
     """Uploads one file's content (the body); it stays invisible until a commit names it."""
     # Database work runs in worker threads and commits before the body streams in: on SQLite
     # an open transaction holds the write lock, and the event loop must never wait for it.
-    await run_in_threadpool(_check_uploader, db, person)
+    # Who sends it and under which name is settled before a byte is spooled.
+    member_id = await run_in_threadpool(_check_uploader, db, person)
     check_path(filename)
     settings = request.app.state.settings
     chunk_store = store(request)
@@ -108,11 +111,15 @@ async def upload(
     sha = hashlib.sha256()
     received = 0
     try:
-        with os.fdopen(descriptor, "wb") as out:
+        with (
+            os.fdopen(descriptor, "wb") as out,
+            inflight.allowance(member_id, settings.member_upload_bytes) as quota,
+        ):
             async for piece in request.stream():
                 received += len(piece)
                 if received > settings.max_upload_bytes:
                     raise TooLarge(limit=settings.max_upload_bytes)
+                quota.take(len(piece))
                 sha.update(piece)
                 out.write(piece)
         if content_length is not None and received != content_length:
@@ -165,6 +172,7 @@ def commit(
         db,
         repo,
         author=member,
+        store=store(request),
         files_sha=body.files,
         delete=body.delete,
         message=body.message,

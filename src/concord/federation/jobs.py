@@ -15,6 +15,7 @@ attempt overwrites. A server optimiser's state is checkpointed the same way, bes
 from __future__ import annotations
 
 import logging
+import math
 import os
 import tempfile
 from contextlib import ExitStack
@@ -414,7 +415,7 @@ def _close(
         write_safetensors(folder(settings) / job.server_state, state)
     prometheus.count("round")
     examples = sum(u.examples for u in updates)
-    metrics = _evaluate(spec, aggregate, updates, examples, row.number)
+    metrics = _finite(_evaluate(spec, aggregate, updates, examples, row.number), job, row)
     row.status, row.closed_at, row.examples = "closed", utcnow(), examples
     row.metrics, row.digest = metrics, sha
     members = {
@@ -433,7 +434,7 @@ def _close(
             "examples": examples,
             "aggregate_sha256": row.digest,
             "metrics": metrics,
-            "energy_kwh": round(sum(u.energy_kwh for u in updates), 9),
+            "energy_kwh": round(sum(_finite_or_zero(u.energy_kwh) for u in updates), 9),
             **({"privacy": row.privacy} if row.privacy else {}),
             **(
                 {"secure_aggregation": {"survivors": len(updates), "dropped": len(secure.dropped)}}
@@ -516,6 +517,30 @@ def _plain_aggregate(
             aggregate, record = _private_aggregate(session, job, row, strategy, dp, start, stored)
             row.privacy = record.to_json()
     return aggregate
+
+
+def _finite(metrics: dict[str, float], job: Job, row: Round) -> dict[str, float]:
+    """The round's metrics without non-finite values (a diverged model's loss is NaN): the log
+    takes finite JSON only, and a round that cannot be logged could never close."""
+    kept = {k: v for k, v in metrics.items() if math.isfinite(v)}
+    if len(kept) != len(metrics):
+        log.warning(
+            "non-finite round metrics dropped",
+            extra={"job": job.id, "round": row.number, "dropped": sorted(set(metrics) - set(kept))},
+        )
+    return kept
+
+
+def _finite_or_zero(value: Any) -> float:
+    """A stored figure as a finite float; one stored before the edge refused `inf` counts 0."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return 0.0
+    if not math.isfinite(number):
+        log.warning("non-finite stored figure counted as 0", extra={"value": str(value)})
+        return 0.0
+    return number
 
 
 def _strategy(settings: Settings, job: Job, spec: JobSpec) -> Strategy:
@@ -648,7 +673,7 @@ def _evaluate(
     totals: dict[str, float] = {}
     for u in updates:
         for k, v in u.metrics.items():
-            totals[k] = totals.get(k, 0.0) + float(v) * u.examples
+            totals[k] = totals.get(k, 0.0) + _finite_or_zero(v) * u.examples
     return {k: round(v / max(examples, 1), 6) for k, v in totals.items()}
 
 
@@ -666,7 +691,13 @@ def _finish(session: Session, settings: Settings, job: Job) -> None:
         f"job-{job.id}/model/model.safetensors",
         (folder(settings) / job.parameters).read_bytes(),
     )
-    card = model_card(job, names, metrics, achieved_privacy(session, job))
+    card = model_card(
+        job,
+        names,
+        metrics,
+        achieved_privacy(session, job),
+        publication.record_privacy(session, job),
+    )
     _write(settings, f"job-{job.id}/model/README.md", card.encode())
     job.model_path = f"job-{job.id}/model"
     publication.publish(session, settings, job, folder(settings) / job.model_path, card)
@@ -678,6 +709,13 @@ def _finish(session: Session, settings: Settings, job: Job) -> None:
             "rounds": job.rounds_done,
             "model_sha256": job.digest,
             "published_as": job.model_repo,
+            # A refused publication is part of the public record, not only of the job page.
+            **(
+                {"publication_error": job.publication["error"]}
+                if job.publication.get("error")
+                else {}
+            ),
+            **({"finish_reason": job.finish_reason} if job.finish_reason else {}),
         },
     )
 
@@ -840,6 +878,35 @@ def submit_masked(
     session.add(update)
     session.flush()
     return update
+
+
+def expect_update(session: Session, job: Job, round_number: int, member: Member) -> None:
+    """Refuses an update that could not be taken whatever its body: for a round that is not
+    open and that the member sent nothing to, or from a member not selected. Called before the
+    body is read, so that a refused update never touches the disk. Not logged: the signature
+    covers the body's SHA-256, which is not known yet, and an unverified act is nobody's (see
+    `refuse`). A node resending a counted update after a lost answer passes, and `submit`
+    gives its receipt."""
+    row = current_round(session, job)
+    if _counted(session, job, round_number, member) is not None:
+        return
+    if row is None or row.number != round_number:
+        raise RoundClosed(round=round_number, job=job.id)
+    if member.id not in row.participants:
+        raise NotSelected(member=member.slug, round=round_number, job=job.id)
+
+
+def largest_update(settings: Settings, job: Job) -> int:
+    """The most bytes an update of `job` may have: its tensors are the initial model's names,
+    shapes and dtypes, so only the safetensors header (names, metadata) may differ in size."""
+    reference = folder(settings) / f"job-{job.id}" / "round-0.safetensors"
+    if not reference.exists():
+        raise UnknownJob(job=job.id)
+    return reference.stat().st_size + UPDATE_HEADER_SLACK
+
+
+# Room for a differently written safetensors header (key order, metadata) in an update.
+UPDATE_HEADER_SLACK = 1024 * 1024
 
 
 def refuse(

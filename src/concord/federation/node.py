@@ -302,7 +302,13 @@ def _train_round(
     headers = {
         "X-Concord-Examples": str(result.num_examples),
         "X-Concord-Signature": signature,
-        "X-Concord-Metrics": json.dumps({"local_" + k: v for k, v in evaluation.metrics.items()}),
+        "X-Concord-Metrics": json.dumps(
+            {
+                **{"local_" + k: v for k, v in evaluation.metrics.items()},
+                # DP-SGD's noise multiplier as applied here: the hub accounts record-level ε.
+                **{k: v for k, v in result.metrics.items() if k == "dp_sgd_noise"},
+            }
+        ),
         "X-Concord-Energy-kWh": f"{kwh:.9f}",
         "X-Concord-Emissions-kg": f"{kg:.9f}",
         "Content-Type": "application/octet-stream",

@@ -14,6 +14,7 @@ from concord.federation.tables import Job, Round, Update
 from concord.http import Db
 from concord.members.countries import country
 from concord.members.tables import Member
+from concord.validation import Id
 from concord.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -27,7 +28,7 @@ def job_list(request: Request, db: Db) -> HTMLResponse:
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
-def job_page(request: Request, job_id: int, db: Db) -> HTMLResponse:
+def job_page(request: Request, job_id: Id, db: Db) -> HTMLResponse:
     job = jobs.get_job(db, job_id)
     rounds = db.scalars(select(Round).where(Round.job_id == job.id).order_by(Round.id)).all()
     closed = [r for r in rounds if r.status == "closed"]

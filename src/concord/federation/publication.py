@@ -19,8 +19,8 @@ from concord.commons import repositories
 from concord.commons.chunks import open_store
 from concord.config import Settings
 from concord.errors import N_, ConcordError, Conflict
-from concord.federation.privacy import mechanism
-from concord.federation.tables import Job, Round
+from concord.federation.privacy import accountant, mechanism
+from concord.federation.tables import Job, Round, Update
 from concord.governance.jobspec import JobSpec
 from concord.governance.standards import evaluate
 from concord.members.tables import Member
@@ -48,6 +48,7 @@ def provenance(session: Session, job: Job) -> dict[str, Any]:
         "privacy": spec.privacy.model_dump(mode="json"),
         # What the run applied and measured, not what the spec asked for (None: no DP).
         "privacy_achieved": achieved(rounds),
+        "privacy_record_level": record_privacy(session, job),
         "finish_reason": job.finish_reason,
         "participants": [slugs[i] for i in ids if i in slugs],
         "rounds": [
@@ -67,6 +68,43 @@ def provenance(session: Session, job: Job) -> dict[str, Any]:
 
 def achieved(rounds: Sequence[Round]) -> dict[str, Any] | None:
     return mechanism.achieved([r.privacy for r in rounds])
+
+
+def record_privacy(session: Session, job: Job) -> dict[str, Any] | None:
+    """Record-level ε of DP-SGD in the nodes' local training (the largest over members, each
+    composed over the rounds it trained), or None unless EVERY counted update reports that it
+    applied at least the spec's noise multiplier."""
+    spec = JobSpec.model_validate(job.spec)
+    dp = spec.local.dp_sgd
+    if dp is None:
+        return None
+    updates = session.scalars(
+        select(Update)
+        .join(Round, Round.id == Update.round_id)
+        .where(Round.job_id == job.id, Round.status == "closed")
+    ).all()
+    if not updates or any(
+        float(u.metrics.get("dp_sgd_noise", 0)) < dp.noise_multiplier for u in updates
+    ):
+        return None
+    rounds: dict[int, int] = {}
+    examples: dict[int, int] = {}
+    for u in updates:
+        rounds[u.member_id] = rounds.get(u.member_id, 0) + 1
+        examples[u.member_id] = min(examples.get(u.member_id, u.examples), u.examples)
+    config = spec.local.model_dump()
+    worst = max(
+        accountant.record_epsilon(rounds[m], examples[m], config, dp.noise_multiplier, dp.delta)
+        for m in rounds
+    )
+    return {
+        "epsilon": round(worst, 6),
+        "delta": dp.delta,
+        "noise_multiplier": dp.noise_multiplier,
+        "clip_norm": dp.clip_norm,
+        "level": "record",
+        "accountant": "rdp",
+    }
 
 
 def outcome_context(session: Session, job: Job) -> dict[str, Any]:

@@ -21,8 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from concord import inflight
 from concord import metrics as prometheus
 from concord.config import Settings
+from concord.errors import TooLarge
 from concord.federation import jobs, secure_round
 from concord.federation.parameters import BadParameters, file_sha256
 from concord.federation.tables import Job, Round
@@ -32,6 +34,15 @@ from concord.http import Db, allow_large_bodies
 from concord.members.auth import CurrentPerson
 from concord.members.people import acting_member
 from concord.members.tables import Member, Person
+from concord.validation import (
+    MAX_ID,
+    MAX_JSON_HEADER_BYTES,
+    FiniteHeader,
+    Id,
+    Number,
+    Seconds,
+    number_map,
+)
 
 router = APIRouter(prefix="/api/federation", tags=["federation"], lifespan=lifespan)
 allow_large_bodies("/api/federation/jobs/")
@@ -65,7 +76,7 @@ def register(body: NodeRegistration, db: Db, person: CurrentPerson) -> dict[str,
 
 
 @router.get("/work")
-async def work(request: Request, db: Db, person: CurrentPerson, wait: float = 0.0) -> Response:
+async def work(request: Request, db: Db, person: CurrentPerson, wait: Seconds = 0.0) -> Response:
     """The round your node should train now; waits up to `wait` seconds (at most 30) for one
     to open (long polling), then answers 204 No Content. The header `Concord-Jobs-Waiting`
     of that answer lists the running jobs your member takes part in (comma-separated ids):
@@ -111,7 +122,7 @@ class ModelFile(FileResponse):
 
 
 @router.get("/jobs/{job_id}/rounds/{number}/parameters")
-def parameters(job_id: int, number: int, db: Db, request: Request) -> Response:
+def parameters(job_id: Id, number: Number, db: Db, request: Request) -> Response:
     """The global parameters a round starts from (safetensors)."""
     job = jobs.get_job(db, job_id)
     row = db.scalars(
@@ -131,32 +142,40 @@ def parameters(job_id: int, number: int, db: Db, request: Request) -> Response:
 
 @router.post("/jobs/{job_id}/rounds/{number}/updates", status_code=201)
 async def update(
-    job_id: int,
-    number: int,
+    job_id: Id,
+    number: Number,
     request: Request,
     response: Response,
     db: Db,
     person: CurrentPerson,
-    x_concord_examples: Annotated[int, Header()],
-    x_concord_signature: Annotated[str, Header()],
-    x_concord_metrics: Annotated[str, Header()] = "{}",
-    x_concord_energy_kwh: Annotated[float, Header()] = 0.0,
-    x_concord_emissions_kg: Annotated[float, Header()] = 0.0,
+    x_concord_examples: Annotated[int, Header(le=MAX_ID)],
+    x_concord_signature: Annotated[str, Header(pattern=SIGNATURE_PATTERN)],
+    x_concord_metrics: Annotated[str, Header(max_length=MAX_JSON_HEADER_BYTES)] = "{}",
+    x_concord_energy_kwh: FiniteHeader = 0.0,
+    x_concord_emissions_kg: FiniteHeader = 0.0,
 ) -> dict[str, Any]:
     """A node's signed update (safetensors body) for the open round. Sending the same update
-    again (after a lost answer) gets the same receipt with `repeated: true`, status 200."""
+    again (after a lost answer) gets the same receipt with `repeated: true`, status 200.
+
+    Who may send it (a delegate of a member selected for this round of an existing job) is
+    checked before a byte of the body is read; the body may be no larger than the job's model
+    and counts against the member's `member_upload_bytes` while it streams in."""
     settings = request.app.state.settings
-    try:
-        metrics = {k: float(v) for k, v in json.loads(x_concord_metrics).items()}
-    except (ValueError, AttributeError) as exc:
-        raise jobs.BadUpdate(reason="metrics must be a JSON object of numbers") from exc
+    metrics = number_map("X-Concord-Metrics", x_concord_metrics)
+    member_id, largest = await run_in_threadpool(_admit, db, settings, person, job_id, number)
     spool = jobs.folder(settings) / f"job-{job_id}" / "incoming"
     spool.mkdir(parents=True, exist_ok=True)
     descriptor, name = tempfile.mkstemp(dir=spool, prefix=".up-")
     received = Path(name)
     try:
-        with os.fdopen(descriptor, "wb") as handle:
+        with (
+            os.fdopen(descriptor, "wb") as handle,
+            inflight.allowance(member_id, settings.member_upload_bytes) as quota,
+        ):
             async for chunk in request.stream():
+                if quota.taken + len(chunk) > largest:
+                    raise TooLarge(limit=largest)
+                quota.take(len(chunk))
                 handle.write(chunk)
         receipt = await run_in_threadpool(
             _accept,
@@ -177,6 +196,23 @@ async def update(
     if receipt["repeated"]:
         response.status_code = 200
     return receipt
+
+
+# An Ed25519 signature (64 bytes) in standard base64.
+SIGNATURE_PATTERN = r"^[A-Za-z0-9+/]{86}==$"
+
+
+def _admit(db: Db, settings: Settings, person: Person, job_id: int, number: int) -> tuple[int, int]:
+    """Everything about an update that needs no body, in one short transaction: the person
+    acts for a member, the job exists, the member may send to this round. Returns the member's
+    id and the most bytes the update may have."""
+    member = acting_member(db, person)
+    job = jobs.get_job(db, job_id)
+    jobs.expect_update(db, job, number, member)
+    largest = jobs.largest_update(settings, job)
+    member_id = member.id
+    db.commit()  # never hold the lock while the body streams in
+    return member_id, largest
 
 
 def _accept(
@@ -234,7 +270,7 @@ class RoundDecline(BaseModel):
 
 @router.post("/jobs/{job_id}/rounds/{number}/decline")
 def decline(
-    job_id: int, number: int, db: Db, person: CurrentPerson, body: RoundDecline | None = None
+    job_id: Id, number: Number, db: Db, person: CurrentPerson, body: RoundDecline | None = None
 ) -> dict[str, Any]:
     """Your node declines the open round it was chosen for, because its site policy does not
     allow the work. The node signs `{purpose, job, round, member}` with the member's key; the
@@ -253,7 +289,7 @@ def list_jobs(db: Db) -> list[dict[str, Any]]:
 
 
 @router.get("/jobs/{job_id}")
-def get_job(job_id: int, db: Db) -> dict[str, Any]:
+def get_job(job_id: Id, db: Db) -> dict[str, Any]:
     """One job with every round."""
     return _job(db, jobs.get_job(db, job_id), rounds=True)
 
@@ -468,11 +504,19 @@ async def secagg_masked(
         raise jobs.BadUpdate(reason="metrics must be a JSON object of numbers") from exc
     spool = jobs.folder(settings) / f"job-{job_id}" / "incoming"
     spool.mkdir(parents=True, exist_ok=True)
+    # A masked vector holds 4 bytes a parameter: never more than the model's own file.
+    largest = await run_in_threadpool(
+        lambda: jobs.largest_update(settings, jobs.get_job(db, job_id))
+    )
     descriptor, name = tempfile.mkstemp(dir=spool, prefix=".masked-")
     received = Path(name)
     try:
         with os.fdopen(descriptor, "wb") as handle:
+            taken = 0
             async for chunk in request.stream():
+                taken += len(chunk)
+                if taken > largest:
+                    raise TooLarge(limit=largest)
                 handle.write(chunk)
         sha256 = await run_in_threadpool(file_sha256, received)
 

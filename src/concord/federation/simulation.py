@@ -238,6 +238,8 @@ def local_updates(
     vectorised: bool,
 ) -> Iterator[ClientUpdate]:
     """The chosen clients' updates, trained in this process: batched where the model allows."""
+    if work.config.get("dp_sgd"):
+        return _loop(task, params, clients, work)  # per-example clipping runs client by client
     if vectorised and isinstance(task, LogisticRegression):
         return _cohorts(task, params, clients, work, cohort)
     if vectorised and isinstance(task, NetworkTask) and _batchable(task):

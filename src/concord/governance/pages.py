@@ -21,6 +21,7 @@ from concord.http import Db
 from concord.members.auth import CsrfChecked, PagePerson
 from concord.members.tables import Member, Person
 from concord.members.tokens import BadToken
+from concord.validation import Id
 from concord.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -192,7 +193,7 @@ def statement_form(
 @router.post("/proposals/{ref}/statements/{statement_id}/vote")
 def vote_form(
     ref: str,
-    statement_id: int,
+    statement_id: Id,
     db: Db,
     person: PagePerson,
     _csrf: CsrfChecked,

@@ -29,6 +29,7 @@ from concord.http import Db
 from concord.members.auth import CurrentPerson
 from concord.members.people import require_role
 from concord.members.tables import Member
+from concord.validation import Id
 
 router = APIRouter(prefix="/api", tags=["governance"])
 
@@ -137,22 +138,20 @@ def _decide(ref: str, amendment_id: int, db: Db, person: Any, accept: bool) -> A
 
 
 @router.post("/proposals/{ref}/amendments/{amendment_id}/accept")
-def accept_amendment(ref: str, amendment_id: int, db: Db, person: CurrentPerson) -> AmendmentPublic:
+def accept_amendment(ref: str, amendment_id: Id, db: Db, person: CurrentPerson) -> AmendmentPublic:
     """Accepts an amendment: its text replaces the proposal's in that language (sponsors)."""
     return _decide(ref, amendment_id, db, person, True)
 
 
 @router.post("/proposals/{ref}/amendments/{amendment_id}/decline")
-def decline_amendment(
-    ref: str, amendment_id: int, db: Db, person: CurrentPerson
-) -> AmendmentPublic:
+def decline_amendment(ref: str, amendment_id: Id, db: Db, person: CurrentPerson) -> AmendmentPublic:
     """Declines an amendment (sponsors). Logged."""
     return _decide(ref, amendment_id, db, person, False)
 
 
 @router.post("/proposals/{ref}/amendments/{amendment_id}/ballot")
 def amendment_to_ballot(
-    ref: str, amendment_id: int, db: Db, person: CurrentPerson
+    ref: str, amendment_id: Id, db: Db, person: CurrentPerson
 ) -> AmendmentPublic:
     """Puts an amendment to a ballot of its own instead of deciding it (sponsors). Logged."""
     p = proposals.get(db, ref)
@@ -167,7 +166,7 @@ def amendment_to_ballot(
     "/proposals/{ref}/amendments/{amendment_id}/ballots", status_code=status.HTTP_201_CREATED
 )
 def cast_amendment_ballots(
-    ref: str, amendment_id: int, body: BallotsCreate, db: Db, person: CurrentPerson
+    ref: str, amendment_id: Id, body: BallotsCreate, db: Db, person: CurrentPerson
 ) -> dict[str, Any]:
     """Casts your member's signed ballot on an amendment; the payload names `REF/A<id>`."""
     p = proposals.get(db, ref)
@@ -178,7 +177,7 @@ def cast_amendment_ballots(
 
 
 @router.post("/proposals/{ref}/amendments/{amendment_id}/close")
-def close_amendment(ref: str, amendment_id: int, db: Db, person: CurrentPerson) -> dict[str, Any]:
+def close_amendment(ref: str, amendment_id: Id, db: Db, person: CurrentPerson) -> dict[str, Any]:
     """Closes an amendment's ballot under the rule of the proposal's kind (sponsors,
     secretariat); adopted amendments replace the text in their language."""
     p = proposals.get(db, ref)
@@ -206,7 +205,7 @@ def add_statement(
 
 @router.post("/proposals/{ref}/statements/{statement_id}/votes")
 def vote_statement(
-    ref: str, statement_id: int, body: VoteCreate, db: Db, person: CurrentPerson
+    ref: str, statement_id: Id, body: VoteCreate, db: Db, person: CurrentPerson
 ) -> dict[str, Any]:
     """Agrees, disagrees or passes on a statement; the latest vote counts."""
     row = deliberation.vote(db, person, proposals.get(db, ref), statement_id, body.vote)

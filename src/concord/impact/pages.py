@@ -8,6 +8,7 @@ from fastapi.responses import HTMLResponse
 from concord.errors import N_
 from concord.http import Db
 from concord.impact import indicators
+from concord.validation import OptionalYear, YearPath
 from concord.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -15,7 +16,7 @@ NAV = [("/impact", N_("Impact"))]
 
 
 @router.get("/impact", response_class=HTMLResponse)
-def dashboard(request: Request, db: Db, year: int | None = None) -> HTMLResponse:
+def dashboard(request: Request, db: Db, year: OptionalYear = None) -> HTMLResponse:
     available, energy = indicators.jobs_energy(db)
     return render(
         request,
@@ -31,7 +32,7 @@ def dashboard(request: Request, db: Db, year: int | None = None) -> HTMLResponse
 
 
 @router.get("/impact/report/{year}", response_class=HTMLResponse)
-def report(request: Request, db: Db, year: int) -> HTMLResponse:
+def report(request: Request, db: Db, year: YearPath) -> HTMLResponse:
     available, energy = indicators.jobs_energy(db)
     return render(
         request,

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Response
 
 from concord.http import Db
 from concord.impact import indicators
+from concord.validation import OptionalYear
 
 router = APIRouter(prefix="/api/impact", tags=["impact"])
 
@@ -36,13 +37,13 @@ def summary(i: indicators.Indicator) -> dict[str, Any]:
 
 
 @router.get("")
-def dashboard(db: Db, year: int | None = None) -> list[dict[str, Any]]:
+def dashboard(db: Db, year: OptionalYear = None) -> list[dict[str, Any]]:
     """Every indicator with its breakdowns and equity figures (optionally for one year)."""
     return [summary(i) for i in indicators.dashboard(db, year)]
 
 
 @router.get("/{name}.csv")
-def indicator_csv(name: str, db: Db, year: int | None = None) -> Response:
+def indicator_csv(name: str, db: Db, year: OptionalYear = None) -> Response:
     """One indicator's breakdown as CSV."""
     return Response(
         to_csv(indicators.compute(db, name, year)),
@@ -52,7 +53,7 @@ def indicator_csv(name: str, db: Db, year: int | None = None) -> Response:
 
 
 @router.get("/{name}")
-def indicator(name: str, db: Db, year: int | None = None) -> dict[str, Any]:
+def indicator(name: str, db: Db, year: OptionalYear = None) -> dict[str, Any]:
     """One indicator with its breakdowns and equity figures."""
     return summary(indicators.compute(db, name, year))
 

@@ -12,6 +12,7 @@ from concord.http import Db
 from concord.hubkey import load_or_create, public_key_base64
 from concord.ledger import log
 from concord.ledger.tables import LogEntry
+from concord.validation import OptionalQueryIndex
 from concord.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -21,7 +22,11 @@ PER_PAGE = 50
 
 @router.get("/log", response_class=HTMLResponse)
 def log_page(
-    request: Request, db: Db, kind: str = "", before: int | None = None, entry: int | None = None
+    request: Request,
+    db: Db,
+    kind: str = "",
+    before: OptionalQueryIndex = None,
+    entry: OptionalQueryIndex = None,
 ) -> HTMLResponse:
     key = load_or_create(request.app.state.settings)
     head = log.latest_head(db, key)

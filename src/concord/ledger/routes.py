@@ -12,6 +12,7 @@ from concord.http import Db
 from concord.hubkey import load_or_create, public_key_base64
 from concord.ledger import log
 from concord.ledger.tables import LogEntry
+from concord.validation import Index, OptionalQueryIndex, OptionalQuerySize, QueryIndex
 
 router = APIRouter(prefix="/api/log", tags=["transparency log"])
 PAGE = 1000
@@ -76,7 +77,7 @@ def signed_heads(
     request: Request,
     db: Db,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: OptionalQuerySize = None,
 ) -> list[HeadPublic]:
     """Signed tree heads, newest first; page back with `before=<smallest size seen>`."""
     _key_obj, public = _key(request)
@@ -86,8 +87,8 @@ def signed_heads(
 @router.get("/entries")
 def entries(
     db: Db,
-    start: Annotated[int, Query(ge=0)] = 0,
-    end: Annotated[int | None, Query(ge=0)] = None,
+    start: QueryIndex = 0,
+    end: OptionalQueryIndex = None,
 ) -> list[EntryPublic]:
     """Entries with start ≤ index < end (at most 1000 per request).
 
@@ -102,15 +103,13 @@ def entries(
 
 
 @router.get("/entries/{index}")
-def entry(index: int, db: Db) -> EntryPublic:
+def entry(index: Index, db: Db) -> EntryPublic:
     """One entry by index."""
     return EntryPublic.of(log.entry(db, index))
 
 
 @router.get("/proof/inclusion")
-def inclusion(
-    db: Db, index: Annotated[int, Query()], size: Annotated[int, Query()]
-) -> InclusionPublic:
+def inclusion(db: Db, index: QueryIndex, size: QueryIndex) -> InclusionPublic:
     """RFC 9162 inclusion proof (audit path) of entry `index` in the tree of `size` entries."""
     proof = log.inclusion_proof(db, index, size)
     leaf = log.entry(db, index).leaf_hash
@@ -128,9 +127,9 @@ class InclusionPagePublic(BaseModel):
 @router.get("/proof/inclusion-range")
 def inclusion_range(
     db: Db,
-    start: Annotated[int, Query()],
-    end: Annotated[int, Query()],
-    size: Annotated[int, Query()],
+    start: QueryIndex,
+    end: QueryIndex,
+    size: QueryIndex,
 ) -> InclusionPagePublic:
     """Inclusion proofs of entries start ≤ index < end (at most 1000) in the tree of `size`,
     for auditors who check every entry."""
@@ -144,9 +143,7 @@ def inclusion_range(
 
 
 @router.get("/proof/consistency")
-def consistency(
-    db: Db, first: Annotated[int, Query()], second: Annotated[int, Query()]
-) -> ConsistencyPublic:
+def consistency(db: Db, first: QueryIndex, second: QueryIndex) -> ConsistencyPublic:
     """RFC 9162 consistency proof between the trees of `first` and `second` entries."""
     proof = log.consistency_proof(db, first, second)
     return ConsistencyPublic(first=first, second=second, proof=[p.hex() for p in proof])

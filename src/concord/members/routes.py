@@ -25,6 +25,7 @@ from concord.members.models import (
     TokenPublic,
 )
 from concord.members.tables import MemberKey
+from concord.validation import Id
 
 router = APIRouter(prefix="/api", tags=["members"])
 
@@ -219,7 +220,7 @@ def create_token(body: TokenCreate, db: Db, person: CurrentPerson) -> TokenIssue
 
 
 @router.delete("/tokens/{token_id}")
-def revoke_token(token_id: int, db: Db, person: CurrentPerson) -> TokenPublic:
+def revoke_token(token_id: Id, db: Db, person: CurrentPerson) -> TokenPublic:
     """Revokes one of your tokens, or anyone's (secretariat)."""
     from concord.members.tables import ApiToken
 

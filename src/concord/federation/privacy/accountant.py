@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 import dp_accounting
 from dp_accounting import pld, rdp
@@ -63,3 +64,14 @@ def epsilon(steps: Sequence[tuple[float, float]], delta: float, accountant: str 
         raise ValueError(f"unknown accountant {accountant}")
     account.compose(event)
     return float(account.get_epsilon(delta))
+
+
+def record_epsilon(
+    rounds: int, examples: int, config: dict[str, Any], noise_multiplier: float, delta: float
+) -> float:
+    """Record-level ε of a member who trained `rounds` rounds on `examples` records."""
+    batch = int(config.get("batch_size", 10)) or examples
+    batch = min(batch, examples)
+    steps = int(config.get("epochs", 1)) * math.ceil(examples / max(batch, 1))
+    q = batch / max(examples, 1)
+    return epsilon([(q, noise_multiplier)] * (rounds * steps), delta)

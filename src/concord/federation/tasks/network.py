@@ -102,6 +102,9 @@ class NetworkTask:
         n = len(y)
         size = max(n, 1) if batch_size <= 0 else batch_size
         loss = torch.zeros(())
+        dp = config.get("dp_sgd")
+        if dp:
+            return self._train_dp_sgd(model, x, y, rng, config, dp)
         for _ in range(epochs):
             order = torch.from_numpy(epoch_order(rng, n, batch_size))
             for first in range(0, n, size):
@@ -117,6 +120,45 @@ class NetworkTask:
                         w.sub_(lr * g)
         result = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
         return TrainResult(result, n, {"loss": float(loss.detach())})
+
+    def _train_dp_sgd(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        rng: np.random.Generator,
+        config: dict[str, Any],
+        dp: dict[str, Any],
+    ) -> TrainResult:
+        """Local SGD with per-example clipping and noise (`privacy.dpsgd`); FedProx's μ is
+        not combined with it. Reports the noise multiplier it applied, for the hub's ε."""
+        from concord.federation.privacy.dpsgd import noise_generator, private_gradient
+
+        epochs, batch_size, lr, _mu = local_config(config)
+        clip_norm, z = float(dp["clip_norm"]), float(dp["noise_multiplier"])
+        generator = noise_generator()
+        n = len(y)
+        size = max(n, 1) if batch_size <= 0 else batch_size
+        named = dict(model.named_parameters())
+        for _ in range(epochs):
+            order = torch.from_numpy(epoch_order(rng, n, batch_size))
+            for first in range(0, n, size):
+                idx = order[first : first + size]
+                grads = private_gradient(
+                    model,
+                    x[idx],
+                    y[idx],
+                    clip_norm=clip_norm,
+                    noise_multiplier=z,
+                    generator=generator,
+                )
+                with torch.no_grad():
+                    for k, g in grads.items():
+                        named[k].sub_(lr * g)
+        with torch.no_grad():
+            loss = F.cross_entropy(model(x), y)
+        result = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+        return TrainResult(result, n, {"loss": float(loss), "dp_sgd_noise": z})
 
     @torch.no_grad()
     def predict(self, params: Parameters, x: NDArray[Any]) -> NDArray[np.int64]:
