@@ -168,7 +168,10 @@ def _open(current: State, stage: str, member: Member, allowed: set[int]) -> None
 
 
 def _record(session: Session, current: State, member: Member, stage: str, payload: Any) -> None:
-    if member.id in current.sent(stage):
+    earlier = current.sent(stage).get(member.id)
+    if earlier == payload:
+        return  # the node sent it again after a lost answer: taken once
+    if earlier is not None:
         raise StageClosed(stage=stage, round=current.row.number, member=member.slug)
     session.add(
         SecAggMessage(
@@ -264,7 +267,7 @@ def inbox(current: State, member: Member) -> dict[str, Any] | None:
 
 def check_masked(current: State, member: Member, received: Path, size: int) -> None:
     """Stage 3's checks before the masked vector is taken as the member's update."""
-    _open(current, "masked", member, set(current.shares))
+    _open(current, "masked", member, set(current.shares) - set(current.masked))
     if received.stat().st_size != 4 * size:
         raise BadSecAggMessage(reason=N_("the masked vector has the wrong length"))
 
