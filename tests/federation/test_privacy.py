@@ -470,3 +470,24 @@ def test_record_level_dp_is_stated_only_when_every_update_applied_it(
     assert (
         "record-level" not in (jobs.folder(settings) / other.model_path / "README.md").read_text()
     )
+
+
+def test_concord_simulate_takes_dp_options_or_a_spec_and_prints_epsilon(cli_env, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from concord.cli import app
+
+    runner = CliRunner()
+    common = ["simulate", "--clients", "20", "--per-round", "10", "--rounds", "3"]
+    r = runner.invoke(app, [*common, "--dp-noise", "1.0", "--dp-clip", "0.5", "--dp-delta", "1e-5"])
+    assert r.exit_code == 0, r.output
+    expected = accountant.epsilon([(0.5, 1.0)] * 3, 1e-5)
+    assert f"ε = {expected:.3g}" in r.output and "after 3 rounds" in r.output
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "privacy:\n  differential_privacy:\n    epsilon: 1.0\n    noise_multiplier: 1.0\n"
+        "    delta: 1.0e-5\n"
+    )
+    r = runner.invoke(app, [*common, "--spec", str(spec)])
+    assert r.exit_code == 0, r.output
+    assert "stopped: privacy budget" in r.output
