@@ -374,3 +374,39 @@ def test_a_round_below_threshold_fails_cleanly_and_is_tried_again(
     job = db.get(Job, job_id)
     db.refresh(job)
     assert job.rounds_done == 0 and job.status == "running"
+
+
+def test_the_simulator_runs_secagg_and_lands_where_the_plain_mean_does() -> None:
+    # Prepare
+    from concord.federation.privacy import mechanism
+    from concord.federation.simulation import simulate
+    from concord.governance.jobspec import DifferentialPrivacy, SecureAggregation, StrategySpec
+
+    task = DigitsLogReg()
+    x, y, _xt, _yt = task.split()
+    parts = data.iid(len(y), 12, seed=0)
+    common = {
+        "rounds": 1,
+        "local": {"epochs": 1, "batch_size": 10, "learning_rate": 0.3},
+    }
+    secure = SecureAggregation(num_shares=6, clip_range=4.0)
+    # Execute
+    plain = simulate(task, x, y, parts, make_strategy(StrategySpec()), **common)
+    masked = simulate(task, x, y, parts, make_strategy(StrategySpec()), secure=secure, **common)
+    dp = mechanism.Settings.from_spec(
+        DifferentialPrivacy(epsilon=50, noise_multiplier=1.0, noise="distributed"), 12, 12
+    )
+    private = simulate(
+        task, x, y, parts, make_strategy(StrategySpec()), secure=secure, privacy=dp, **common
+    )
+    # Assert: within the quantisation bound of the plain weighted mean; DP accounted
+    bound = 1 / secagg.scale_for(4.0, len(y))
+    for name, value in plain.parameters.items():
+        gap = np.max(np.abs(masked.parameters[name].astype(np.float64) - value))
+        assert 0 < gap <= bound + 1e-6
+    assert private.privacy and private.privacy[0].extra == {"secure_aggregation": True}
+    assert 0 < private.privacy[0].epsilon < 50
+    with pytest.raises(SecureAggregationNeedsMean):
+        simulate(
+            task, x, y, parts, make_strategy(StrategySpec(name="median")), secure=secure, **common
+        )
