@@ -80,8 +80,11 @@ def privacy_text(
     else:
         parts.append("no differential privacy")
     if privacy.get("secure_aggregation"):
-        # Nothing masks updates yet: say so rather than repeat the spec's wish.
-        parts.append("secure aggregation requested but not applied: the hub saw each update")
+        # Every round of such a job runs SecAgg+ (federation/secure_round): no round closes
+        # from clear updates.
+        parts.append(
+            "secure aggregation (SecAgg+): the hub saw only the sum of each round's updates"
+        )
     if record_level:
         parts.append(
             f"record-level differential privacy (DP-SGD in each member's local training), "

@@ -145,6 +145,24 @@ def _privacy_settings(spec_file: Path | None, clients: int, per_round: int, opti
     return Settings.from_spec(dp, clients, per_round) if dp is not None else None
 
 
+def _secure_settings(
+    spec_file: Path | None, on: bool, shares: int, threshold: int, clip_range: float
+) -> Any:
+    """SecAgg+ to simulate: the spec file's if it asks for it, else the --secagg options."""
+    import yaml
+
+    from concord.governance.jobspec import Privacy, SecureAggregation
+
+    if spec_file is not None:
+        body = yaml.safe_load(spec_file.read_text())
+        found = Privacy.model_validate(body.get("privacy", {})).secagg
+        if found is not None:
+            return found
+    if not on:
+        return None
+    return SecureAggregation(num_shares=shares, threshold=threshold, clip_range=clip_range)
+
+
 def simulate_command(
     task: str = typer.Option("logreg-digits", help="An installed task."),
     clients: int = typer.Option(100, help="Simulated clients."),
@@ -178,6 +196,12 @@ def simulate_command(
     spec_file: Path = typer.Option(
         None, "--spec", help="A job spec (JSON or YAML) whose privacy settings to simulate."
     ),
+    secure: bool = typer.Option(
+        False, "--secagg", help="Secure aggregation (SecAgg+): clients mask, the server unmasks."
+    ),
+    secagg_shares: int = typer.Option(0, help="SecAgg+: neighbours per client (0: all)."),
+    secagg_threshold: int = typer.Option(0, help="SecAgg+: threshold t (0: a majority)."),
+    secagg_range: float = typer.Option(1.0, help="SecAgg+: each delta coordinate clipped to ±r."),
 ) -> None:
     """Simulate a federated job; the cohort of each round trains as one batched computation."""
     from concord.federation import data
@@ -227,6 +251,7 @@ def simulate_command(
         attack=Attack(attack, choose_malicious(clients, malicious, seed), seed=seed)
         if attack
         else None,
+        secure=_secure_settings(spec_file, secure, secagg_shares, secagg_threshold, secagg_range),
         privacy=_privacy_settings(
             spec_file,
             clients,

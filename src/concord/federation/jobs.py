@@ -32,7 +32,7 @@ from concord import metrics as prometheus
 from concord.config import Settings
 from concord.db import utcnow
 from concord.errors import N_, ConcordError, Conflict, Forbidden, Invalid, NotFound
-from concord.federation import publication, robustness
+from concord.federation import publication, robustness, secure_round
 from concord.federation.card import model_card
 from concord.federation.parameters import (
     Parameters,
@@ -46,7 +46,7 @@ from concord.federation.parameters import (
     to_safetensors,
     write_safetensors,
 )
-from concord.federation.privacy import mechanism
+from concord.federation.privacy import mechanism, secagg
 from concord.federation.privacy.noise import fresh_generator, share_std
 from concord.federation.strategies import Strategy, make_strategy
 from concord.federation.strategies.base import StoredUpdate
@@ -301,6 +301,8 @@ def advance(session: Session, settings: Settings, job: Job) -> bool:
             _finish(session, settings, job)
             return True
         return open_round(session, settings, job) is not None or job.status != "running"
+    if spec.privacy.secagg is not None:
+        return _advance_secure(session, settings, job, row, spec)
     updates = list(
         session.scalars(
             select(Update).where(Update.round_id == row.id).order_by(Update.member_id)
@@ -330,10 +332,42 @@ def advance(session: Session, settings: Settings, job: Job) -> bool:
     return True
 
 
+def _advance_secure(
+    session: Session, settings: Settings, job: Job, row: Round, spec: JobSpec
+) -> bool:
+    """A SecAgg+ round closes once its reveal stage has (secure_round): with the unmasked
+    sum, or failed — logged, and another attempt opened — when it cannot be unmasked."""
+    current = secure_round.state(session, row, spec)
+    if not current.closed["reveal"]:
+        return False
+    updates = [current.masked[m] for m in sorted(current.masked)]
+    try:  # at least t survivors suffice (min_participants is the bar for opening it)
+        _close(session, settings, job, row, updates, spec, secure=current)
+    except secagg.SecAggFailed as exc:
+        row.status, row.closed_at = "failed", utcnow()
+        log.warning("secure aggregation failed: %s", str(exc.params.get("reason", "")))
+        append(
+            session,
+            "federation.secagg_failed",
+            {
+                "job": job.id,
+                "round": row.number,
+                "attempt": row.attempt,
+                "survivors": len(updates),
+                "reason": str(exc.params.get("reason", "")),
+            },
+        )
+        open_round(session, settings, job)
+    return True
+
+
 def _due(session: Session, row: Round | None) -> bool:
     """Whether `advance` has something to do (read without the lock; `advance` looks again)."""
     if row is None:
         return True
+    job = session.get(Job, row.job_id)
+    if job is not None and JobSpec.model_validate(job.spec).privacy.secagg is not None:
+        return secure_round.state(session, row, JobSpec.model_validate(job.spec)).closed["reveal"]
     received = session.scalar(
         select(func.count()).select_from(Update).where(Update.round_id == row.id)
     )
@@ -361,30 +395,20 @@ def advance_all(session: Session, settings: Settings) -> tuple[bool, datetime | 
 
 
 def _close(
-    session: Session, settings: Settings, job: Job, row: Round, updates: list[Update], spec: JobSpec
+    session: Session,
+    settings: Settings,
+    job: Job,
+    row: Round,
+    updates: list[Update],
+    spec: JobSpec,
+    secure: secure_round.State | None = None,
 ) -> None:
     strategy = _strategy(settings, job, spec)
-    with ExitStack() as files:
-        stored = [
-            StoredUpdate(
-                files.enter_context(TensorFile(folder(settings) / u.path)),
-                u.examples,
-                str(u.member_id),
-                dict(u.metrics),
-            )
-            for u in updates
-        ]
-        start = read_parameters(settings, row.parameters)
-        dp = _dp_settings(session, spec)
-        verdicts = []
-        if dp is None:
-            aggregate = strategy.aggregate_stored(row.number, start, stored)
-            # A robust rule says what it did to each update, so that members can see it.
-            if spec.strategy.robust:
-                verdicts = stored_verdicts(strategy, start, aggregate, stored)
-        else:
-            aggregate, record = _private_aggregate(session, job, row, strategy, dp, start, stored)
-            row.privacy = record.to_json()
+    verdicts: list[Any] = []
+    if secure is not None:
+        aggregate = _secure_aggregate(session, settings, job, row, strategy, secure)
+    else:
+        aggregate, verdicts = _plain_aggregate(session, settings, job, row, strategy, updates, spec)
     path = f"job-{job.id}/round-{row.number}.safetensors"
     sha = write_safetensors(folder(settings) / path, aggregate)
     state = strategy.state()
@@ -411,6 +435,11 @@ def _close(
         "metrics": metrics,
         "energy_kwh": round(sum(_finite_or_zero(u.energy_kwh) for u in updates), 9),
         **({"privacy": row.privacy} if row.privacy else {}),
+        **(
+            {"secure_aggregation": {"survivors": len(updates), "dropped": len(secure.dropped)}}
+            if secure is not None
+            else {}
+        ),
     }
     if verdicts:
         before = robustness.flagged_before(session, job)
@@ -425,6 +454,79 @@ def _close(
         _finish(session, settings, job)
     else:
         open_round(session, settings, job)
+
+
+def _secure_aggregate(
+    session: Session,
+    settings: Settings,
+    job: Job,
+    row: Round,
+    strategy: Strategy,
+    current: secure_round.State,
+) -> Parameters:
+    """The strategy's server update on the mean the survivors' unmasked sum gives: weighted
+    by examples, or — under DP with distributed noise — uniform over the chosen nodes, the
+    round accounted with the noise shares of the survivors (unmeasurable here: the hub sees
+    only the sum)."""
+    start = read_parameters(settings, row.parameters)
+    total = secure_round.unmasked_sum(folder(settings), current, secure_round.size_of(start))
+    dp = _dp_settings(session, JobSpec.model_validate(job.spec))
+    # Weighted by examples; under DP every chosen node weighs the same (mechanism).
+    divisor = secure_round.survivors_weight(current) if dp is None else len(row.participants)
+    mean = secure_round.unflatten(secagg.dequantise(total, current.scale, divisor), start)
+    if dp is not None:
+        row.privacy = _secure_privacy(session, job, row, dp, len(current.masked)).to_json()
+    combined = mechanism.apply_mean(start, mean)
+    updated = strategy.server_update(start, combined)
+    return {k: v.astype(start[k].dtype, copy=False) for k, v in updated.items()}
+
+
+def _secure_privacy(
+    session: Session, job: Job, row: Round, dp: mechanism.Settings, survivors: int
+) -> mechanism.RoundPrivacy:
+    planned = row.privacy or {}
+    record = secagg.round_privacy(
+        dp,
+        float(planned.get("clip_norm", dp.clip_norm)),
+        len(row.participants),
+        survivors,
+        float(planned.get("sampling_rate", 1.0)),
+    )
+    return mechanism.account(mechanism.steps_of(privacy_records(session, job)), record, dp)
+
+
+def _plain_aggregate(
+    session: Session,
+    settings: Settings,
+    job: Job,
+    row: Round,
+    strategy: Strategy,
+    updates: list[Update],
+    spec: JobSpec,
+) -> tuple[Parameters, list[Any]]:
+    """The round's aggregate from the stored updates, and what a robust rule did to each."""
+    verdicts: list[Any] = []
+    with ExitStack() as files:
+        stored = [
+            StoredUpdate(
+                files.enter_context(TensorFile(folder(settings) / u.path)),
+                u.examples,
+                str(u.member_id),
+                dict(u.metrics),
+            )
+            for u in updates
+        ]
+        start = read_parameters(settings, row.parameters)
+        dp = _dp_settings(session, spec)
+        if dp is None:
+            aggregate = strategy.aggregate_stored(row.number, start, stored)
+            # A robust rule says what it did to each update, so that members can see it.
+            if spec.strategy.robust:
+                verdicts = stored_verdicts(strategy, start, aggregate, stored)
+        else:
+            aggregate, record = _private_aggregate(session, job, row, strategy, dp, start, stored)
+            row.privacy = record.to_json()
+    return aggregate, verdicts
 
 
 def _finite(metrics: dict[str, float], job: Job, row: Round) -> dict[str, float]:
@@ -745,6 +847,49 @@ def submit(
     return Receipt(update)
 
 
+def submit_masked(
+    session: Session,
+    settings: Settings,
+    row: Round,
+    member: Member,
+    received: Path,
+    *,
+    sha256: str,
+    examples: int,
+    metrics: dict[str, float],
+    signature: str,
+) -> Update:
+    """SecAgg+ stage 3: a node's masked vector becomes its update for the round (the caller
+    has checked the stage; `secure_round.check_masked`). Signed like any update."""
+    if not 0 < examples < 10**9:
+        raise BadUpdate(reason=N_("the number of examples must be positive"))
+    verify(
+        session,
+        member,
+        update_message(row.job_id, row.number, member.slug, sha256, examples),
+        signature,
+    )
+    path = f"job-{row.job_id}/round-{row.number}/attempt-{row.attempt}/member-{member.id}.u32"
+    target = folder(settings) / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    sync_file(received)
+    os.replace(received, target)
+    sync_folder(target.parent)
+    update = Update(
+        round_id=row.id,
+        member_id=member.id,
+        path=path,
+        sha256=sha256,
+        examples=examples,
+        metrics={k: float(v) for k, v in metrics.items()},
+        signature=signature,
+        received_at=utcnow(),
+    )
+    session.add(update)
+    session.flush()
+    return update
+
+
 def expect_update(session: Session, job: Job, round_number: int, member: Member) -> None:
     """Refuses an update that could not be taken whatever its body: for a round that is not
     open and that the member sent nothing to, or from a member not selected. Called before the
@@ -946,6 +1091,12 @@ def work_for(session: Session, settings: Settings, member: Member) -> dict[str, 
         if done:
             continue
         spec = JobSpec.model_validate(job.spec)
+        if spec.privacy.secagg is not None:
+            # A node joins a SecAgg+ round only at its start (its keys are made for it), and
+            # works the whole round in one go: no second offer of the same round.
+            current = secure_round.state(session, row, spec)
+            if current.closed["keys"] or member.id in current.keys:
+                continue
         strategy = make_strategy(spec.strategy)
         config = strategy.configure(row.number, spec.local.model_dump())
         config["seed"] = int(
@@ -959,6 +1110,8 @@ def work_for(session: Session, settings: Settings, member: Member) -> dict[str, 
                 "clip_norm": clip_norm,
                 "noise_std": share_std(dp.z, clip_norm, len(row.participants)),
             }
+        if spec.privacy.secagg is not None:
+            config["secagg"] = {"attempt": row.attempt}
         return {
             "job": job.id,
             "round": row.number,

@@ -17,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import signal
 import time
 import tomllib
 from collections.abc import Callable
@@ -27,6 +29,7 @@ from typing import Any, TypeVar
 
 from concord.client import HubClient
 from concord.errors import HubUnreachable, RemoteError
+from concord.federation import secure_round
 from concord.federation.attacks import craft_own
 from concord.federation.jobs import (
     WAITING_HEADER,
@@ -34,7 +37,9 @@ from concord.federation.jobs import (
     registration_message,
     update_message,
 )
-from concord.federation.parameters import from_safetensors, to_safetensors
+from concord.federation.parameters import Parameters, from_safetensors, to_safetensors
+from concord.federation.privacy import secagg
+from concord.federation.privacy.clipping import difference
 from concord.federation.privacy.mechanism import privatise
 from concord.federation.privacy.noise import fresh_generator
 from concord.federation.tasks.base import installed, load_task
@@ -282,6 +287,20 @@ def _train_round(
     if attack:  # for tests only: this node cheats (see `concord.federation.attacks`)
         result.parameters = craft_own(attack, params, result.parameters)
     trained = time.monotonic()
+    secure = work["config"].get("secagg")
+    if secure:
+        local_metrics = {"local_" + k: v for k, v in evaluation.metrics.items()}
+        weight = 1 if client_dp else result.num_examples
+        sent = _secure_send(
+            client,
+            (job, number, int(secure["attempt"])),
+            member,
+            private,
+            difference(result.parameters, params),
+            (weight, result.num_examples, local_metrics),
+        )
+        log.info("round trained (secure aggregation)", extra={"job": job, "round": number})
+        return sent
     body = to_safetensors(result.parameters)
     sha = hashlib.sha256(body).hexdigest()
     signature = sign(private, update_message(job, number, member, sha, result.num_examples))
@@ -323,3 +342,98 @@ def _train_round(
         },
     )
     return True
+
+
+# A test option, never set in production: the node kills itself (SIGKILL) at this point of a
+# SecAgg+ round, so that tests can place a dropout exactly (e.g. "after-shares").
+DIE_AT = "CONCORD_TEST_SECAGG_DIE"
+
+
+def _secure_send(
+    client: HubClient,
+    key: tuple[int, int, int],
+    member: str,
+    private: Any,
+    delta: Parameters,
+    sizes: tuple[int, int, dict[str, float]],
+) -> bool:
+    """SecAgg+ from the node's side (federation/secure_round): keys, shares, the masked
+    update, the reveal. False if the hub ended this node's part (a stage closed on it)."""
+    job, number, attempt = key
+    weight, examples, metrics = sizes
+    base = f"/api/federation/jobs/{job}/rounds/{number}/secagg"
+    on = {"attempt": attempt}
+    context = secagg.context_of(job, number, attempt)
+    mine = secagg.ClientSecrets()
+
+    def signed(stage: str, payload: Any) -> str:
+        digest = secure_round.body_digest(payload)
+        return sign(private, secure_round.message(stage, job, number, attempt, member, digest))
+
+    try:
+        keys = {**mine.public(), "weight": weight}
+        retrying(
+            lambda: client.post(
+                f"{base}/keys", params=on, json={**keys, "signature": signed("keys", keys)}
+            )
+        )
+        roster = _wait_for(client, f"{base}/roster", on)
+        me = int(roster["me"])
+        publics = {int(k): v for k, v in roster["publics"].items()}
+        graph = {me: [int(j) for j in roster["neighbours"]]}
+        ciphertexts = secagg.share_keys(me, mine, publics, graph, int(roster["threshold"]), context)
+        shares = {str(j): c for j, c in ciphertexts.items()}
+        retrying(
+            lambda: client.post(
+                f"{base}/shares",
+                params=on,
+                json={"shares": shares, "signature": signed("shares", shares)},
+            )
+        )
+        if os.environ.get(DIE_AT) == "after-shares":
+            os.kill(os.getpid(), signal.SIGKILL)
+        inbox = _wait_for(client, f"{base}/inbox", on)
+        held = secagg.receive_shares(
+            me, mine, publics, {int(k): v for k, v in inbox["shares"].items()}, context
+        )
+        quantised = secagg.quantise(
+            secure_round.flatten(delta),
+            float(roster["clip_range"]),
+            float(roster["scale"]),
+            weight,
+            fresh_generator(),
+        )
+        body = secagg.mask(me, mine, quantised, publics, sorted(held), context).astype("<u4")
+        payload = body.tobytes()
+        sha = hashlib.sha256(payload).hexdigest()
+        headers = {
+            "X-Concord-Examples": str(examples),
+            "X-Concord-Signature": sign(
+                private, update_message(job, number, member, sha, examples)
+            ),
+            "X-Concord-Metrics": json.dumps(metrics),
+            "Content-Type": "application/octet-stream",
+        }
+        retrying(lambda: client.post(f"{base}/masked", params=on, content=payload, headers=headers))
+        groups = _wait_for(client, f"{base}/survivors", on)
+        opened = secagg.reveal(held, groups["survivors"], groups["dropped"])
+        reveal = {part: {str(i): v for i, v in opened[part].items()} for part in ("b", "s")}
+        retrying(
+            lambda: client.post(
+                f"{base}/reveal", params=on, json={**reveal, "signature": signed("reveal", reveal)}
+            )
+        )
+    except RemoteError as exc:
+        if exc.code not in LOST and not exc.code.startswith("federation.secagg"):
+            raise
+        log.warning("round %s of job %s: secure aggregation ended (%s)", number, job, exc.code)
+        return False
+    return True
+
+
+def _wait_for(client: HubClient, path: str, on: dict[str, int], wait: float = 25.0) -> Any:
+    """Long-polls a SecAgg+ stage's data until the stage before it has closed."""
+    while True:
+        answer = retrying(lambda: client.send("GET", path, params={**on, "wait": wait}))
+        if answer.status_code != 204:
+            return answer.json()

@@ -25,10 +25,11 @@ from concord import inflight
 from concord import metrics as prometheus
 from concord.config import Settings
 from concord.errors import TooLarge
-from concord.federation import jobs, robustness
+from concord.federation import jobs, robustness, secure_round
 from concord.federation.parameters import BadParameters, file_sha256
 from concord.federation.tables import Job, Round
 from concord.federation.wakeup import RECHECK_S, bell, lifespan
+from concord.governance.jobspec import JobSpec
 from concord.http import Db, allow_large_bodies, step
 from concord.members.auth import CurrentPerson
 from concord.members.people import acting_member
@@ -326,3 +327,258 @@ def _job(db: Db, job: Job, rounds: bool = False) -> dict[str, Any]:
             robustness.flagged(db.scalars(select(Round).where(Round.job_id == job.id)).all())
         )
     return data
+
+
+# --- SecAgg+ stages (federation/secure_round.py) -------------------------------------------
+
+
+class SecAggKeys(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    c_pk: str = Field(description="X25519 public key for the shares' encryption (base64)")
+    s_pk: str = Field(description="X25519 public key for the pairwise masks (base64)")
+    weight: int = Field(description="The node's weight: its examples (1 under DP)")
+    signature: str = Field(description="Ed25519 signature by the member's key")
+
+
+class SecAggShares(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    shares: dict[str, str] = Field(description="Ciphertext for each neighbour, by member id")
+    signature: str
+
+
+class SecAggReveal(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    b: dict[str, str] = Field(description="Shares of survivors' self-mask seeds, by member id")
+    s: dict[str, str] = Field(description="Shares of dropped nodes' mask keys, by member id")
+    signature: str
+
+
+def _secure_step(
+    db: Db,
+    settings: Settings,
+    person: Person,
+    key: tuple[int, int, int],
+    act: Any,
+    write: bool = True,
+) -> Any:
+    """Runs `act(state, member)` on the round's SecAgg+ state (under the job's lock when it
+    writes) and commits. `key`: job, round and the attempt the node is working on (a node
+    still on an attempt that failed meanwhile is told its part is over)."""
+    job_id, number, attempt = key
+    member = acting_member(db, person)
+    job = jobs.get_job(db, job_id)
+    if write:
+        jobs.lock(db, job)
+    row = jobs.current_round(db, job)
+    spec = JobSpec.model_validate(job.spec)
+    if row is None or row.number != number or spec.privacy.secagg is None:
+        raise jobs.RoundClosed(round=number, job=job_id)
+    if attempt and row.attempt != attempt:
+        raise secure_round.StageClosed(stage="keys", round=number, member=member.slug)
+    result = act(secure_round.state(db, row, spec), member)
+    db.commit()
+    if write and jobs.advance(db, settings, job):
+        db.commit()
+        bell.ring()
+    return result
+
+
+async def _secure_wait(
+    request: Request, db: Db, person: Person, key: tuple[int, int, int], wait: float, look: Any
+) -> Response:
+    """Long poll for the next stage's data: 204 until the stage before has closed."""
+    settings = request.app.state.settings
+    deadline = time.monotonic() + max(0.0, min(wait, MAX_WAIT_S))
+    while True:
+        rung = bell.rings
+        found = await run_in_threadpool(_secure_step, db, settings, person, key, look, False)
+        remaining = deadline - time.monotonic()
+        if found is not None:
+            return Response(json.dumps(found), media_type="application/json")
+        if remaining <= 0 or await request.is_disconnected():
+            return Response(status_code=204)
+        await bell.wait(rung, min(remaining, RECHECK_S))
+
+
+def _posted(
+    db: Db, settings: Settings, person: Person, key: tuple[int, int, int], act: Any
+) -> dict[str, Any]:
+    _secure_step(db, settings, person, key, act)
+    bell.ring()  # a stage may have closed: wake the nodes waiting for the next
+    return {"accepted": True}
+
+
+@router.post("/jobs/{job_id}/rounds/{number}/secagg/keys", status_code=201)
+def secagg_keys(
+    job_id: int,
+    number: int,
+    body: SecAggKeys,
+    request: Request,
+    db: Db,
+    person: CurrentPerson,
+    attempt: int = 0,
+) -> dict[str, Any]:
+    """SecAgg+ stage 1: your node's two X25519 public keys and its weight, signed."""
+    payload = {"c_pk": body.c_pk, "s_pk": body.s_pk, "weight": body.weight}
+    return _posted(
+        db,
+        request.app.state.settings,
+        person,
+        (job_id, number, attempt),
+        lambda state, member: secure_round.post_keys(db, state, member, payload, body.signature),
+    )
+
+
+@router.get("/jobs/{job_id}/rounds/{number}/secagg/roster")
+async def secagg_roster(
+    job_id: int,
+    number: int,
+    request: Request,
+    db: Db,
+    person: CurrentPerson,
+    wait: float = 0.0,
+    attempt: int = 0,
+) -> Response:
+    """After stage 1: the public keys of the nodes in the round, your neighbours, t and the
+    quantisation scale; 204 while stage 1 is open."""
+    return await _secure_wait(
+        request, db, person, (job_id, number, attempt), wait, secure_round.roster
+    )
+
+
+@router.post("/jobs/{job_id}/rounds/{number}/secagg/shares", status_code=201)
+def secagg_shares(
+    job_id: int,
+    number: int,
+    body: SecAggShares,
+    request: Request,
+    db: Db,
+    person: CurrentPerson,
+    attempt: int = 0,
+) -> dict[str, Any]:
+    """SecAgg+ stage 2: encrypted shares for your neighbours (the hub cannot read them)."""
+    return _posted(
+        db,
+        request.app.state.settings,
+        person,
+        (job_id, number, attempt),
+        lambda state, member: secure_round.post_shares(
+            db, state, member, body.shares, body.signature
+        ),
+    )
+
+
+@router.get("/jobs/{job_id}/rounds/{number}/secagg/inbox")
+async def secagg_inbox(
+    job_id: int,
+    number: int,
+    request: Request,
+    db: Db,
+    person: CurrentPerson,
+    wait: float = 0.0,
+    attempt: int = 0,
+) -> Response:
+    """After stage 2: the shares your neighbours sent you; 204 while stage 2 is open."""
+    return await _secure_wait(
+        request, db, person, (job_id, number, attempt), wait, secure_round.inbox
+    )
+
+
+@router.post("/jobs/{job_id}/rounds/{number}/secagg/masked", status_code=201)
+async def secagg_masked(
+    job_id: int,
+    number: int,
+    request: Request,
+    db: Db,
+    person: CurrentPerson,
+    x_concord_examples: Annotated[int, Header()],
+    x_concord_signature: Annotated[str, Header()],
+    x_concord_metrics: Annotated[str, Header()] = "{}",
+    attempt: int = 0,
+) -> dict[str, Any]:
+    """SecAgg+ stage 3: your masked vector (little-endian uint32, the model's tensors in name
+    order), signed like an update."""
+    settings = request.app.state.settings
+    try:
+        metrics = {k: float(v) for k, v in json.loads(x_concord_metrics).items()}
+    except (ValueError, AttributeError) as exc:
+        raise jobs.BadUpdate(reason="metrics must be a JSON object of numbers") from exc
+    spool = jobs.folder(settings) / f"job-{job_id}" / "incoming"
+    spool.mkdir(parents=True, exist_ok=True)
+    # A masked vector holds 4 bytes a parameter: never more than the model's own file.
+    largest = await run_in_threadpool(
+        lambda: jobs.largest_update(settings, jobs.get_job(db, job_id))
+    )
+    descriptor, name = tempfile.mkstemp(dir=spool, prefix=".masked-")
+    received = Path(name)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            taken = 0
+            async for chunk in request.stream():
+                taken += len(chunk)
+                if taken > largest:
+                    raise TooLarge(limit=largest)
+                handle.write(chunk)
+        sha256 = await run_in_threadpool(file_sha256, received)
+
+        def act(state: secure_round.State, member: Member) -> None:
+            start = jobs.read_parameters(settings, state.row.parameters)
+            secure_round.check_masked(state, member, received, secure_round.size_of(start))
+            jobs.submit_masked(
+                db,
+                settings,
+                state.row,
+                member,
+                received,
+                sha256=sha256,
+                examples=x_concord_examples,
+                metrics=metrics,
+                signature=x_concord_signature,
+            )
+
+        return await run_in_threadpool(
+            _posted, db, settings, person, (job_id, number, attempt), act
+        )
+    finally:
+        received.unlink(missing_ok=True)
+
+
+@router.get("/jobs/{job_id}/rounds/{number}/secagg/survivors")
+async def secagg_survivors(
+    job_id: int,
+    number: int,
+    request: Request,
+    db: Db,
+    person: CurrentPerson,
+    wait: float = 0.0,
+    attempt: int = 0,
+) -> Response:
+    """After stage 3: who sent a masked vector and who dropped out after sharing keys."""
+    return await _secure_wait(
+        request, db, person, (job_id, number, attempt), wait, secure_round.survivors
+    )
+
+
+@router.post("/jobs/{job_id}/rounds/{number}/secagg/reveal", status_code=201)
+def secagg_reveal(
+    job_id: int,
+    number: int,
+    body: SecAggReveal,
+    request: Request,
+    db: Db,
+    person: CurrentPerson,
+    attempt: int = 0,
+) -> dict[str, Any]:
+    """SecAgg+ stage 4: the shares that unmask the sum (of b for survivors, of s for the
+    dropped; never both for one node)."""
+    payload = {"b": body.b, "s": body.s}
+    return _posted(
+        db,
+        request.app.state.settings,
+        person,
+        (job_id, number, attempt),
+        lambda state, member: secure_round.post_reveal(db, state, member, payload, body.signature),
+    )

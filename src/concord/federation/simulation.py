@@ -22,12 +22,14 @@ from concord.errors import N_, Invalid
 from concord.federation.attacks import Attack, flip_labels
 from concord.federation.cohort import NotVectorisable, train_cohort
 from concord.federation.parameters import Parameters
-from concord.federation.privacy import mechanism
+from concord.federation.privacy import mechanism, secagg
+from concord.federation.privacy.clipping import difference
 from concord.federation.privacy.noise import share_std
 from concord.federation.strategies.base import ClientUpdate, Strategy
 from concord.federation.tasks.base import EvalResult, TaskData, TrainResult
 from concord.federation.tasks.logreg import LogisticRegression, one_hot, softmax
 from concord.federation.tasks.network import NetworkTask
+from concord.governance.jobspec import SUM_STRATEGIES, SecureAggregation, SecureAggregationNeedsMean
 
 F = NDArray[np.float64]
 
@@ -302,6 +304,7 @@ def simulate(
     address: str | None = None,
     attack: Attack | None = None,
     privacy: mechanism.Settings | None = None,
+    secure: SecureAggregation | None = None,
 ) -> SimulationResult:
     """Runs `rounds` rounds (or until the test accuracy reaches `target_accuracy`).
 
@@ -314,7 +317,13 @@ def simulate(
     every round and the run stopped before a round that would exceed the budget. The noise is
     drawn from a generator seeded by `seed`, so that a simulation can be repeated (the hub's
     noise is never seeded).
+
+    `secure`: SecAgg+ — every client quantises and masks its update and the server unmasks
+    the sum, through the same functions as `concord node` and the hub (privacy.secagg); with
+    DP, distributed noise only (the server sees no single update to clip or noise).
     """
+    if secure is not None and strategy.name not in SUM_STRATEGIES:
+        raise SecureAggregationNeedsMean(strategy=strategy.name, allowed=", ".join(SUM_STRATEGIES))
     params = task.init_parameters(seed)
     result = SimulationResult(params, vectorised=vectorised)
     names = [str(i) for i in range(len(partitions))]
@@ -352,7 +361,16 @@ def simulate(
         if attack is not None:
             updates = iter(crafted(attack, params, list(updates), r))
         entry: dict[str, float] = {"round": r, "clients": len(chosen)}
-        if privacy is None:
+        if secure is not None:
+            params, record = _secure_round(
+                strategy, params, updates, secure, privacy, clip_norm, len(chosen), noise_rng, r
+            )
+            if record is not None and privacy is not None:
+                record.sampling_rate = sampling_rate
+                mechanism.account(steps, record, privacy)
+                result.privacy.append(record)
+                entry.update(epsilon=record.epsilon, clip_norm=record.clip_norm)
+        elif privacy is None:
             params = strategy.aggregate(
                 r, params, list(updates) if strategy.needs_all_updates else updates
             )
@@ -373,6 +391,48 @@ def simulate(
             break
     result.parameters = params
     return result
+
+
+def _secure_round(
+    strategy: Strategy,
+    params: Parameters,
+    updates: Iterator[ClientUpdate],
+    secure: SecureAggregation,
+    privacy: mechanism.Settings | None,
+    clip_norm: float,
+    chosen: int,
+    rng: np.random.Generator,
+    number: int,
+) -> tuple[Parameters, mechanism.RoundPrivacy | None]:
+    """A SecAgg+ round in-process: the clients' deltas (clipped and noised first under DP)
+    quantised, masked and summed; the server unmasks the sum, then the strategy's update."""
+    deltas: dict[int, NDArray[np.float64]] = {}
+    weights: dict[int, int] = {}
+    share = share_std(privacy.noise_multiplier, clip_norm, chosen) if privacy else 0.0
+    for i, u in enumerate(updates, 1):
+        model = u.parameters
+        if privacy is not None:
+            model = mechanism.privatise(
+                model, params, clip_norm=clip_norm, noise_std=share, rng=rng
+            )
+        deltas[i] = secagg.flatten(difference(model, params))
+        weights[i] = 1 if privacy is not None else u.num_examples
+    mean, _round = secagg.secure_mean(
+        deltas,
+        weights,
+        clip_range=secure.clip_range,
+        num_shares=secure.num_shares,
+        threshold=secure.threshold,
+        divisor=chosen if privacy is not None else None,
+        seed=number,
+        rng=rng,
+    )
+    record = None
+    if privacy is not None:
+        record = secagg.round_privacy(privacy, clip_norm, chosen, len(deltas), 1.0)
+    combined = mechanism.apply_mean(params, secagg.unflatten(mean, params))
+    updated = strategy.server_update(params, combined)
+    return {k: v.astype(params[k].dtype, copy=False) for k, v in updated.items()}, record
 
 
 def _private_round(

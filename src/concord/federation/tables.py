@@ -86,3 +86,19 @@ class Update(Base):
     emissions_kg: Mapped[float] = mapped_column(Float, default=0.0)
     signature: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SecAggMessage(Base):
+    """One member's message in one SecAgg+ stage of a round: `keys` (its two public keys and
+    its weight), `shares` (ciphertexts for its neighbours, unreadable by the hub), `reveal`
+    (the shares it opens to unmask). The masked vector itself is an `Update`."""
+
+    __tablename__ = "fed_secagg"
+    __table_args__ = (UniqueConstraint("round_id", "member_id", "stage"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("fed_rounds.id"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    stage: Mapped[str] = mapped_column(String(20))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -11,6 +11,21 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from concord.errors import N_, Invalid
+
+
+class SecureAggregationNeedsMean(Invalid):
+    code = "proposal.secagg_strategy"
+    message = N_(
+        "Secure aggregation gives the hub only the sum of the updates; strategy “{strategy}” "
+        "needs each update. Choose one of: {allowed}."
+    )
+
+
+# Strategies that need only the (weighted) sum of the updates: the ones secure aggregation
+# can serve. Median, trimmed mean, Krum and the other robust rules look at each update.
+SUM_STRATEGIES = ("fedavg", "fedavgm", "fedprox", "fedadagrad", "fedadam", "fedyogi")
+
 
 class Participants(BaseModel):
     """Who may train: listed members and/or every active member of listed blocs."""
@@ -145,12 +160,35 @@ class DifferentialPrivacy(BaseModel):
         return self.noise_multiplier if self.noise_multiplier is not None else 1.0
 
 
+class SecureAggregation(BaseModel):
+    """SecAgg+ (federation/privacy/secagg.py): the hub learns only the sum of the updates."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_shares: int = Field(
+        default=0, ge=0, le=10_000, description="Neighbours each node shares keys with; 0: all"
+    )
+    threshold: int = Field(
+        default=0, ge=0, le=10_000, description="t: shares needed to unmask; 0: a majority"
+    )
+    clip_range: float = Field(
+        default=1.0, gt=0, le=1e6, description="Each coordinate of a delta is clipped to ±r"
+    )
+
+
 class Privacy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     personal_data: bool = False
     differential_privacy: DifferentialPrivacy | None = None
-    secure_aggregation: bool = False
+    secure_aggregation: bool | SecureAggregation = False
+
+    @property
+    def secagg(self) -> SecureAggregation | None:
+        """The secure aggregation settings, None when it is off (`true` takes the defaults)."""
+        if isinstance(self.secure_aggregation, SecureAggregation):
+            return self.secure_aggregation
+        return SecureAggregation() if self.secure_aggregation else None
 
 
 class JobSpec(BaseModel):
@@ -170,6 +208,24 @@ class JobSpec(BaseModel):
     evaluate_every: int = Field(default=1, ge=0, le=10_000)
     publish_as: str | None = Field(default=None, description="Commons repository, owner/name")
     licence: str = Field(default="Apache-2.0", description="SPDX licence of the result")
+
+    @model_validator(mode="after")
+    def _secagg_needs_a_sum(self) -> JobSpec:
+        # Raised as itself (not a ValueError): pydantic lets it through with its code.
+        bucketing = getattr(self.strategy, "bucketing", None)
+        if self.privacy.secagg is not None and (
+            self.strategy.name not in SUM_STRATEGIES or bucketing
+        ):
+            raise SecureAggregationNeedsMean(
+                strategy=self.strategy.name, allowed=", ".join(SUM_STRATEGIES)
+            )
+        dp = self.privacy.differential_privacy
+        if self.privacy.secagg is not None and dp is not None and dp.noise != "distributed":
+            raise ValueError(
+                "secure aggregation needs distributed noise: the hub cannot clip or noise "
+                "updates it never sees"
+            )
+        return self
 
     def context(self) -> dict[str, Any]:
         """The CEL context standards see for this job (`job.*`); `job.strategy.robust` says
