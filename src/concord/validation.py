@@ -42,6 +42,12 @@ OptionalQueryIndex = Annotated[int | None, Query(ge=0, le=MAX_INDEX)]
 OptionalQuerySize = Annotated[int | None, Query(ge=1, le=MAX_INDEX)]
 YearPath = Annotated[int, Path(ge=1900, le=2200, description="A calendar year")]
 OptionalYear = Annotated[int | None, Query(ge=1900, le=2200, description="A calendar year")]
+Counter = Annotated[int, Query(ge=0, le=MAX_ID, description="A small counter")]
+"""A small counter in the query (a round's attempt)."""
+QueryId = Annotated[int, Query(ge=0, le=MAX_ID, description="An id")]
+"""A database id in the query (0 where none)."""
+Timestamp = Annotated[int, Query(ge=0, le=MAX_INDEX, description="Seconds since 1970")]
+QuerySize = Annotated[int, Query(ge=0, le=MAX_INDEX, description="A size in bytes")]
 Seconds = Annotated[float, Query(ge=0, le=86400, allow_inf_nan=False, description="Seconds")]
 """A duration in the query (a long poll's wait); `inf` and `nan` are refused."""
 FiniteHeader = Annotated[float, Header(allow_inf_nan=False, ge=0, le=1e12)]

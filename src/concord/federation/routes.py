@@ -37,6 +37,7 @@ from concord.members.tables import Member, Person
 from concord.validation import (
     MAX_ID,
     MAX_JSON_HEADER_BYTES,
+    Counter,
     FiniteHeader,
     Id,
     Number,
@@ -413,13 +414,13 @@ def _posted(
 
 @router.post("/jobs/{job_id}/rounds/{number}/secagg/keys", status_code=201)
 def secagg_keys(
-    job_id: int,
-    number: int,
+    job_id: Id,
+    number: Number,
     body: SecAggKeys,
     request: Request,
     db: Db,
     person: CurrentPerson,
-    attempt: int = 0,
+    attempt: Counter = 0,
 ) -> dict[str, Any]:
     """SecAgg+ stage 1: your node's two X25519 public keys and its weight, signed."""
     payload = {"c_pk": body.c_pk, "s_pk": body.s_pk, "weight": body.weight}
@@ -434,13 +435,13 @@ def secagg_keys(
 
 @router.get("/jobs/{job_id}/rounds/{number}/secagg/roster")
 async def secagg_roster(
-    job_id: int,
-    number: int,
+    job_id: Id,
+    number: Number,
     request: Request,
     db: Db,
     person: CurrentPerson,
-    wait: float = 0.0,
-    attempt: int = 0,
+    wait: Seconds = 0.0,
+    attempt: Counter = 0,
 ) -> Response:
     """After stage 1: the public keys of the nodes in the round, your neighbours, t and the
     quantisation scale; 204 while stage 1 is open."""
@@ -451,13 +452,13 @@ async def secagg_roster(
 
 @router.post("/jobs/{job_id}/rounds/{number}/secagg/shares", status_code=201)
 def secagg_shares(
-    job_id: int,
-    number: int,
+    job_id: Id,
+    number: Number,
     body: SecAggShares,
     request: Request,
     db: Db,
     person: CurrentPerson,
-    attempt: int = 0,
+    attempt: Counter = 0,
 ) -> dict[str, Any]:
     """SecAgg+ stage 2: encrypted shares for your neighbours (the hub cannot read them)."""
     return _posted(
@@ -473,13 +474,13 @@ def secagg_shares(
 
 @router.get("/jobs/{job_id}/rounds/{number}/secagg/inbox")
 async def secagg_inbox(
-    job_id: int,
-    number: int,
+    job_id: Id,
+    number: Number,
     request: Request,
     db: Db,
     person: CurrentPerson,
-    wait: float = 0.0,
-    attempt: int = 0,
+    wait: Seconds = 0.0,
+    attempt: Counter = 0,
 ) -> Response:
     """After stage 2: the shares your neighbours sent you; 204 while stage 2 is open."""
     return await _secure_wait(
@@ -489,15 +490,15 @@ async def secagg_inbox(
 
 @router.post("/jobs/{job_id}/rounds/{number}/secagg/masked", status_code=201)
 async def secagg_masked(
-    job_id: int,
-    number: int,
+    job_id: Id,
+    number: Number,
     request: Request,
     db: Db,
     person: CurrentPerson,
     x_concord_examples: Annotated[int, Header()],
     x_concord_signature: Annotated[str, Header()],
     x_concord_metrics: Annotated[str, Header()] = "{}",
-    attempt: int = 0,
+    attempt: Counter = 0,
 ) -> dict[str, Any]:
     """SecAgg+ stage 3: your masked vector (little-endian uint32, the model's tensors in name
     order), signed like an update."""
@@ -548,13 +549,13 @@ async def secagg_masked(
 
 @router.get("/jobs/{job_id}/rounds/{number}/secagg/survivors")
 async def secagg_survivors(
-    job_id: int,
-    number: int,
+    job_id: Id,
+    number: Number,
     request: Request,
     db: Db,
     person: CurrentPerson,
-    wait: float = 0.0,
-    attempt: int = 0,
+    wait: Seconds = 0.0,
+    attempt: Counter = 0,
 ) -> Response:
     """After stage 3: who sent a masked vector and who dropped out after sharing keys."""
     return await _secure_wait(
@@ -564,13 +565,13 @@ async def secagg_survivors(
 
 @router.post("/jobs/{job_id}/rounds/{number}/secagg/reveal", status_code=201)
 def secagg_reveal(
-    job_id: int,
-    number: int,
+    job_id: Id,
+    number: Number,
     body: SecAggReveal,
     request: Request,
     db: Db,
     person: CurrentPerson,
-    attempt: int = 0,
+    attempt: Counter = 0,
 ) -> dict[str, Any]:
     """SecAgg+ stage 4: the shares that unmask the sum (of b for survivors, of s for the
     dropped; never both for one node)."""

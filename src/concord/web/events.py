@@ -12,6 +12,7 @@ from concord.members.auth import CsrfChecked, PagePerson
 from concord.members.people import require_role
 from concord.members.tables import Person
 from concord.members.tokens import BadToken
+from concord.validation import Id
 from concord.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -34,7 +35,7 @@ def event_list(request: Request, db: Db, person: PagePerson) -> HTMLResponse:
 
 
 @router.post("/events/{event_id}/retry")
-def event_retry(event_id: int, db: Db, person: PagePerson, _csrf: CsrfChecked) -> Response:
+def event_retry(event_id: Id, db: Db, person: PagePerson, _csrf: CsrfChecked) -> Response:
     _secretariat(person)
     events.retry(db, event_id)
     db.commit()  # the write's response wakes the courier, which delivers it at once

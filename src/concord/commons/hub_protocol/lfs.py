@@ -32,6 +32,7 @@ from concord.errors import N_, Forbidden, Invalid, TooLarge
 from concord.http import Db, allow_large_bodies
 from concord.hubkey import load_or_create
 from concord.members.auth import CurrentPerson
+from concord.validation import QueryId, QuerySize, Timestamp
 
 router = APIRouter(include_in_schema=False)
 UPLOADS = "/api/commons/lfs/"
@@ -157,9 +158,9 @@ async def upload(
     oid: str,
     request: Request,
     db: Db,
-    size: int,
-    member: int,
-    expires: int,
+    size: QuerySize,
+    member: QueryId,
+    expires: Timestamp,
     sig: str,
 ) -> Response:
     """The bytes of one object, PUT by the client to the address the batch API signed."""
