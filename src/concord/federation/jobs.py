@@ -891,16 +891,21 @@ def submit_masked(
 
 
 def expect_update(session: Session, job: Job, round_number: int, member: Member) -> None:
-    """Refuses an update that could not be taken whatever its body: for a round that is not
-    open and that the member sent nothing to, or from a member not selected. Called before the
-    body is read, so that a refused update never touches the disk. Not logged: the signature
-    covers the body's SHA-256, which is not known yet, and an unverified act is nobody's (see
-    `refuse`). A node resending a counted update after a lost answer passes, and `submit`
-    gives its receipt."""
+    """Refuses an update that could not be taken whatever its body, and that nobody may log:
+    for a round that is not open and that the member was not chosen for, or from a member not
+    selected. Called before the body is read, so that such an update never touches the disk.
+    Not logged: the signature covers the body's SHA-256, not known yet, and an unverified act
+    is nobody's (see `refuse`). A participant's late update, and a node resending a counted
+    update after a lost answer, pass: `submit` logs the first's refusal and gives the second
+    its receipt."""
     row = current_round(session, job)
     if _counted(session, job, round_number, member) is not None:
         return
     if row is None or row.number != round_number:
+        if chosen(session, job, round_number, member):
+            # A participant's late update is its own act: read it (bounded by the model's
+            # size) so that `submit` can check its signature and log the refusal.
+            return
         raise RoundClosed(round=round_number, job=job.id)
     if member.id not in row.participants:
         raise NotSelected(member=member.slug, round=round_number, job=job.id)
