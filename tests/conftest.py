@@ -122,8 +122,12 @@ def db(settings: Settings, reader: Engine) -> Iterator[Session]:
 
 
 @pytest.fixture
-def app(settings: Settings) -> FastAPI:
-    return create_app(settings)
+def app(settings: Settings) -> Iterator[FastAPI]:
+    app = create_app(settings)
+    yield app
+    # An app outlives its test (the module-level routers it includes keep it reachable), and
+    # so would its pool: PostgreSQL refuses clients past 100 connections. Close the pool here.
+    app.state.engine.dispose()
 
 
 @pytest.fixture
