@@ -101,7 +101,12 @@ def json_depth(value: Any) -> int:
         item, depth = stack.pop()
         if isinstance(item, float) and not math.isfinite(item):
             raise NotFinite()
+        # PostgreSQL's text columns cannot hold NUL, and no person's words contain one.
+        if isinstance(item, str) and "\x00" in item:
+            raise MalformedJson()
         if isinstance(item, dict):
+            if any("\x00" in str(key) for key in item):
+                raise MalformedJson()
             item = list(item.values())
         if isinstance(item, list):
             depth += 1
