@@ -101,6 +101,19 @@ def settings(tmp_path: Path, database_url: str, engine: Engine) -> Settings:
 
 
 @pytest.fixture
+def empty_tables(engine: Engine) -> Any:
+    """A callable that brings the database back to the state a test starts from, for tests
+    that run many independent scenarios against one app (Hypothesis state machines)."""
+    from concord.events import wait_for_deliveries
+
+    def empty() -> None:
+        wait_for_deliveries()
+        _empty_all_tables(engine)
+
+    return empty
+
+
+@pytest.fixture
 def sessions(settings: Settings, engine: Engine) -> sessionmaker[Session]:
     return make_sessionmaker(engine)
 

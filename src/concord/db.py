@@ -29,6 +29,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from concord.errors import NulCharacter
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 NAMING = {
@@ -83,6 +85,7 @@ def make_engine(url: str, *, autocommit: bool = False, **kwargs: Any) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "before_cursor_execute", _refuse_nul, retval=True)
         if autocommit:
             return engine
         # pysqlite's own transaction handling defers BEGIN; take it over so that a write
@@ -91,7 +94,25 @@ def make_engine(url: str, *, autocommit: bool = False, **kwargs: Any) -> Engine:
         return engine
     if autocommit:
         kwargs["isolation_level"] = "AUTOCOMMIT"
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, pool_pre_ping=True, **kwargs)
+    event.listen(engine, "before_cursor_execute", _refuse_nul, retval=True)
+    return engine
+
+
+def _refuse_nul(
+    _conn: Connection, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool
+) -> tuple[str, Any]:
+    """Refuses text holding NUL before any database sees it, whichever request, form field,
+    query or header it came from: PostgreSQL's text columns cannot store the character (the
+    driver raises, a 500), and SQLite would store what PostgreSQL refuses, so one hub would
+    accept what another loses. Bytes (file contents, keys) are not text and pass."""
+    rows = parameters if _many and isinstance(parameters, list | tuple) else (parameters,)
+    for row in rows:
+        values = row.values() if isinstance(row, dict) else row if row else ()
+        for value in values:
+            if isinstance(value, str) and "\x00" in value:
+                raise NulCharacter()
+    return statement, parameters
 
 
 READ_ONLY = "concord_read_only"

@@ -84,6 +84,12 @@ class Invalid(ConcordError):
     message = N_("The request is not valid: {reason}")
 
 
+class NulCharacter(ConcordError):
+    code = "request.nul_character"
+    status = 400
+    message = N_("Text may not contain the NUL character (U+0000); remove it and send again.")
+
+
 class NotFound(ConcordError):
     code = "not_found"
     status = 404

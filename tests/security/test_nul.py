@@ -1,9 +1,20 @@
-"""A NUL character in a JSON body is refused at the edge: PostgreSQL's text columns cannot hold
-one (Schemathesis found a 500 on /api/programmes), and no person's words contain it."""
+"""NUL (U+0000) never reaches the database: PostgreSQL's text columns cannot hold it (the
+driver raised, a 500), SQLite would store what PostgreSQL refuses, and no person's words,
+slug or search contain it. JSON bodies are refused at the edge (Schemathesis found a 500 on
+/api/programmes), paths and query strings at the edge too (a 500 on /api/matches?status=%00),
+and every other text (form fields, headers) where it would be bound into a statement."""
 
 from __future__ import annotations
 
 from typing import Any
+
+import pytest
+from sqlalchemy import func, select, text
+from tests.governance.conftest import resolution
+from tests.governance.test_pages import sign_in
+
+from concord.errors import NulCharacter
+from concord.governance.tables import Statement
 
 
 def test_a_nul_character_in_a_json_body_is_refused(client: Any, make: Any) -> None:
@@ -19,3 +30,59 @@ def test_a_nul_character_in_a_json_body_is_refused(client: Any, make: Any) -> No
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"]["code"] == "request.malformed_json"
     assert keyed.status_code == 400, keyed.text
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "/api/matches?status=%00",
+        "/api/matches?status=a%00b",
+        "/api/members/ke%00ya",
+        "/proposals/a%00b",
+    ],
+)
+def test_a_nul_character_in_the_address_is_refused(client: Any, make: Any, address: str) -> None:
+    # Prepare
+    kenya = make.delegate("kenya", "KE")
+
+    # Execute
+    answer = client.get(address, headers=kenya.headers)
+
+    # Assert
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["code"] == "request.nul_character"
+
+
+def test_a_nul_character_in_a_form_field_is_refused_and_nothing_is_stored(
+    client: Any, make: Any, db: Any
+) -> None:
+    # Prepare: a proposal in deliberation and a delegate signed in on the pages
+    kenya = make.delegate("kenya", "KE")
+    ref = resolution(client, kenya)
+    client.post(f"/api/proposals/{ref}/deliberation", headers=kenya.headers)
+    csrf = sign_in(client, kenya)
+
+    # Execute
+    answer = client.post(
+        f"/proposals/{ref}/statements",
+        data={"csrf": csrf, "text": "Share\x00 tools."},
+        headers={"Accept": "text/html"},
+        follow_redirects=False,
+    )
+
+    # Assert: a page that says why, and no statement
+    assert answer.status_code == 400, answer.text
+    assert "NUL" in answer.text
+    assert db.scalar(select(func.count()).select_from(Statement)) == 0
+
+
+def test_the_database_guard_refuses_nul_in_any_bound_text(sessions: Any) -> None:
+    # Prepare / Execute / Assert: single and many-row statements; bytes pass
+    with sessions() as db:
+        with pytest.raises(NulCharacter):
+            db.execute(text("SELECT :a"), {"a": "x\x00"})
+        db.rollback()
+        with pytest.raises(NulCharacter):
+            db.execute(text("SELECT :a"), [{"a": "x"}, {"a": "\x00"}])
+        db.rollback()
+        assert db.execute(text("SELECT :a"), {"a": "plain"}).scalar() == "plain"

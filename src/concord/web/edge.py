@@ -12,7 +12,9 @@ From the outside in (`install` adds them in this order):
   on an https hub, and `Location` headers that never name a host the client made up;
 - `Language`: the reader's language for the request, its cookie, and the CSRF cookie;
 - `SameOrigin`: form posts from pages of another origin are refused;
-- `BodyLimit`: bodies counted as they arrive and cut at the limit.
+- `BodyLimit`: bodies counted as they arrive and cut at the limit;
+- `PlainAddress`: paths and query strings holding NUL are refused (text in bodies is checked
+  where it would reach the database, `db._refuse_nul`).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from concord import events
 from concord.config import Settings
-from concord.errors import N_, ConcordError, Forbidden, TooLarge
+from concord.errors import N_, ConcordError, Forbidden, NulCharacter, TooLarge
 from concord.http import UPLOAD_PREFIXES
 from concord.i18n import LANGUAGES, current_language, negotiate
 from concord.metrics import LATENCY, REQUESTS
@@ -70,6 +72,7 @@ class ForeignOrigin(Forbidden):
 
 def install(app: FastAPI, settings: Settings) -> None:
     """Puts the edge around `app`; the last added is the outermost."""
+    app.add_middleware(PlainAddress)
     app.add_middleware(BodyLimit, settings=settings)
     app.add_middleware(SameOrigin, settings=settings)
     app.add_middleware(Language, settings=settings)
@@ -340,6 +343,25 @@ class SameOrigin:
         if sent is None:
             return False
         return origin_of(sent) != public_origin(self.settings)
+
+
+class PlainAddress:
+    """Refuses a path or query string holding NUL (raw or `%00`) before any route reads it: no
+    slug, id or search holds one, and PostgreSQL could not even compare it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _holds_nul(scope):
+            await refuse(scope, receive, send, NulCharacter())
+            return
+        await self.app(scope, receive, send)
+
+
+def _holds_nul(scope: Scope) -> bool:
+    query: bytes = scope.get("query_string", b"")
+    return "\x00" in scope["path"] or b"\x00" in query or b"%00" in query
 
 
 class BodyLimit:
