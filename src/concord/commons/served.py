@@ -8,12 +8,10 @@ entry. (A mirror or a pull verifies the bytes against these SHA-256s.)
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from concord.client import HubClient
-from concord.errors import RemoteError
-from concord.ledger.audit import ServedDiffers
+from concord.ledger.audit import ServedDiffers, difference, served_or_empty
 
 
 def check(hub: HubClient, bodies: list[dict[str, Any]]) -> None:
@@ -26,7 +24,7 @@ def check(hub: HubClient, bodies: list[dict[str, Any]]) -> None:
         path = (
             f"/api/commons/repos/{content['kind']}/{owner}/{name}/revisions/{content['revision']}"
         )
-        served = _get(hub, path)
+        served = served_or_empty(hub, path)
         shown = {
             "revision": served.get("revision"),
             "files": {f["path"]: f["sha256"] for f in served.get("files", [])},
@@ -34,26 +32,7 @@ def check(hub: HubClient, bodies: list[dict[str, Any]]) -> None:
             "conformance": (served.get("conformance") or {}).get("passed"),
             "mirrored_from": served.get("mirrored_from"),
         }
-        for field, value in shown.items():
-            if value != content.get(field):
-                raise ServedDiffers(
-                    what=path,
-                    index=index,
-                    field=field,
-                    served=_shown(value),
-                    logged=_shown(content.get(field)),
-                )
-
-
-def _get(hub: HubClient, path: str) -> dict[str, Any]:
-    try:
-        return dict(hub.get(path))
-    except RemoteError as error:
-        if error.status != 404:
-            raise
-        return {}  # a publication in the log that the hub does not serve
-
-
-def _shown(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 120 else text[:117] + "…"
+        fields = ((field, value, content.get(field)) for field, value in shown.items())
+        found = difference(path, index, fields)
+        if found:
+            raise ServedDiffers(**found)
