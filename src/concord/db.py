@@ -105,13 +105,20 @@ def _refuse_nul(
     """Refuses text holding NUL before any database sees it, whichever request, form field,
     query or header it came from: PostgreSQL's text columns cannot store the character (the
     driver raises, a 500), and SQLite would store what PostgreSQL refuses, so one hub would
-    accept what another loses. Bytes (file contents, keys) are not text and pass."""
-    rows = parameters if _many and isinstance(parameters, list | tuple) else (parameters,)
-    for row in rows:
-        values = row.values() if isinstance(row, dict) else row if row else ()
-        for value in values:
-            if isinstance(value, str) and "\x00" in value:
+    accept what another loses. Bytes (file contents, keys) are not text and pass.
+
+    The parameters' shape varies (a dict or a tuple for one row, a list of them for many, a
+    flat list when SQLAlchemy batches many rows into one INSERT), so every level is walked."""
+    stack = [parameters]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
                 raise NulCharacter()
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
     return statement, parameters
 
 
