@@ -265,11 +265,9 @@ class JobSpec(BaseModel):
             )
         if self.compression is not None and self.privacy.secagg is not None:
             raise CompressionNeedsPlainUpdates()
-        if self.compression is not None and self.compression.kind == "topk":
-            if self.strategy.name not in SUM_STRATEGIES or bucketing:
-                raise SparseNeedsMean(
-                    strategy=self.strategy.name, allowed=", ".join(SUM_STRATEGIES)
-                )
+        sparse = self.compression is not None and self.compression.kind == "topk"
+        if sparse and (self.strategy.name not in SUM_STRATEGIES or bucketing):
+            raise SparseNeedsMean(strategy=self.strategy.name, allowed=", ".join(SUM_STRATEGIES))
         dp = self.privacy.differential_privacy
         if self.privacy.secagg is not None and dp is not None and dp.noise != "distributed":
             raise ValueError(
