@@ -66,8 +66,8 @@ def delta_body(root: Path, held: str, target: str) -> bytes | None:
     if cache.is_file():
         return cache.read_bytes()
     body = delta.encode(_load(root, held), _load(root, target))
-    if body is None:
-        return None
+    if body is None or len(body) >= target_path.stat().st_size:
+        return None  # an old base can be further than the whole model is large
     cache.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=cache.parent, prefix=".tmp-")
     with os.fdopen(descriptor, "wb") as handle:
