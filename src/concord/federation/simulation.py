@@ -19,8 +19,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from concord.errors import N_, Invalid
-from concord.federation.attacks import Attack, flip_labels
 from concord.federation import compression, delta
+from concord.federation.attacks import Attack, flip_labels
 from concord.federation.cohort import NotVectorisable, train_cohort
 from concord.federation.parameters import Parameters, to_safetensors
 from concord.federation.privacy import mechanism, secagg
@@ -301,12 +301,18 @@ class Wire:
         self.residuals: dict[str, Parameters] = {}
         self.held: dict[str, int] = {}  # client → the round whose start model it holds
         self.models: dict[int, Parameters] = {}  # start models some client still holds
+        self.previous = 0  # bytes down for a client that holds the last round's model
 
     def download(self, number: int, params: Parameters, clients: list[str]) -> float:
         """Mean bytes down for the round's clients; remembers what each now holds."""
         whole = len(to_safetensors(params))
         self.models[number] = params
         sizes: dict[int, int] = {}
+        if number - 1 in self.models:  # what a node that trained the last round would fetch
+            body = delta.encode(self.models[number - 1], params)
+            self.previous = min(whole, len(body)) if body is not None else whole
+        else:
+            self.previous = whole
         total = 0
         for c in clients:
             base = self.held.get(c)
@@ -318,7 +324,7 @@ class Wire:
                     sizes[base] = min(whole, len(body)) if body is not None else whole
                 total += sizes[base]
             self.held[c] = number
-        kept = set(self.held.values())
+        kept = set(self.held.values()) | {number}
         self.models = {r: m for r, m in self.models.items() if r in kept}
         return total / max(len(clients), 1)
 
@@ -426,6 +432,7 @@ def simulate(
         entry: dict[str, float] = {"round": r, "clients": len(chosen)}
         if wire is not None:
             entry["download_bytes"] = wire.download(r, params, [str(c) for c in chosen])
+            entry["download_bytes_from_previous"] = wire.previous
             arrived, entry["update_bytes"] = wire.upload(params, list(updates))
             updates = iter(arrived)
         if secure is not None:
