@@ -345,3 +345,30 @@ def test_a_difference_that_does_not_verify_is_never_trained_on(
         fetched = fetch_model(hub, job_id, 2, memory)
     # Assert: the node fell back to the whole model, which verifies.
     assert to_safetensors(fetched) == to_safetensors(second)
+
+
+def test_the_simulator_counts_and_compresses_what_each_client_sends() -> None:
+    # Prepare: the digits over 10 clients, all training every round.
+    from concord.federation.simulation import Wire, simulate
+    from concord.federation.strategies.fedavg import FedAvg
+
+    task = DigitsLogReg()
+    x, y, x_test, y_test = task.split()
+    parts = data.iid(len(x), 10, seed=0)
+    local = {"epochs": 1, "batch_size": 10, "learning_rate": 0.3}
+
+    def run(squeeze: Compression | None) -> list[dict[str, float]]:
+        wire = Wire(squeeze)
+        result = simulate(
+            task, x, y, parts, FedAvg(), rounds=4, local=local, test=(x_test, y_test), wire=wire
+        )
+        return result.history
+
+    # Execute
+    plain, q8 = run(None), run(Q8)
+    # Assert: q8 sends about a quarter of the bytes and learns as well; from round 2 on each
+    # client fetches a difference from the model it holds, smaller than the whole model.
+    assert q8[0]["update_bytes"] < 0.4 * plain[0]["update_bytes"]
+    assert q8[-1]["accuracy"] > plain[-1]["accuracy"] - 0.05
+    assert plain[1]["download_bytes"] < plain[0]["download_bytes"]
+    assert plain[1]["download_bytes"] == plain[1]["download_bytes_from_previous"]
