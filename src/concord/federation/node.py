@@ -416,6 +416,7 @@ def _train_round(
             "fetch_s": round(fetched - started, 4),
             "train_s": round(trained - fetched, 4),
             "send_s": round(time.monotonic() - trained, 4),
+            "sent_bytes": len(body),
         },
     )
     return True
