@@ -394,3 +394,51 @@ def test_concord_simulate_counts_bytes_under_compression(cli_env) -> None:
     up = [json.loads(r.output)[0]["update_bytes"] for r in (plain, sparse)]
     assert up[1] < 0.5 * up[0]
     assert wrong.exit_code == 2
+
+
+def test_the_hub_refuses_a_malformed_compressed_update_and_logs_it(
+    client, make, sessions, settings, db
+) -> None:
+    # Prepare: a q8 job's round open for kenya; a whole (uncompressed) model, and a q8
+    # message whose codes have the wrong shape.
+    from sqlalchemy import func
+    from tests.federation.test_deployment import _post_update, register
+
+    from concord.ledger.tables import LogEntry
+
+    kenya = make.delegate("kenya", "KE")
+    spec = JobSpec.model_validate(
+        {**_spec(), "rounds": 2, "min_participants": 1, "compression": {"kind": "q8"}}
+    )
+    with sessions() as s:
+        job_id = jobs.create_job(s, settings, spec, title="Digits, q8").id
+        s.commit()
+    assert register(client, kenya).status_code == 200
+    work = client.get("/api/federation/work", headers=kenya.headers).json()
+    assert work["config"]["compression"] == {"kind": "q8", "fraction": None}
+    start = DigitsLogReg().init_parameters(job_id)
+    trained = {k: v + np.float32(0.01) for k, v in start.items()}
+    message, _residual = compression.encode(Q8, compression.difference(trained, start))
+    damaged = {**message, "weight": message["weight"][:1]}
+    # Execute
+    whole = _post_update(client, kenya, job_id, 1, trained)
+    malformed = _post_update(client, kenya, job_id, 1, damaged)
+    good = _post_update(client, kenya, job_id, 1, message)
+    # Assert: both refused with the code, and logged (signed by a chosen member); the good
+    # message is taken and the round closes on the model it stands for.
+    for answer in (whole, malformed):
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["error"]["code"] == "federation.bad_parameters"
+    assert good.status_code == 201, good.text
+    refused = db.scalar(
+        select(func.count())
+        .select_from(LogEntry)
+        .where(LogEntry.kind == "federation.update_refused")
+    )
+    assert refused == 2
+    row = db.scalars(select(Round).where(Round.job_id == job_id, Round.number == 1)).one()
+    assert row.status == "closed"
+    aggregate = from_safetensors(
+        (jobs.folder(settings) / f"job-{job_id}/round-1.safetensors").read_bytes()
+    )
+    np.testing.assert_allclose(aggregate["weight"], trained["weight"], atol=1e-4)
