@@ -4,8 +4,10 @@ federation/delta.py hold the arithmetic; this module finds the files and caches)
 
 A delta between two stored models never changes (checkpoints are written once), so the hub
 computes it once and keeps it beside them in `job-N/deltas/`; the ten nodes of a round that
-hold the same base get the same file. A lost or torn cache file costs only a recomputation:
-the node checks the rebuilt model's SHA-256 and asks for the whole model if it differs.
+hold the same base get the same file (an empty file: the difference would be larger than the
+model, so the whole model is sent). The cache is not synced: a lost file costs a
+recomputation, a torn one whole downloads — the node checks the rebuilt model's SHA-256 and
+asks for the whole model if it differs.
 """
 
 from __future__ import annotations
@@ -64,16 +66,16 @@ def delta_body(root: Path, held: str, target: str) -> bytes | None:
     target_path = root / target
     cache = target_path.parent / "deltas" / f"{Path(held).stem}--{target_path.stem}.zdelta"
     if cache.is_file():
-        return cache.read_bytes()
+        return cache.read_bytes() or None  # empty: the whole model is the smaller answer
     body = delta.encode(_load(root, held), _load(root, target))
     if body is None or len(body) >= target_path.stat().st_size:
-        return None  # an old base can be further than the whole model is large
+        body = b""  # an old base can be further than the whole model is large
     cache.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=cache.parent, prefix=".tmp-")
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(body)
     os.replace(temporary, cache)
-    return body
+    return body or None
 
 
 def compressed_start(session: Session, job_id: int, number: int) -> tuple[Compression, str] | None:
