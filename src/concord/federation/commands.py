@@ -202,17 +202,32 @@ def simulate_command(
     secagg_shares: int = typer.Option(0, help="SecAgg+: neighbours per client (0: all)."),
     secagg_threshold: int = typer.Option(0, help="SecAgg+: threshold t (0: a majority)."),
     secagg_range: float = typer.Option(1.0, help="SecAgg+: each delta coordinate clipped to ±r."),
+    compression: str = typer.Option(
+        None, help="Count bytes per client and round: none, q8 or topk (updates compressed)."
+    ),
+    fraction: float = typer.Option(None, help="topk: share of each tensor's entries sent."),
 ) -> None:
     """Simulate a federated job; the cohort of each round trains as one batched computation."""
     from concord.federation import data
     from concord.federation.attacks import Attack, choose_malicious
-    from concord.federation.simulation import NotSimulable, simulate
+    from concord.federation.simulation import NotSimulable, Wire, simulate
     from concord.federation.strategies import make_strategy
     from concord.federation.tasks.base import load_task
     from concord.federation.tasks.logreg import DigitsLogReg
     from concord.federation.tasks.mnist import MnistTask
-    from concord.governance.jobspec import DifferentialPrivacy, StrategySpec
+    from concord.governance.jobspec import Compression, DifferentialPrivacy, StrategySpec
 
+    wire = None
+    if compression is not None:  # refused like a spec's (pydantic's message, exit code 2)
+        try:
+            squeeze = (
+                None
+                if compression == "none"
+                else Compression.model_validate({"kind": compression, "fraction": fraction})
+            )
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--compression/--fraction") from exc
+        wire = Wire(squeeze)
     chosen = load_task(task)
     x: NDArray[Any]
     x_test: NDArray[Any]
@@ -252,6 +267,7 @@ def simulate_command(
         if attack
         else None,
         secure=_secure_settings(spec_file, secure, secagg_shares, secagg_threshold, secagg_range),
+        wire=wire,
         privacy=_privacy_settings(
             spec_file,
             clients,
@@ -274,7 +290,8 @@ def simulate_command(
     if as_json:
         out.print_json(json.dumps(result.history))
         return
-    table = Table("round", "clients", "accuracy", "loss", "ε", "seconds")
+    columns = ["round", "clients", "accuracy", "loss", "ε", "seconds"]
+    table = Table(*columns, *(["bytes up", "bytes down"] if wire is not None else []))
     for h in result.history:
         table.add_row(
             str(int(h["round"])),
@@ -283,6 +300,11 @@ def simulate_command(
             f"{h['loss']:.3f}",
             f"{h['epsilon']:.3g}" if "epsilon" in h else "—",
             f"{h['seconds']:.3f}",
+            *(
+                [f"{h['update_bytes']:,.0f}", f"{h['download_bytes']:,.0f}"]
+                if wire is not None
+                else []
+            ),
         )
     out.print(table)
     if result.privacy:

@@ -1117,6 +1117,8 @@ def work_for(session: Session, settings: Settings, member: Member) -> dict[str, 
             }
         if spec.privacy.secagg is not None:
             config["secagg"] = {"attempt": row.attempt}
+        if spec.compression is not None:  # the node sends its delta compressed (compression)
+            config["compression"] = spec.compression.model_dump(mode="json")
         return {
             "job": job.id,
             "round": row.number,

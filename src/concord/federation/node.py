@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from concord.client import HubClient
-from concord.errors import HubUnreachable, RemoteError
-from concord.federation import secure_round
+from concord.errors import N_, HubUnreachable, RemoteError
+from concord.federation import compression, delta, secure_round, thin
 from concord.federation.attacks import craft_own
 from concord.federation.jobs import (
     WAITING_HEADER,
@@ -37,12 +37,18 @@ from concord.federation.jobs import (
     registration_message,
     update_message,
 )
-from concord.federation.parameters import Parameters, from_safetensors, to_safetensors
+from concord.federation.parameters import (
+    BadParameters,
+    Parameters,
+    from_safetensors,
+    to_safetensors,
+)
 from concord.federation.privacy import secagg
 from concord.federation.privacy.clipping import difference
 from concord.federation.privacy.mechanism import privatise
 from concord.federation.privacy.noise import fresh_generator
 from concord.federation.tasks.base import installed, load_task
+from concord.governance.jobspec import Compression
 from concord.members.keys import load_private, sign
 
 log = logging.getLogger("concord.node")
@@ -85,6 +91,69 @@ class NodeReport:
     lost: list[tuple[int, int]] = field(default_factory=list)  # refused as late
 
 
+@dataclass
+class Memory:
+    """What the node keeps between rounds, per job: the last start model it verified (so
+    that the next one can come as a difference from it) and, under update compression, the
+    error-feedback residual — what its earlier messages left out. In memory only: a
+    restarted node downloads one whole model and starts a fresh residual."""
+
+    models: dict[int, tuple[int, Parameters]] = field(default_factory=dict)
+    residuals: dict[int, Parameters] = field(default_factory=dict)
+
+
+class UnverifiedModel(BadParameters):
+    code = "federation.unverified_model"
+    message = N_(
+        "The model received for round {round} of job {job} does not match the SHA-256 the hub "
+        "gave for it; the node does not train on a model it cannot verify."
+    )
+
+
+def fetch_model(client: HubClient, job: int, number: int, memory: Memory) -> Parameters:
+    """Round `number`'s start model, verified by SHA-256: as a difference from the model this
+    node already holds when it can (federation/delta.py), whole otherwise — and whole again
+    if the difference does not rebuild the hub's model exactly."""
+    path = f"/api/federation/jobs/{job}/rounds/{number}/parameters"
+    held = memory.models.get(job)
+    if held is not None and held[0] != number:
+        answer = retrying(lambda: client.send("GET", path, params={"base": held[0]}))
+        expected = answer.headers.get(thin.SHA_HEADER)
+        if answer.headers.get(thin.BASE_HEADER) == str(held[0]):
+            try:
+                model = delta.apply(held[1], answer.content)
+                if expected and hashlib.sha256(to_safetensors(model)).hexdigest() == expected:
+                    memory.models[job] = (number, model)
+                    return model
+            except BadParameters:
+                pass
+            log.warning("round %s of job %s: difference unusable; whole model", number, job)
+        else:
+            return _verified(answer.content, expected, job, number, memory)
+    answer = retrying(lambda: client.send("GET", path))
+    return _verified(answer.content, answer.headers.get(thin.SHA_HEADER), job, number, memory)
+
+
+def _verified(
+    body: bytes, expected: str | None, job: int, number: int, memory: Memory
+) -> Parameters:
+    if expected is not None and hashlib.sha256(body).hexdigest() != expected:
+        raise UnverifiedModel(job=job, round=number)
+    model = from_safetensors(body)
+    memory.models[job] = (number, model)
+    return model
+
+
+def compress(
+    spec: Compression, trained: Parameters, start: Parameters, job: int, memory: Memory
+) -> bytes:
+    """The update's message under the job's compression, the residual kept for next time."""
+    message, memory.residuals[job] = compression.encode(
+        spec, compression.difference(trained, start), memory.residuals.get(job)
+    )
+    return to_safetensors(message)
+
+
 def measure_energy(country_iso3: str) -> Any:
     """codecarbon's offline tracker for the node's country, or None where it cannot run."""
     try:
@@ -123,6 +192,7 @@ def run_node(
     available = sorted(installed())
     declined: set[tuple[int, int]] = set()
     idle = Idle(idle_exit)
+    memory = Memory()
     with HubClient(hub, token, timeout=wait + 60) as client:
         country = retrying(lambda: client.get(f"/api/members/{member}"))["country"]["iso3"]
         retrying(lambda: register(client, member, available, private))
@@ -147,7 +217,10 @@ def run_node(
                 report.declined.append(key)
                 _decline(client, key, member, private)
                 continue
-            if _train_round(client, work, member, data, private, country, energy, attack):
+            trained = _train_round(
+                client, work, member, data, private, country, energy, attack, memory
+            )
+            if trained:
                 report.trained.append(key)
             else:
                 report.lost.append(key)
@@ -253,14 +326,14 @@ def _train_round(
     country: str,
     energy: bool,
     attack: str | None = None,
+    memory: Memory | None = None,
 ) -> bool:
     """Trains one round and delivers the update; False if the hub refused it as late."""
     job, number = int(work["job"]), int(work["round"])
     task = load_task(work["task"])
+    memory = memory if memory is not None else Memory()
     started = time.monotonic()
-    params = from_safetensors(
-        retrying(lambda: client.get(f"/api/federation/jobs/{job}/rounds/{number}/parameters"))
-    )
+    params = fetch_model(client, job, number, memory)
     fetched = time.monotonic()
     local = task.load_data(data)
     tracker = measure_energy(country) if energy else None
@@ -301,7 +374,11 @@ def _train_round(
         )
         log.info("round trained (secure aggregation)", extra={"job": job, "round": number})
         return sent
-    body = to_safetensors(result.parameters)
+    squeeze = work["config"].get("compression")
+    if squeeze:  # the delta, compressed; the hub rebuilds the model (federation/compression)
+        body = compress(Compression.model_validate(squeeze), result.parameters, params, job, memory)
+    else:
+        body = to_safetensors(result.parameters)
     sha = hashlib.sha256(body).hexdigest()
     signature = sign(private, update_message(job, number, member, sha, result.num_examples))
     headers = {
@@ -339,6 +416,7 @@ def _train_round(
             "fetch_s": round(fetched - started, 4),
             "train_s": round(trained - fetched, 4),
             "send_s": round(time.monotonic() - trained, 4),
+            "sent_bytes": len(body),
         },
     )
     return True

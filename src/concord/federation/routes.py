@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -25,7 +25,7 @@ from concord import inflight
 from concord import metrics as prometheus
 from concord.config import Settings
 from concord.errors import TooLarge
-from concord.federation import jobs, robustness, secure_round
+from concord.federation import jobs, robustness, secure_round, thin
 from concord.federation.parameters import BadParameters, file_sha256
 from concord.federation.tables import Job, Round
 from concord.federation.wakeup import RECHECK_S, bell, lifespan
@@ -123,21 +123,50 @@ class ModelFile(FileResponse):
 
 
 @router.get("/jobs/{job_id}/rounds/{number}/parameters")
-def parameters(job_id: Id, number: Number, db: Db, request: Request) -> Response:
-    """The global parameters a round starts from (safetensors)."""
+def parameters(
+    job_id: Id,
+    number: Number,
+    db: Db,
+    request: Request,
+    base: Annotated[
+        int | None,
+        Query(ge=0, le=MAX_ID, description="A round whose start model you hold: send a delta"),
+    ] = None,
+) -> Response:
+    """The global parameters a round starts from (safetensors). The header
+    `X-Concord-Sha256` gives their SHA-256, to check before training.
+
+    With `base=m`, from a node that holds round m's start model: the difference from it
+    (federation/delta.py; header `X-Concord-Delta-Base: m`), lossless, the model rebuilt
+    from it has the same SHA-256. Without that header the answer is the whole model (the hub
+    no longer has round m's model, or the models differ in layout)."""
+    settings = request.app.state.settings
     job = jobs.get_job(db, job_id)
-    row = db.scalars(
-        select(Round)
-        .where(Round.job_id == job.id, Round.number == number)
-        .order_by(Round.id.desc())
-    ).first()
-    if row is None:
+    target = thin.start_of(db, job.id, number)
+    if target is None:
         raise jobs.RoundClosed(round=number, job=job_id)
+    held = thin.start_of(db, job.id, base) if base is not None and base != number else None
+    db.commit()  # nothing below reads the database: never hold a transaction while sending
+    root = jobs.folder(settings)
+    sha = thin.model_sha256(root, target)
+    if held is not None:
+        body = thin.delta_body(root, held, target)
+        if body is not None:
+            prometheus.moved("out", len(body))
+            return Response(
+                body,
+                media_type="application/octet-stream",
+                headers={
+                    "Content-Encoding": "identity",
+                    thin.SHA_HEADER: sha,
+                    thin.BASE_HEADER: str(base),
+                },
+            )
     # Streamed from the file; floats barely compress, so gzip would only spend the hub's CPU.
     return ModelFile(
-        jobs.folder(request.app.state.settings) / row.parameters,
+        root / target,
         media_type="application/octet-stream",
-        headers={"Content-Encoding": "identity"},
+        headers={"Content-Encoding": "identity", thin.SHA_HEADER: sha},
     )
 
 
@@ -226,10 +255,15 @@ def _accept(
     **kw: Any,
 ) -> dict[str, Any]:
     size = received.stat().st_size  # before submit moves the file into place
+    start = thin.compressed_start(db, job_id, number)
+    signed = file_sha256(received) if start is not None else None  # what the node signed
     try:
-        sha256, problem = jobs.check_received(settings, job_id, received), None
+        if start is not None:  # the whole model it stands for, before any check
+            thin.expand(jobs.folder(settings), *start, received)
+        checked, problem = jobs.check_received(settings, job_id, received), None
     except BadParameters as exc:
-        sha256, problem = file_sha256(received), exc  # what the node signed, malformed or not
+        checked, problem = None, exc
+    sha256 = signed or checked or file_sha256(received)  # malformed or not
     member = acting_member(db, person)
     job = jobs.get_job(db, job_id)
     if problem is not None:  # logged only if signed by a member chosen for the round

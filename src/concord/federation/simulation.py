@@ -19,9 +19,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from concord.errors import N_, Invalid
+from concord.federation import compression, delta
 from concord.federation.attacks import Attack, flip_labels
 from concord.federation.cohort import NotVectorisable, train_cohort
-from concord.federation.parameters import Parameters
+from concord.federation.parameters import Parameters, to_safetensors
 from concord.federation.privacy import mechanism, secagg
 from concord.federation.privacy.clipping import difference
 from concord.federation.privacy.noise import share_std
@@ -29,7 +30,12 @@ from concord.federation.strategies.base import ClientUpdate, Strategy
 from concord.federation.tasks.base import EvalResult, TaskData, TrainResult
 from concord.federation.tasks.logreg import LogisticRegression, one_hot, softmax
 from concord.federation.tasks.network import NetworkTask
-from concord.governance.jobspec import SUM_STRATEGIES, SecureAggregation, SecureAggregationNeedsMean
+from concord.governance.jobspec import (
+    SUM_STRATEGIES,
+    Compression,
+    SecureAggregation,
+    SecureAggregationNeedsMean,
+)
 
 F = NDArray[np.float64]
 
@@ -284,6 +290,64 @@ def crafted(
     return out
 
 
+class Wire:
+    """What each client's round would move over its link, as `concord node` and the hub move
+    it: down, the round's model as a difference from the last one the client held (whole the
+    first time, or when the difference is larger); up, its update, compressed under the job's
+    `compression` (with the client's own error-feedback residual, carried between rounds)."""
+
+    def __init__(self, squeeze: Compression | None) -> None:
+        self.squeeze = squeeze
+        self.residuals: dict[str, Parameters] = {}
+        self.held: dict[str, int] = {}  # client → the round whose start model it holds
+        self.models: dict[int, Parameters] = {}  # start models some client still holds
+        self.previous = 0  # bytes down for a client that holds the last round's model
+
+    def download(self, number: int, params: Parameters, clients: list[str]) -> float:
+        """Mean bytes down for the round's clients; remembers what each now holds."""
+        whole = len(to_safetensors(params))
+        self.models[number] = params
+        sizes: dict[int, int] = {}
+        if number - 1 in self.models:  # what a node that trained the last round would fetch
+            body = delta.encode(self.models[number - 1], params)
+            self.previous = min(whole, len(body)) if body is not None else whole
+        else:
+            self.previous = whole
+        total = 0
+        for c in clients:
+            base = self.held.get(c)
+            if base is None:
+                total += whole
+            else:
+                if base not in sizes:
+                    body = delta.encode(self.models[base], params)
+                    sizes[base] = min(whole, len(body)) if body is not None else whole
+                total += sizes[base]
+            self.held[c] = number
+        kept = set(self.held.values()) | {number}
+        self.models = {r: m for r, m in self.models.items() if r in kept}
+        return total / max(len(clients), 1)
+
+    def upload(
+        self, params: Parameters, updates: list[ClientUpdate]
+    ) -> tuple[list[ClientUpdate], float]:
+        """The updates as the hub decodes them, and the mean bytes each client sent."""
+        if self.squeeze is None:
+            sizes = [len(to_safetensors(u.parameters)) for u in updates[:1]] * len(updates)
+            return updates, sum(sizes) / max(len(updates), 1)
+        decoded, total = [], 0
+        for u in updates:
+            message, self.residuals[u.client] = compression.encode(
+                self.squeeze,
+                compression.difference(u.parameters, params),
+                self.residuals.get(u.client),
+            )
+            total += len(to_safetensors(message))
+            model = compression.decode(self.squeeze, message, params)
+            decoded.append(ClientUpdate(model, u.num_examples, u.client, u.metrics))
+        return decoded, total / max(len(updates), 1)
+
+
 def simulate(
     task: SimulatedTask,
     x: NDArray[Any],
@@ -305,6 +369,7 @@ def simulate(
     attack: Attack | None = None,
     privacy: mechanism.Settings | None = None,
     secure: SecureAggregation | None = None,
+    wire: Wire | None = None,
 ) -> SimulationResult:
     """Runs `rounds` rounds (or until the test accuracy reaches `target_accuracy`).
 
@@ -321,6 +386,10 @@ def simulate(
     `secure`: SecAgg+ — every client quantises and masks its update and the server unmasks
     the sum, through the same functions as `concord node` and the hub (privacy.secagg); with
     DP, distributed noise only (the server sees no single update to clip or noise).
+
+    `wire`: each client's update goes through the job's compression and back (the hub
+    decodes before it aggregates), and every round's history counts the bytes a client moves
+    down (`download_bytes`) and up (`update_bytes`), as the hub and `concord node` move them.
     """
     if secure is not None and strategy.name not in SUM_STRATEGIES:
         raise SecureAggregationNeedsMean(strategy=strategy.name, allowed=", ".join(SUM_STRATEGIES))
@@ -361,6 +430,11 @@ def simulate(
         if attack is not None:
             updates = iter(crafted(attack, params, list(updates), r))
         entry: dict[str, float] = {"round": r, "clients": len(chosen)}
+        if wire is not None:
+            entry["download_bytes"] = wire.download(r, params, [str(c) for c in chosen])
+            entry["download_bytes_from_previous"] = wire.previous
+            arrived, entry["update_bytes"] = wire.upload(params, list(updates))
+            updates = iter(arrived)
         if secure is not None:
             params, record = _secure_round(
                 strategy, params, updates, secure, privacy, clip_norm, len(chosen), noise_rng, r

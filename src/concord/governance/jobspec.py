@@ -27,6 +27,24 @@ class SecureAggregationNeedsMean(Invalid):
 SUM_STRATEGIES = ("fedavg", "fedavgm", "fedprox", "fedadagrad", "fedadam", "fedyogi")
 
 
+class CompressionNeedsPlainUpdates(Invalid):
+    code = "proposal.compression_secagg"
+    message = N_(
+        "Update compression and secure aggregation cannot be combined: secure aggregation "
+        "already quantises each update into a finite field and masks it, and a masked vector "
+        "looks random, so it can be neither quantised again nor sparsified. Choose one."
+    )
+
+
+class SparseNeedsMean(Invalid):
+    code = "proposal.topk_strategy"
+    message = N_(
+        "Top-k compression sends each node's few largest changes, a different few for every "
+        "node; strategy “{strategy}” compares the nodes' values coordinate by coordinate and "
+        "would see mostly zeros. Use 8-bit quantisation (q8) with it, or one of: {allowed}."
+    )
+
+
 class Participants(BaseModel):
     """Who may train: listed members and/or every active member of listed blocs."""
 
@@ -176,6 +194,31 @@ class SecureAggregation(BaseModel):
     )
 
 
+class Compression(BaseModel):
+    """How nodes compress their updates for thin links (federation/compression.py): `q8`,
+    8-bit linear quantisation of the delta per tensor (a quarter of the bytes); `topk`, only
+    the `fraction` of each tensor's entries of largest change (8 bytes each). Both keep what
+    a message leaves out at the node and add it to the next round's (error feedback)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["q8", "topk"]
+    fraction: float | None = Field(
+        default=None, gt=0, le=0.5, description="topk: share of each tensor's entries sent; 0.01"
+    )
+
+    @model_validator(mode="after")
+    def _fraction_for_topk(self) -> Compression:
+        if self.kind == "q8" and self.fraction is not None:
+            raise ValueError("fraction applies to topk only; q8 sends every entry in one byte")
+        return self
+
+    @property
+    def share(self) -> float:
+        """topk's fraction, 1 % unless the spec says otherwise."""
+        return self.fraction if self.fraction is not None else 0.01
+
+
 class Privacy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -206,6 +249,7 @@ class JobSpec(BaseModel):
     local: LocalTraining = Field(default_factory=LocalTraining)
     privacy: Privacy = Field(default_factory=Privacy)
     evaluate_every: int = Field(default=1, ge=0, le=10_000)
+    compression: Compression | None = Field(default=None, description="Update compression")
     publish_as: str | None = Field(default=None, description="Commons repository, owner/name")
     licence: str = Field(default="Apache-2.0", description="SPDX licence of the result")
 
@@ -219,6 +263,11 @@ class JobSpec(BaseModel):
             raise SecureAggregationNeedsMean(
                 strategy=self.strategy.name, allowed=", ".join(SUM_STRATEGIES)
             )
+        if self.compression is not None and self.privacy.secagg is not None:
+            raise CompressionNeedsPlainUpdates()
+        sparse = self.compression is not None and self.compression.kind == "topk"
+        if sparse and (self.strategy.name not in SUM_STRATEGIES or bucketing):
+            raise SparseNeedsMean(strategy=self.strategy.name, allowed=", ".join(SUM_STRATEGIES))
         dp = self.privacy.differential_privacy
         if self.privacy.secagg is not None and dp is not None and dp.noise != "distributed":
             raise ValueError(
