@@ -283,7 +283,6 @@ def test_a_node_fetches_a_verified_difference_or_the_whole_model(
                     digest="",
                 )
             )
-            s.flush()  # one insert at a time (db._refuse_nul trips on a batched insert)
         s.commit()
     url = f"/api/federation/jobs/{job_id}/rounds/2/parameters"
     # Execute: the raw route, then the node's fetch holding round 1's model.
@@ -332,7 +331,6 @@ def test_a_difference_that_does_not_verify_is_never_trained_on(
                     digest="",
                 )
             )
-            s.flush()  # one insert at a time (db._refuse_nul trips on a batched insert)
         s.commit()
     wrong = delta.encode(first, {k: v - np.float32(1) for k, v in first.items()})
     assert wrong is not None
