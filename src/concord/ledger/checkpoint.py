@@ -48,11 +48,16 @@ def _raw(key: Ed25519PrivateKey) -> bytes:
     return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
+def sign_note(text: str, name: str, key: Ed25519PrivateKey) -> str:
+    """`text` (ending in a newline) as a signed note with one Ed25519 signature by `key`
+    under `name`."""
+    signature = key_id(name, _raw(key)) + key.sign(text.encode())
+    return f"{text}\n{DASH} {name} {base64.b64encode(signature).decode()}\n"
+
+
 def sign(checkpoint: Checkpoint, key: Ed25519PrivateKey) -> str:
     """The checkpoint as a signed note, signed by `key` under the name of its origin."""
-    text = checkpoint.text
-    signature = key_id(checkpoint.origin, _raw(key)) + key.sign(text.encode())
-    return f"{text}\n{DASH} {checkpoint.origin} {base64.b64encode(signature).decode()}\n"
+    return sign_note(checkpoint.text, checkpoint.origin, key)
 
 
 def open_note(note: str, public_key: bytes) -> Checkpoint | None:

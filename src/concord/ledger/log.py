@@ -21,8 +21,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from concord.db import utcnow
-from concord.errors import N_, Invalid, NotFound
-from concord.ledger import nodecache, tree
+from concord.errors import N_, Conflict, Invalid, NotFound
+from concord.ledger import nodecache, tiles, tree
 from concord.ledger.tables import LogEntry, LogNode, LogState, SignedHead
 
 HASH = 32
@@ -43,6 +43,19 @@ class BadProofRange(Invalid):
 class BadEntryRange(Invalid):
     code = "log.bad_entry_range"
     message = N_("Entries are asked for as start ≤ index < end; got start={start}, end={end}.")
+
+
+class NoTile(NotFound):
+    code = "log.no_tile"
+    message = N_("The log has {size} entries: it has no tile {path}.")
+
+
+class EntryTooLarge(Conflict):
+    code = "log.entry_too_large"
+    message = N_(
+        "Entry {index} has {length} bytes, more than an entry bundle can hold (65,535); "
+        "read it from /api/log/entries."
+    )
 
 
 class UnknownEntry(NotFound):
@@ -403,6 +416,56 @@ def entry(session: Session, index: int) -> LogEntry:
     if row is None:
         raise UnknownEntry(index=index)
     return row
+
+
+# --- tiles (c2sp.org/tlog-tiles) ------------------------------------------------------------
+
+
+def _tile_rows(session: Session, tile: tiles.Tile, column: str) -> list[bytes]:
+    """The `width` values of a tile's span, in order; a missing row (a log tampered with
+    under the hub) is named rather than served as a short tile."""
+    current = size(session)
+    if tile.width == 0 or tiles.width_at(tile.level, tile.index, current) < tile.width:
+        raise NoTile(size=current, path=tile.path)
+    sqlite = session.connection().dialect.name == "sqlite"
+    first = tile.index * tiles.WIDTH
+    if tile.level == 0:
+        sql = TILE_ENTRIES[column]
+        params: tuple[int, ...] = (first, first + tile.width)
+    else:
+        sql = TILE_NODES
+        params = (tiles.HEIGHT * tile.level, first, first + tile.width)
+    rows = _run(session, sql if sqlite else sql.replace("?", "%s"), params)
+    values = []
+    for offset in range(tile.width):
+        if offset >= len(rows) or rows[offset][0] != first + offset:
+            raise UnknownEntry(index=(first + offset) << (tiles.HEIGHT * tile.level))
+        values.append(bytes(rows[offset][1]))
+    return values
+
+
+TILE_ENTRIES = {
+    column: f"SELECT idx, {column} FROM ledger_entries WHERE idx >= ? AND idx < ? ORDER BY idx"  # noqa: S608 (a fixed column name)
+    for column in ("leaf_hash", "body")
+}
+TILE_NODES = (
+    "SELECT idx, hash FROM ledger_nodes WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx"
+)
+
+
+def tile_hashes(session: Session, tile: tiles.Tile) -> bytes:
+    """The hashes of a tile, concatenated: leaf hashes at level 0, stored nodes of level
+    8·L above (each the root of a full tile below)."""
+    return b"".join(_tile_rows(session, tile, "leaf_hash"))
+
+
+def entry_bundle(session: Session, tile: tiles.Tile) -> bytes:
+    """The entries of a level-0 tile as an entry bundle."""
+    bodies = _tile_rows(session, tile, "body")
+    for offset, body in enumerate(bodies):
+        if len(body) > tiles.MAX_ENTRY:
+            raise EntryTooLarge(index=tile.index * tiles.WIDTH + offset, length=len(body))
+    return tiles.bundle(bodies)
 
 
 # --- signed tree heads ----------------------------------------------------------------------
