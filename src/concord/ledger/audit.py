@@ -159,7 +159,7 @@ def _get(hub: HubClient, tile: tiles.Tile) -> bytes:
         if tile.level == 0:
             _name_missing(hub, tile)
         raise _fail(
-            "the hub does not serve {path}: {reason}", path=tile.path, reason=str(refused)
+            "the hub does not serve {path}: {answer}", path=tile.path, answer=str(refused)
         ) from refused
 
 
@@ -187,7 +187,7 @@ def _bundle(hub: HubClient, index: int, size: int) -> list[bytes]:
         if refused.code != "log.entry_too_large":
             _name_missing(hub, tile)
             raise _fail(
-                "the hub does not serve {path}: {reason}", path=tile.path, reason=str(refused)
+                "the hub does not serve {path}: {answer}", path=tile.path, answer=str(refused)
             ) from refused
         page = hub.get("/api/log/entries", params={"start": first, "end": first + tile.width})
         entries = [str(e["body"]).encode("utf-8") for e in page]

@@ -258,9 +258,9 @@ class Nodes:
         for level, index in inner:
             by_level.setdefault(level, []).append(index)
         for level, indices in by_level.items():
-            params = (level, json.dumps(indices) if sqlite else indices)
+            by_index = (level, json.dumps(indices) if sqlite else indices)
             for index, digest in _run(
-                self.session, NODES_LEVEL_SQLITE if sqlite else NODES_LEVEL_PG, params
+                self.session, NODES_LEVEL_SQLITE if sqlite else NODES_LEVEL_PG, by_index
             ):
                 found[(level, index)] = bytes(digest)
         return found
