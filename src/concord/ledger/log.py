@@ -242,6 +242,12 @@ class Nodes:
             return found
         leaves = [index for level, index in wanted if level == 0]
         inner = [[level, index] for level, index in wanted if level > 0]
+        if not sqlite and len(wanted) <= FEW_NODES:
+            # A proof or a few: leaves and inner nodes in one round trip.
+            pairs = ([level for level, _i in inner], [index for _l, index in inner])
+            for level, index, digest in _run(self.session, FEW_PG, (leaves, *pairs)):
+                found[(level, index)] = bytes(digest)
+            return found
         if leaves:
             sql, values = (LEAVES_SQLITE, json.dumps(leaves)) if sqlite else (LEAVES_PG, leaves)
             for index, digest in _run(self.session, sql, (values,)):
@@ -292,6 +298,11 @@ FEW_NODES_SQLITE = 24  # up to this many, SQLite reads them in one statement (se
 LEAF_SQL = "SELECT leaf_hash FROM ledger_entries WHERE idx = "
 LEAF_SQLITE = "SELECT 0, idx, leaf_hash FROM ledger_entries WHERE idx = ?"
 NODE_SQLITE = "SELECT level, idx, hash FROM ledger_nodes WHERE level = ? AND idx = ?"
+FEW_PG = (
+    "SELECT 0::smallint, idx, leaf_hash FROM ledger_entries WHERE idx = ANY(%s) UNION ALL "
+    "SELECT n.level, n.idx, n.hash FROM unnest(%s::smallint[], %s::bigint[]) AS w(level, idx) "
+    "JOIN ledger_nodes AS n ON n.level = w.level AND n.idx = w.idx"
+)
 NODES_PG = (
     "SELECT n.level, n.idx, n.hash FROM unnest(%s::smallint[], %s::bigint[]) AS w(level, idx) "
     "JOIN ledger_nodes AS n ON n.level = w.level AND n.idx = w.idx"
