@@ -62,8 +62,8 @@ class NodeCache:
             return True
 
     def get(self, wanted: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-        nodes = self.nodes
-        return {node: nodes[node] for node in wanted if node in nodes}
+        nodes = self.nodes  # one lookup each: another thread may empty it meanwhile
+        return {node: digest for node in wanted if (digest := nodes.get(node)) is not None}
 
     def keep(self, found: dict[tuple[int, int], bytes]) -> None:
         if len(self.nodes) >= MAX_NODES:

@@ -116,7 +116,7 @@ def entry(index: Index, db: Db) -> EntryPublic:
 def inclusion(db: Db, index: QueryIndex, size: QueryIndex) -> InclusionPublic:
     """RFC 9162 inclusion proof (audit path) of entry `index` in the tree of `size` entries."""
     proof = log.inclusion_proof(db, index, size)
-    leaf = log.entry(db, index).leaf_hash
+    leaf = log.leaf(db, index)
     return InclusionPublic(
         index=index, size=size, leaf_hash=leaf.hex(), audit_path=[p.hex() for p in proof]
     )
