@@ -153,3 +153,19 @@ def test_a_tampered_leaf_in_a_tile_is_caught(live_server, sessions, audit_state)
     with pytest.raises(AuditFailed) as full:
         audit(live_server, full=True)
     assert "entry 270 does not hash to its leaf" in full.value.render("en")
+
+
+def test_an_entry_too_long_for_a_bundle_is_read_from_json(
+    live_server, sessions, audit_state
+) -> None:
+    from concord.ledger import log
+
+    fill(sessions, 10)
+    with sessions() as db, db.begin():
+        log.append(db, "test.long", {"text": "x" * 70_000})
+    fill(sessions, 5)
+    refused = httpx.get(f"{live_server}/log/tile/entries/000.p/16")
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "log.entry_too_large"
+    report = audit(live_server, full=True)
+    assert report.size == 16 and report.checked == 16
