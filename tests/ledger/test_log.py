@@ -137,3 +137,32 @@ def test_log_page_shows_head_kinds_and_an_entry(client: TestClient, make) -> Non
     assert "member.admitted" in page.text
     entry = client.get("/log", params={"entry": 0})
     assert "&#34;slug&#34;:&#34;kenya&#34;" in entry.text or '"slug":"kenya"' in entry.text
+
+
+def test_the_node_cache_serves_upper_levels_and_forgets_a_replaced_log(
+    sessions, engine, empty_tables
+) -> None:
+    from concord.ledger import nodecache
+
+    cache = nodecache.cache_for(engine)
+    fill(sessions, 700)
+    with sessions() as db:
+        leaves = _leaves(db)
+        assert log.inclusion_proof(db, 5, 700) == tree.path(5, leaves)
+        # Its upper levels are kept: level-8 nodes (and above) and no lower one.
+        assert (8, 1) in cache.nodes and all(level >= 8 for level, _i in cache.nodes)
+        assert log.inclusion_proof(db, 600, 700) == tree.path(600, leaves)
+    # The log is replaced under the hub by a longer, different one: nothing stale is served.
+    empty_tables()
+    fill(sessions, 800, kind="rewritten")
+    with sessions() as db:
+        leaves = _leaves(db)
+        for index in (5, 300, 799):
+            assert log.inclusion_proof(db, index, 800) == tree.path(index, leaves)
+    # And by a shorter one: the cache is left alone while the log is shorter than it knew.
+    empty_tables()
+    fill(sessions, 520, kind="shorter")
+    with sessions() as db:
+        leaves = _leaves(db)
+        assert log.inclusion_proof(db, 3, 520) == tree.path(3, leaves)
+        assert log.root_at(db, 520) == tree.mth(leaves)

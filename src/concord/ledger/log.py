@@ -21,8 +21,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from concord.db import utcnow
-from concord.errors import N_, Invalid, NotFound
-from concord.ledger import tree
+from concord.errors import N_, Conflict, Invalid, NotFound
+from concord.ledger import nodecache, tiles, tree
 from concord.ledger.tables import LogEntry, LogNode, LogState, SignedHead
 
 HASH = 32
@@ -43,6 +43,19 @@ class BadProofRange(Invalid):
 class BadEntryRange(Invalid):
     code = "log.bad_entry_range"
     message = N_("Entries are asked for as start ≤ index < end; got start={start}, end={end}.")
+
+
+class NoTile(NotFound):
+    code = "log.no_tile"
+    message = N_("The log has {size} entries: it has no tile {path}.")
+
+
+class EntryTooLarge(Conflict):
+    code = "log.entry_too_large"
+    message = N_(
+        "Entry {index} has {length} bytes, more than an entry bundle can hold (65,535); "
+        "read it from /api/log/entries."
+    )
 
 
 class UnknownEntry(NotFound):
@@ -147,10 +160,31 @@ def append_many(
     return entries
 
 
+def state(session: Session) -> tuple[int, bytes]:
+    """(size, frontier) as this transaction sees them, by one plain statement: the ORM's
+    `get` costs a proof more than all its node reads together."""
+    rows = _run(session, STATE_SQL, ())
+    return (int(rows[0][0]), bytes(rows[0][1])) if rows else (0, b"")
+
+
+def _run(session: Session, sql: str, params: Sequence[Any]) -> list[Any]:
+    """Rows of one statement run on the DBAPI cursor of the session's connection (in its
+    transaction): for the small reads of a proof, SQLAlchemy's result machinery costs more
+    than the database does."""
+    cursor = session.connection().connection.cursor()
+    try:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
+STATE_SQL = "SELECT size, frontier FROM ledger_state WHERE id = 1"
+
+
 def size(session: Session) -> int:
     """Number of entries committed (as this transaction sees them)."""
-    state = session.get(LogState, 1)
-    return state.size if state else 0
+    return state(session)[0]
 
 
 def current_root(session: Session) -> tuple[int, bytes]:
@@ -166,39 +200,76 @@ def current_root(session: Session) -> tuple[int, bytes]:
 
 
 class Nodes:
-    """Stored subtree hashes fetched in bulk (see `fetch` for how many statements)."""
+    """Stored subtree hashes fetched in bulk (see `fetch` for how many statements), the upper
+    levels from the hub's cache of them (`nodecache`)."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, seen: tuple[int, bytes] | None = None) -> None:
         self.session = session
         self.known: dict[tuple[int, int], bytes] = {}
+        tree_size, frontier = seen or state(session)
+        cache = nodecache.cache_for(session.get_bind())
+        self.cache = cache if cache.usable(tree_size, frontier, self.read) else None
 
     def fetch(self, coords: Iterable[tuple[int, int]]) -> None:
         wanted = [c for c in set(coords) if c not in self.known]
-        leaves = [index for level, index in wanted if level == 0]
-        inner = [[level, index] for level, index in wanted if level > 0]
+        if self.cache is not None:
+            self.known.update(self.cache.get(wanted))
+            wanted = [c for c in wanted if c not in self.known]
+        found = self.read(wanted)
+        self.known.update(found)
+        if self.cache is not None:
+            self.cache.keep(found)
+
+    def read(self, coords: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """These nodes as stored, without the cache (those missing are left out)."""
+        wanted = list(coords)
+        found: dict[tuple[int, int], bytes] = {}
+        if not wanted:
+            return found
         connection = self.session.connection()
         sqlite = connection.dialect.name == "sqlite"
+        if sqlite and len(wanted) <= FEW_NODES_SQLITE:
+            # A single proof: every node in one statement of primary-key lookups, since on
+            # SQLite each statement costs more Python than its lookups cost SQLite.
+            sql = " UNION ALL ".join(
+                NODE_SQLITE if level else LEAF_SQLITE for level, _index in wanted
+            )
+            params = tuple(
+                v for level, index in wanted for v in ((level, index) if level else (index,))
+            )
+            for level, index, digest in _run(self.session, sql, params):
+                found[(level, index)] = bytes(digest)
+            return found
+        leaves = [index for level, index in wanted if level == 0]
+        inner = [[level, index] for level, index in wanted if level > 0]
+        if not sqlite and len(wanted) <= FEW_NODES:
+            # A proof or a few: leaves and inner nodes in one round trip.
+            pairs = ([level for level, _i in inner], [index for _l, index in inner])
+            for level, index, digest in _run(self.session, FEW_PG, (leaves, *pairs)):
+                found[(level, index)] = bytes(digest)
+            return found
         if leaves:
             sql, values = (LEAVES_SQLITE, json.dumps(leaves)) if sqlite else (LEAVES_PG, leaves)
-            for index, digest in connection.exec_driver_sql(sql, (values,)):
-                self.known[(0, index)] = bytes(digest)
+            for index, digest in _run(self.session, sql, (values,)):
+                found[(0, index)] = bytes(digest)
         if not sqlite and 0 < len(inner) <= FEW_NODES:
             # A proof or a few: every inner node in one round trip.
             pairs = ([level for level, _i in inner], [index for _l, index in inner])
-            for level, index, digest in connection.exec_driver_sql(NODES_PG, pairs):
-                self.known[(level, index)] = bytes(digest)
-            return
+            for level, index, digest in _run(self.session, NODES_PG, pairs):
+                found[(level, index)] = bytes(digest)
+            return found
         # Many (or SQLite, in process, where statements cost no round trip): one statement
         # per level, an index scan of the key, measured faster than one join on pairs.
         by_level: dict[int, list[int]] = {}
         for level, index in inner:
             by_level.setdefault(level, []).append(index)
         for level, indices in by_level.items():
-            params = (level, json.dumps(indices) if sqlite else indices)
-            for index, digest in connection.exec_driver_sql(
-                NODES_LEVEL_SQLITE if sqlite else NODES_LEVEL_PG, params
+            by_index = (level, json.dumps(indices) if sqlite else indices)
+            for index, digest in _run(
+                self.session, NODES_LEVEL_SQLITE if sqlite else NODES_LEVEL_PG, by_index
             ):
-                self.known[(level, index)] = bytes(digest)
+                found[(level, index)] = bytes(digest)
+        return found
 
     def __call__(self, level: int, index: int) -> bytes:
         if (level, index) not in self.known:
@@ -222,37 +293,52 @@ NODES_LEVEL_SQLITE = (
     "SELECT idx, hash FROM ledger_nodes WHERE level = ? AND idx IN (SELECT value FROM json_each(?))"
 )
 NODES_LEVEL_PG = "SELECT idx, hash FROM ledger_nodes WHERE level = %s AND idx = ANY(%s)"
-FEW_NODES = 256  # up to this many, PostgreSQL reads all levels at once (see Nodes.fetch)
+FEW_NODES = 256  # up to this many, PostgreSQL reads all levels at once (see Nodes.read)
+FEW_NODES_SQLITE = 24  # up to this many, SQLite reads them in one statement (see Nodes.read)
+LEAF_SQL = "SELECT leaf_hash FROM ledger_entries WHERE idx = "
+LEAF_SQLITE = "SELECT 0, idx, leaf_hash FROM ledger_entries WHERE idx = ?"
+NODE_SQLITE = "SELECT level, idx, hash FROM ledger_nodes WHERE level = ? AND idx = ?"
+FEW_PG = (
+    "SELECT 0::smallint, idx, leaf_hash FROM ledger_entries WHERE idx = ANY(%s) UNION ALL "
+    "SELECT n.level, n.idx, n.hash FROM unnest(%s::smallint[], %s::bigint[]) AS w(level, idx) "
+    "JOIN ledger_nodes AS n ON n.level = w.level AND n.idx = w.idx"
+)
 NODES_PG = (
     "SELECT n.level, n.idx, n.hash FROM unnest(%s::smallint[], %s::bigint[]) AS w(level, idx) "
     "JOIN ledger_nodes AS n ON n.level = w.level AND n.idx = w.idx"
 )
 
 
-def _check_size(session: Session, tree_size: int) -> int:
-    current = size(session)
-    if tree_size < 0 or tree_size > current:
-        raise BadTreeSize(size=current, asked=tree_size)
-    return current
+def _check_size(session: Session, tree_size: int) -> tuple[int, bytes]:
+    """The log's (size, frontier), after checking that `tree_size` is within it."""
+    seen = state(session)
+    if tree_size < 0 or tree_size > seen[0]:
+        raise BadTreeSize(size=seen[0], asked=tree_size)
+    return seen
 
 
 def root_at(session: Session, tree_size: int, nodes: Nodes | None = None) -> bytes:
     """MTH of the first `tree_size` entries."""
-    _check_size(session, tree_size)
-    nodes = nodes or Nodes(session)
+    seen = _check_size(session, tree_size)
+    nodes = nodes or Nodes(session, seen)
     nodes.fetch(tree.complete_subtrees(0, tree_size))
     return tree.range_hash(0, tree_size, nodes)
 
 
 def inclusion_proof(session: Session, index: int, tree_size: int) -> list[bytes]:
     """PATH(index, D[tree_size]) read from stored nodes."""
-    _check_size(session, tree_size)
+    seen = _check_size(session, tree_size)
     if not 0 <= index < tree_size:
         raise BadTreeSize(size=tree_size, asked=index)
-    return inclusion_proofs(session, [index], tree_size)[0]
+    return inclusion_proofs(session, [index], tree_size, seen)[0]
 
 
-def inclusion_proofs(session: Session, indices: Sequence[int], tree_size: int) -> list[list[bytes]]:
+def inclusion_proofs(
+    session: Session,
+    indices: Sequence[int],
+    tree_size: int,
+    seen: tuple[int, bytes] | None = None,
+) -> list[list[bytes]]:
     """Many inclusion proofs against one size, fetching every node they need at once.
 
     Paths share many subtrees (the upper levels, and the few on the tree's right edge that are
@@ -268,7 +354,7 @@ def inclusion_proofs(session: Session, indices: Sequence[int], tree_size: int) -
         else:
             level = size.bit_length() - 1
             complete[(start, size)] = (level, start >> level)
-    nodes = Nodes(session)
+    nodes = Nodes(session, seen)
     nodes.fetch([*complete.values(), *tree.needed_nodes(edge)])
     known = nodes.known
     try:
@@ -327,11 +413,70 @@ def entries(session: Session, start: int, end: int) -> list[LogEntry]:
     )
 
 
+def leaf(session: Session, index: int) -> bytes:
+    """The stored leaf hash of entry `index`, by one plain statement."""
+    mark = "?" if session.connection().dialect.name == "sqlite" else "%s"
+    rows = _run(session, LEAF_SQL + mark, (index,))
+    if not rows:
+        raise UnknownEntry(index=index)
+    return bytes(rows[0][0])
+
+
 def entry(session: Session, index: int) -> LogEntry:
     row = session.get(LogEntry, index)
     if row is None:
         raise UnknownEntry(index=index)
     return row
+
+
+# --- tiles (c2sp.org/tlog-tiles) ------------------------------------------------------------
+
+
+def _tile_rows(session: Session, tile: tiles.Tile, column: str) -> list[bytes]:
+    """The `width` values of a tile's span, in order; a missing row (a log tampered with
+    under the hub) is named rather than served as a short tile."""
+    current = size(session)
+    if tile.width == 0 or tiles.width_at(tile.level, tile.index, current) < tile.width:
+        raise NoTile(size=current, path=tile.path)
+    sqlite = session.connection().dialect.name == "sqlite"
+    first = tile.index * tiles.WIDTH
+    if tile.level == 0:
+        sql = TILE_ENTRIES[column]
+        params: tuple[int, ...] = (first, first + tile.width)
+    else:
+        sql = TILE_NODES
+        params = (tiles.HEIGHT * tile.level, first, first + tile.width)
+    rows = _run(session, sql if sqlite else sql.replace("?", "%s"), params)
+    values = []
+    for offset in range(tile.width):
+        if offset >= len(rows) or rows[offset][0] != first + offset:
+            raise UnknownEntry(index=(first + offset) << (tiles.HEIGHT * tile.level))
+        values.append(bytes(rows[offset][1]))
+    return values
+
+
+TILE_ENTRIES = {
+    column: f"SELECT idx, {column} FROM ledger_entries WHERE idx >= ? AND idx < ? ORDER BY idx"  # noqa: S608 (a fixed column name)
+    for column in ("leaf_hash", "body")
+}
+TILE_NODES = (
+    "SELECT idx, hash FROM ledger_nodes WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx"
+)
+
+
+def tile_hashes(session: Session, tile: tiles.Tile) -> bytes:
+    """The hashes of a tile, concatenated: leaf hashes at level 0, stored nodes of level
+    8·L above (each the root of a full tile below)."""
+    return b"".join(_tile_rows(session, tile, "leaf_hash"))
+
+
+def entry_bundle(session: Session, tile: tiles.Tile) -> bytes:
+    """The entries of a level-0 tile as an entry bundle."""
+    bodies = _tile_rows(session, tile, "body")
+    for offset, body in enumerate(bodies):
+        if len(body) > tiles.MAX_ENTRY:
+            raise EntryTooLarge(index=tile.index * tiles.WIDTH + offset, length=len(body))
+    return tiles.bundle(bodies)
 
 
 # --- signed tree heads ----------------------------------------------------------------------

@@ -1,20 +1,24 @@
-"""The log's public API: heads, entries and proofs, open to anyone for auditing."""
+"""The log's public API, open to anyone for auditing: heads, entries and proofs as JSON under
+/api/log, and the same tree as static tiles under /log (c2sp.org/tlog-tiles) for monitors."""
 
 from __future__ import annotations
 
+import gzip
 from typing import Annotated
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
+from concord.errors import N_, NotFound
 from concord.http import Db
 from concord.hubkey import load_or_create, public_key_base64
-from concord.ledger import log
+from concord.ledger import checkpoint, log, tiles
 from concord.ledger.tables import LogEntry
 from concord.validation import Index, OptionalQueryIndex, OptionalQuerySize, QueryIndex
 
-router = APIRouter(prefix="/api/log", tags=["transparency log"])
+api = APIRouter(prefix="/api/log", tags=["transparency log"])
+tiled = APIRouter(prefix="/log", tags=["transparency log tiles"])
 PAGE = 1000
 
 
@@ -64,7 +68,7 @@ def _key(request: Request) -> tuple[Ed25519PrivateKey, str]:
     return key, public_key_base64(key)
 
 
-@router.get("/head")
+@api.get("/head")
 def latest_head(request: Request, db: Db) -> HeadPublic:
     """The latest signed tree head, with the hub's Ed25519 public key (base64)."""
     key, public = _key(request)
@@ -72,7 +76,7 @@ def latest_head(request: Request, db: Db) -> HeadPublic:
     return HeadPublic(**head.to_json(), public_key=public)
 
 
-@router.get("/heads")
+@api.get("/heads")
 def signed_heads(
     request: Request,
     db: Db,
@@ -84,7 +88,7 @@ def signed_heads(
     return [HeadPublic(**h.to_json(), public_key=public) for h in log.heads(db, limit, before)]
 
 
-@router.get("/entries")
+@api.get("/entries")
 def entries(
     db: Db,
     start: QueryIndex = 0,
@@ -102,17 +106,17 @@ def entries(
     return [EntryPublic.of(e) for e in log.entries(db, start, stop)]
 
 
-@router.get("/entries/{index}")
+@api.get("/entries/{index}")
 def entry(index: Index, db: Db) -> EntryPublic:
     """One entry by index."""
     return EntryPublic.of(log.entry(db, index))
 
 
-@router.get("/proof/inclusion")
+@api.get("/proof/inclusion")
 def inclusion(db: Db, index: QueryIndex, size: QueryIndex) -> InclusionPublic:
     """RFC 9162 inclusion proof (audit path) of entry `index` in the tree of `size` entries."""
     proof = log.inclusion_proof(db, index, size)
-    leaf = log.entry(db, index).leaf_hash
+    leaf = log.leaf(db, index)
     return InclusionPublic(
         index=index, size=size, leaf_hash=leaf.hex(), audit_path=[p.hex() for p in proof]
     )
@@ -124,7 +128,7 @@ class InclusionPagePublic(BaseModel):
     audit_paths: list[list[str]]
 
 
-@router.get("/proof/inclusion-range")
+@api.get("/proof/inclusion-range")
 def inclusion_range(
     db: Db,
     start: QueryIndex,
@@ -142,8 +146,59 @@ def inclusion_range(
     )
 
 
-@router.get("/proof/consistency")
+@api.get("/proof/consistency")
 def consistency(db: Db, first: QueryIndex, second: QueryIndex) -> ConsistencyPublic:
     """RFC 9162 consistency proof between the trees of `first` and `second` entries."""
     proof = log.consistency_proof(db, first, second)
     return ConsistencyPublic(first=first, second=second, proof=[p.hex() for p in proof])
+
+
+# --- tiles ----------------------------------------------------------------------------------
+
+# A full tile or bundle never changes: caches and CDNs may keep it forever. A partial one is
+# replaced by its full tile as the log grows (and a hub may stop serving it then), and the
+# checkpoint moves with every append, so those are kept briefly (the spec: "a few seconds").
+IMMUTABLE = "public, max-age=31536000, immutable"
+PARTIAL = "public, max-age=60"
+CHECKPOINT = "public, max-age=5"
+
+
+class BadTilePath(NotFound):
+    code = "log.bad_tile_path"
+    message = N_("“{path}” is not a tile of this log (paths follow c2sp.org/tlog-tiles).")
+
+
+@tiled.get("/checkpoint", response_class=Response)
+def checkpoint_note(request: Request, db: Db) -> Response:
+    """The latest signed tree head as a C2SP checkpoint (signed note, Ed25519)."""
+    key, _public = _key(request)
+    head = log.latest_head(db, key)
+    origin = checkpoint.origin_of(request.app.state.settings.public_url)
+    note = checkpoint.sign(checkpoint.Checkpoint(origin, head.size, head.root), key)
+    return Response(
+        note, media_type="text/plain; charset=utf-8", headers={"Cache-Control": CHECKPOINT}
+    )
+
+
+@tiled.get("/tile/{path:path}", response_class=Response)
+def tile(path: str, request: Request, db: Db) -> Response:
+    """A tile of hashes (`tile/<L>/<N>[.p/<W>]`) or an entry bundle
+    (`tile/entries/<N>[.p/<W>]`), N in the spec's x001/x234/067 form."""
+    wanted = tiles.parse(path)
+    if wanted is None:
+        raise BadTilePath(path=path[:80])
+    data = log.entry_bundle(db, wanted) if wanted.entries else log.tile_hashes(db, wanted)
+    headers = {"Cache-Control": PARTIAL if wanted.partial else IMMUTABLE}
+    if wanted.entries:
+        # The spec asks for bundles compressed at the HTTP layer (JSON entries shrink ~5×);
+        # tiles of hashes do not compress and go as they are.
+        headers["Vary"] = "Accept-Encoding"
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            data = gzip.compress(data, 6)
+            headers["Content-Encoding"] = "gzip"
+    return Response(data, media_type="application/octet-stream", headers=headers)
+
+
+router = APIRouter()
+router.include_router(api)
+router.include_router(tiled)
