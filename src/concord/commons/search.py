@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from concord.commons import repositories as repos
 from concord.commons.tables import Repository, Revision
 from concord.db import utcnow
+from concord.members.tables import Person
 
 SORTS = ("downloads", "lastModified", "createdAt", "likes", "id")
 
@@ -51,12 +52,13 @@ def find(
     tags: list[str] | None = None,
     sort: str = "",
     descending: bool = True,
+    person: Person | None = None,
 ) -> list[Found]:
     """Repositories of `kind` matching every criterion, sorted. The commons pages and the Hub
     listing both search with this."""
     month = utcnow() - timedelta(days=30)
     found = []
-    for repo, rev in repos.list_repositories(db, kind=kind, query=text):
+    for repo, rev in repos.list_repositories(db, kind=kind, query=text, person=person):
         if author and repo.owner != author:
             continue
         card = rev.card if rev else {}

@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from concord import inflight, metrics
+from concord.commons import repositories as repos
 from concord.commons.chunks import open_store
 from concord.commons.hub_protocol.common import writable
 from concord.commons.tables import Blob
@@ -87,9 +88,12 @@ async def _batch(
     def run() -> dict[str, Any]:
         _repo, member = writable(db, person, kind, owner, name)
         limit = request.app.state.settings.max_upload_bytes
+        # Stored bytes are not sent again, unless only repositories this member may not read
+        # hold them: then the bytes themselves are the proof of having them (`may_name`).
         known = {
             b.sha256: b.size
             for b in db.query(Blob).filter(Blob.sha256.in_([oid for oid, _s in objects])).all()
+            if repos.may_name(db, member, b.sha256)
         }
         db.rollback()
         base = str(request.base_url).rstrip("/")
@@ -193,6 +197,9 @@ async def upload(
 
         def ingest() -> None:
             store.ingest(db, path, oid)
+            repo = repos.get(db, kind, owner, name, missing_ok=True)
+            if repo is not None and repo.member_id == member:
+                repos.possess(db, repo, oid)  # sent for this repository: its commit may name it
             db.commit()
 
         await run_in_threadpool(ingest)

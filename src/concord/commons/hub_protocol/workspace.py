@@ -204,7 +204,7 @@ async def paths_info(
     kind = kind_in(request)
 
     def run() -> list[dict[str, Any]]:
-        repo = repos.require(db, kind, owner, name)
+        repo = repos.seen(db, kind, owner, name, person)
         rev = repos.resolve(db, repo, revision)
         out: list[dict[str, Any]] = []
         entries = {f.path: f.blob for f in repos.files(db, rev)}
