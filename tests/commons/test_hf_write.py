@@ -4,6 +4,7 @@ writes passes the same gate and lands in the same chunks as a `concord push`."""
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import httpx
@@ -271,9 +272,9 @@ def test_settings_and_deleting_a_repository(live_server, make, hf_home, sessions
         path_or_fileobj=b"---\nlicense: mit\n---\n", path_in_repo="README.md", repo_id="kenya/old"
     )
     api.update_repo_settings("kenya/old", gated=False)
-    with pytest.raises(HfHubHTTPError) as private:  # the commons is public
-        api.update_repo_settings("kenya/old", private=True)
-    assert private.value.response.headers["X-Error-Code"] == "commons.hub_not_supported"
+    with pytest.raises(HfHubHTTPError) as gated:  # gated by the card, not by a setting
+        api.update_repo_settings("kenya/old", gated="manual")
+    assert gated.value.response.headers["X-Error-Code"] == "commons.hub_not_supported"
     with pytest.raises(HfHubHTTPError) as stranger:
         _api(live_server, ghana).delete_repo("kenya/old")
     assert stranger.value.response.status_code == 403
@@ -350,3 +351,56 @@ def test_auto_gated_repositories_grant_on_request(live_server, make, hf_home) ->
     asked = httpx.post(f"{live_server}/api/models/kenya/auto/ask-access", headers=reader.headers)
     assert asked.json() == {"status": "accepted"}
     hf_hub_download("kenya/auto", "README.md", endpoint=live_server, token=reader.token)
+
+
+def test_private_repositories_are_seen_by_their_member_and_the_secretariat_only(
+    live_server, make, hf_home, sessions
+) -> None:
+    kenya = make.delegate("kenya", "KE")
+    ghana = make.delegate("ghana", "GH")
+    secretariat = make.secretariat()
+    owner = _api(live_server, kenya)
+    owner.create_repo("kenya/quiet", private=True)
+    data = b"id,text\n1,kimya\n"
+    owner.create_commit(
+        "kenya/quiet",
+        [
+            CommitOperationAdd("README.md", b"---\nlicense: mit\n---\n"),
+            CommitOperationAdd("notes.csv", data),
+        ],
+        commit_message="private",
+    )
+    sha = hashlib.sha256(data).hexdigest()
+    assert owner.model_info("kenya/quiet").private is True
+    assert _api(live_server, secretariat).list_repo_files("kenya/quiet") == [
+        "README.md",
+        "notes.csv",
+    ]
+    for outsider in (HfApi(endpoint=live_server), _api(live_server, ghana)):
+        with pytest.raises(RepositoryNotFoundError):
+            outsider.model_info("kenya/quiet")
+        with pytest.raises(RepositoryNotFoundError):
+            outsider.list_repo_files("kenya/quiet")
+        with pytest.raises(RepositoryNotFoundError):
+            outsider.list_repo_refs("kenya/quiet")
+        assert "kenya/quiet" not in [m.id for m in outsider.list_models(search="quiet")]
+    with pytest.raises(RepositoryNotFoundError):
+        hf_hub_download("kenya/quiet", "notes.csv", endpoint=live_server, token=ghana.token)
+    by_hash = httpx.get(f"{live_server}/api/commons/content/{sha}", headers=ghana.headers)
+    assert by_hash.status_code == 404 and by_hash.headers["X-Error-Code"] == "EntryNotFound"
+    assert httpx.get(f"{live_server}/commons/models/kenya/quiet").status_code == 404
+    assert "kenya/quiet" in [m.id for m in owner.list_models(search="quiet")]
+    path = hf_hub_download("kenya/quiet", "notes.csv", endpoint=live_server, token=kenya.token)
+    assert Path(path).read_bytes() == data
+
+    owner.update_repo_settings("kenya/quiet", private=False)
+
+    assert HfApi(endpoint=live_server).model_info("kenya/quiet").private is False
+    assert httpx.get(f"{live_server}/api/commons/content/{sha}").content == data
+    with sessions() as db:
+        changes = [
+            json.loads(e.body)["content"]
+            for e in db.scalars(select(Entry).order_by(Entry.index)).all()
+            if e.kind == "commons.visibility_changed"
+        ]
+    assert [c["private"] for c in changes] == [True, False]

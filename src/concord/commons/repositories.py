@@ -120,7 +120,14 @@ def repo_id(repo: Repository) -> str:
 
 
 def create(
-    session: Session, member: Member, *, kind: str, name: str, licence: str, mirrored_from: str = ""
+    session: Session,
+    member: Member,
+    *,
+    kind: str,
+    name: str,
+    licence: str,
+    mirrored_from: str = "",
+    private: bool = False,
 ) -> Repository:
     if kind not in KINDS:
         raise BadRepository(reason=N_("the kind must be model or dataset"))
@@ -137,10 +144,29 @@ def create(
         licence=licences.check(licence) if licence else "",
         mirrored_from=mirrored_from,
         created_at=utcnow(),
+        private=False,
     )
     session.add(repo)
     session.flush()
+    if private:
+        set_private(session, repo, True, by=member)
     return repo
+
+
+def set_private(session: Session, repo: Repository, private: bool, *, by: Member) -> None:
+    """Makes a repository private (seen by its member's people and the secretariat only) or
+    public again. Logged: the log says that a repository's visibility changed and by whom, as
+    for every act that decides who reads what."""
+    if repo.private == private:
+        return
+    repo.private = private
+    session.flush()
+    append(
+        session,
+        "commons.visibility_changed",
+        {"repository": repo_id(repo), "kind": repo.kind, "private": private},
+        member_id=by.id,
+    )
 
 
 def get(
