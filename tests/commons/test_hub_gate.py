@@ -158,3 +158,30 @@ def test_content_no_commit_has_named_is_not_served(client, make) -> None:
     answer = client.get(f"/api/commons/content/{sha}")
     assert answer.status_code == 404
     assert answer.headers["X-Error-Code"] == "EntryNotFound"
+
+
+def test_a_full_audit_passes_with_gated_private_and_deleted_repositories(
+    client, live_server, make, gated, tmp_path
+) -> None:
+    """An outside auditor is shown neither gated, private nor deleted publications; the log
+    says which, so `concord audit --full` passes instead of calling the hub dishonest."""
+    from concord.commons import served
+    from concord.ledger.audit import audit
+
+    kenya, _approved, _outsider, _revision = gated
+    card = {"README.md": b"---\nlicense: mit\n---\n"}
+    publish(client, kenya, "kenya", "quiet", card)
+    publish(client, kenya, "kenya", "gone", card)
+    publish(client, kenya, "kenya", "open", card)
+    made_private = client.put(
+        "/api/models/kenya/quiet/settings", json={"visibility": "private"}, headers=kenya.headers
+    )
+    assert made_private.status_code == 200, made_private.text
+    deleted = client.request(
+        "DELETE", "/api/repos/delete", json={"name": "gone"}, headers=kenya.headers
+    )
+    assert deleted.status_code == 200, deleted.text
+
+    report = audit(live_server, full=True, state=tmp_path / "audit", checks=[served.check])
+
+    assert report.full

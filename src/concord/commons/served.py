@@ -17,9 +17,16 @@ from concord.ledger.audit import ServedDiffers
 
 
 def check(hub: HubClient, bodies: list[dict[str, Any]]) -> None:
-    """Raises `ServedDiffers` for the first publication that the hub serves otherwise."""
+    """Raises `ServedDiffers` for the first publication that the hub serves otherwise.
+
+    Publications of repositories that the log itself says were deleted since, or made private
+    (their last change of visibility), are not served to an outside auditor, rightly: they
+    are skipped, as are gated ones, which the hub shows only to their readers (403)."""
+    withdrawn = _withdrawn(bodies)
     for index, body in enumerate(bodies):
         if body["kind"] != "commons.published":
+            continue
+        if index in withdrawn:
             continue
         content = body["content"]
         owner, _sep, name = str(content["repository"]).partition("/")
@@ -27,6 +34,8 @@ def check(hub: HubClient, bodies: list[dict[str, Any]]) -> None:
             f"/api/commons/repos/{content['kind']}/{owner}/{name}/revisions/{content['revision']}"
         )
         served = _get(hub, path)
+        if served is None:
+            continue
         shown = {
             "revision": served.get("revision"),
             "files": {f["path"]: f["sha256"] for f in served.get("files", [])},
@@ -45,10 +54,39 @@ def check(hub: HubClient, bodies: list[dict[str, Any]]) -> None:
                 )
 
 
-def _get(hub: HubClient, path: str) -> dict[str, Any]:
+def _withdrawn(bodies: list[dict[str, Any]]) -> set[int]:
+    """Indexes of publications that the log itself says are no longer served to outsiders: a
+    deletion of their repository follows, or the repository is private at the log's end."""
+
+    def key(body: dict[str, Any]) -> tuple[str, str]:
+        content = body.get("content") or {}
+        return str(content.get("kind", "")), str(content.get("repository", ""))
+
+    private: dict[tuple[str, str], bool] = {}
+    for body in bodies:
+        if body["kind"] == "commons.visibility_changed":
+            private[key(body)] = bool(body["content"].get("private"))
+        elif body["kind"] == "commons.deleted":
+            private.pop(key(body), None)
+    withdrawn: set[int] = set()
+    deleted_later: set[tuple[str, str]] = set()
+    for index in range(len(bodies) - 1, -1, -1):
+        body = bodies[index]
+        if body["kind"] == "commons.deleted":
+            deleted_later.add(key(body))
+        elif body["kind"] == "commons.published" and (
+            key(body) in deleted_later or private.get(key(body))
+        ):
+            withdrawn.add(index)
+    return withdrawn
+
+
+def _get(hub: HubClient, path: str) -> dict[str, Any] | None:
     try:
         return dict(hub.get(path))
     except RemoteError as error:
+        if error.status == 403:
+            return None  # gated: served to its readers only
         if error.status != 404:
             raise
         return {}  # a publication in the log that the hub does not serve
