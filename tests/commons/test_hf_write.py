@@ -404,3 +404,38 @@ def test_private_repositories_are_seen_by_their_member_and_the_secretariat_only(
             if e.kind == "commons.visibility_changed"
         ]
     assert [c["private"] for c in changes] == [True, False]
+
+
+def test_likes_count_list_and_sort(live_server, make, hf_home) -> None:
+    """The client has no `like` (the Hub allows it from its pages only); it unlikes, lists a
+    user's likes and a repository's likers, and reads `likes` in info and listings."""
+    kenya = make.delegate("kenya", "KE")
+    ghana = make.delegate("ghana", "GH")
+    reader = make.observer()
+    owner = _api(live_server, kenya)
+    for name in ("liked", "plain"):
+        owner.create_repo(f"kenya/{name}")
+        owner.upload_file(
+            path_or_fileobj=b"---\nlicense: mit\n---\n",
+            path_in_repo="README.md",
+            repo_id=f"kenya/{name}",
+        )
+    for actor in (ghana, reader, ghana):  # twice by ghana: still one like
+        answer = httpx.post(f"{live_server}/api/models/kenya/liked/like", headers=actor.headers)
+        assert answer.status_code == 200, answer.text
+    anonymous = httpx.post(f"{live_server}/api/models/kenya/liked/like")
+    assert anonymous.status_code == 401
+
+    assert HfApi(endpoint=live_server).model_info("kenya/liked").likes == 2
+    assert [m.id for m in HfApi(endpoint=live_server).list_models(sort="likes")] == [
+        "kenya/liked",
+        "kenya/plain",
+    ]
+    assert _api(live_server, ghana).list_liked_repos().models == ["kenya/liked"]
+    likers = sorted(u.username for u in owner.list_repo_likers("kenya/liked"))
+    assert likers == ["ghana", f"person-{reader.person.id}"]
+
+    _api(live_server, ghana).unlike("kenya/liked")
+
+    assert HfApi(endpoint=live_server).model_info("kenya/liked").likes == 1
+    assert _api(live_server, ghana).list_liked_repos().models == []

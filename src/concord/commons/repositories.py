@@ -27,6 +27,7 @@ from concord.commons.tables import (
     Blob,
     Download,
     Holding,
+    Like,
     Ref,
     Repository,
     Revision,
@@ -577,7 +578,7 @@ def history(session: Session, repo: Repository, revision: Revision) -> list[Revi
 def delete(session: Session, repo: Repository, *, by: Member) -> None:
     """Removes a repository and its names. Its log entries stay; its blobs go at the next sweep
     once nothing else refers to them."""
-    for table in (AccessRequest, Holding, Ref, Revision, Download):
+    for table in (AccessRequest, Holding, Like, Ref, Revision, Download):
         for row in session.scalars(select(table).where(table.repository_id == repo.id)).all():
             session.delete(row)
     session.flush()

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from concord import inflight, metrics
-from concord.commons import access
+from concord.commons import access, likes
 from concord.commons import repositories as repos
 from concord.commons.chunks import ChunkStore, UnknownChunk, open_store
 from concord.commons.formats import check_content, check_path
@@ -406,7 +406,7 @@ def _info(
         # As the Hub counts: the last 30 days, and all time; by country for the dashboard.
         "downloads": repos.downloads_of(db, repo, since=datetime.now(UTC) - timedelta(days=30)),
         "downloadsAllTime": repos.downloads_of(db, repo),
-        "likes": 0,
+        "likes": likes.count(db, repo),
         "tags": tags,
         "cardData": card,
         "pipeline_tag": card.get("pipeline_tag"),

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from concord.commons import likes
 from concord.commons import repositories as repos
 from concord.commons.tables import Repository, Revision
 from concord.db import utcnow
@@ -24,6 +25,7 @@ class Found:
     tags: list[str]
     downloads: int
     downloads_all_time: int
+    likes: int
 
 
 def card_tags(repo: Repository, card: dict[str, Any]) -> list[str]:
@@ -72,13 +74,14 @@ def find(
                 own,
                 repos.downloads_of(db, repo, since=month),
                 repos.downloads_of(db, repo),
+                likes.count(db, repo),
             )
         )
     keys = {
         "downloads": lambda f: f.downloads,
         "lastModified": lambda f: f.revision.created_at if f.revision else f.repo.created_at,
         "createdAt": lambda f: f.repo.created_at,
-        "likes": lambda f: 0,
+        "likes": lambda f: f.likes,
         "id": lambda f: repos.repo_id(f.repo),
     }
     if sort in keys:

@@ -116,6 +116,18 @@ class Download(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
 
+class Like(Base):
+    """A person's like of a repository (the Hub's favourite), counted in its `likes`."""
+
+    __tablename__ = "commons_likes"
+
+    repository_id: Mapped[int] = mapped_column(
+        ForeignKey("commons_repositories.id"), primary_key=True
+    )
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), primary_key=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class AccessRequest(Base):
     """A person's request to read a gated repository, and the owner's decision."""
 

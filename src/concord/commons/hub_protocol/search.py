@@ -36,7 +36,7 @@ def _item(kind: str, f: Found, card_data: bool) -> dict[str, Any]:
         "disabled": False,
         "downloads": f.downloads,
         "downloadsAllTime": f.downloads_all_time,
-        "likes": 0,
+        "likes": f.likes,
         "tags": f.tags,
     }
     if kind == "model":

@@ -1,5 +1,5 @@
 """commons: which repositories hold each blob (content by hash is served to their readers),
-and private repositories
+private repositories, and likes
 
 Revision ID: commons_0003_hubgate
 Revises: commons_0002_hubwrite
@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
+from concord.db import UTCDateTime
 
 revision: str = "commons_0003_hubgate"
 down_revision: str | Sequence[str] | None = "commons_0002_hubwrite"
@@ -27,6 +29,19 @@ def upgrade() -> None:
     op.add_column(
         "commons_repositories",
         sa.Column("private", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
+    op.create_table(
+        "commons_likes",
+        sa.Column(
+            "repository_id",
+            sa.Integer(),
+            sa.ForeignKey("commons_repositories.id"),
+            primary_key=True,
+        ),
+        sa.Column(
+            "person_id", sa.Integer(), sa.ForeignKey("people.id"), primary_key=True, index=True
+        ),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
     )
     holdings = op.create_table(
         "commons_holdings",
@@ -66,4 +81,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("commons_holdings")
+    op.drop_table("commons_likes")
     op.drop_column("commons_repositories", "private")
