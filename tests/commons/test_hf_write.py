@@ -439,3 +439,44 @@ def test_likes_count_list_and_sort(live_server, make, hf_home) -> None:
 
     assert HfApi(endpoint=live_server).model_info("kenya/liked").likes == 1
     assert _api(live_server, ghana).list_liked_repos().models == []
+
+
+def test_large_files_travel_in_parts(live_server, make, hf_home, monkeypatch, sessions) -> None:
+    """Above its threshold the batch API answers with the multipart transfer: the client PUTs
+    each part to its own address, then the completion joins and checks them."""
+    from concord.commons.hub_protocol import lfs
+
+    monkeypatch.setattr(lfs, "MULTIPART_ABOVE", 1024 * 1024)
+    monkeypatch.setattr(lfs, "PART_BYTES", 512 * 1024)
+    kenya = make.delegate("kenya", "KE")
+    api = _api(live_server, kenya)
+    api.create_repo("kenya/parts")
+    api.upload_file(
+        path_or_fileobj=b"---\nlicense: mit\n---\n", path_in_repo="README.md", repo_id="kenya/parts"
+    )
+    data = safetensors_bytes(11, size=600)  # 1.4 MB: three parts of 512 KiB
+    oid = hashlib.sha256(data).hexdigest()
+    batch = httpx.post(
+        f"{live_server}/kenya/parts.git/info/lfs/objects/batch",
+        json={
+            "operation": "upload",
+            "transfers": ["basic", "multipart"],
+            "objects": [{"oid": oid, "size": len(data)}],
+        },
+        headers=kenya.headers,
+    ).json()
+    header = batch["objects"][0]["actions"]["upload"]["header"]
+    assert header["chunk_size"] == str(512 * 1024) and sorted(header) == [
+        "1",
+        "2",
+        "3",
+        "chunk_size",
+    ]
+
+    api.upload_file(path_or_fileobj=data, path_in_repo="model.safetensors", repo_id="kenya/parts")
+
+    path = hf_hub_download("kenya/parts", "model.safetensors", endpoint=live_server)
+    assert Path(path).read_bytes() == data
+    with sessions() as db:
+        blob = db.get(Blob, oid)
+        assert blob is not None and blob.size == len(data)
