@@ -386,9 +386,11 @@ def test_private_repositories_are_seen_by_their_member_and_the_secretariat_only(
         assert "kenya/quiet" not in [m.id for m in outsider.list_models(search="quiet")]
     with pytest.raises(RepositoryNotFoundError):
         hf_hub_download("kenya/quiet", "notes.csv", endpoint=live_server, token=ghana.token)
-    by_hash = httpx.get(f"{live_server}/api/commons/content/{sha}", headers=ghana.headers)
+    by_hash = httpx.get(
+        f"{live_server}/api/commons/content/{sha}", headers=ghana.headers, timeout=30
+    )
     assert by_hash.status_code == 404 and by_hash.headers["X-Error-Code"] == "EntryNotFound"
-    assert httpx.get(f"{live_server}/commons/models/kenya/quiet").status_code == 404
+    assert httpx.get(f"{live_server}/commons/models/kenya/quiet", timeout=30).status_code == 404
     assert "kenya/quiet" in [m.id for m in owner.list_models(search="quiet")]
     path = hf_hub_download("kenya/quiet", "notes.csv", endpoint=live_server, token=kenya.token)
     assert Path(path).read_bytes() == data
@@ -396,7 +398,7 @@ def test_private_repositories_are_seen_by_their_member_and_the_secretariat_only(
     owner.update_repo_settings("kenya/quiet", private=False)
 
     assert HfApi(endpoint=live_server).model_info("kenya/quiet").private is False
-    assert httpx.get(f"{live_server}/api/commons/content/{sha}").content == data
+    assert httpx.get(f"{live_server}/api/commons/content/{sha}", timeout=30).content == data
     with sessions() as db:
         changes = [
             json.loads(e.body)["content"]
