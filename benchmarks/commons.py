@@ -64,7 +64,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_port(port: int, timeout: float = 30) -> None:
+def wait_port(port: int, timeout: float = 120) -> None:
+    # A hub imports the whole app before it listens: seconds on a quiet machine, more than
+    # thirty when other work shares the two cores.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with socket.socket() as s:
@@ -540,6 +542,15 @@ class RssWatch:
         self.thread.join(timeout=2)
 
 
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 def _serve_hub(data: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     process = subprocess.Popen(
@@ -681,12 +692,7 @@ def hub_upload(quick: bool) -> None:
     finally:
         for item in watches:
             item.close()
-        for process in processes:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        _stop(processes)
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(results))
 
@@ -748,27 +754,8 @@ def main() -> None:
         )
         for name in ("CONCORD_DATABASE_URL", "CONCORD_STORAGE_URL", "HF_HUB_OFFLINE"):
             env.pop(name, None)
-        port = free_port()
-        hub_process = subprocess.Popen(
-            [
-                PY,
-                "-m",
-                "uvicorn",
-                "concord.api:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
-            env=env,
-        )
+        hub_process, hub = _serve_hub(hub_dir, env)
         processes.append(hub_process)
-        wait_port(port)
-        hub = f"http://127.0.0.1:{port}"
         # What the hub takes before any work (the whole app imported), beside its peak below.
         results["hub_start_rss_mb"] = round(vm_hwm(hub_process.pid) / MIB, 1)
 
@@ -826,7 +813,8 @@ def main() -> None:
         )
 
         # kill -9 at 50 %, through a throttled proxy counting the bytes sent to the client.
-        proxy = Proxy(port, size / 2.0).start()  # about a second to reach 50 %
+        hub_port = int(hub.rsplit(":", 1)[1])
+        proxy = Proxy(hub_port, size / 2.0).start()  # about a second to reach 50 %
         proxies.append(proxy)
         through = f"http://127.0.0.1:{proxy.port}"
         metadata = metadata_bytes(hub, "bench/synthetic")
@@ -920,12 +908,7 @@ def main() -> None:
     finally:
         for proxy in proxies:
             proxy.stop()
-        for process in processes:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        _stop(processes)
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(results))
 

@@ -8,12 +8,11 @@ entry. (A mirror or a pull verifies the bytes against these SHA-256s.)
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from concord.client import HubClient
 from concord.errors import RemoteError
-from concord.ledger.audit import ServedDiffers
+from concord.ledger.audit import ServedDiffers, difference, served_or_empty
 
 
 def check(hub: HubClient, bodies: list[dict[str, Any]]) -> None:
@@ -24,18 +23,19 @@ def check(hub: HubClient, bodies: list[dict[str, Any]]) -> None:
     are skipped, as are gated ones, which the hub shows only to their readers (403)."""
     withdrawn = _withdrawn(bodies)
     for index, body in enumerate(bodies):
-        if body["kind"] != "commons.published":
-            continue
-        if index in withdrawn:
+        if body["kind"] != "commons.published" or index in withdrawn:
             continue
         content = body["content"]
         owner, _sep, name = str(content["repository"]).partition("/")
         path = (
             f"/api/commons/repos/{content['kind']}/{owner}/{name}/revisions/{content['revision']}"
         )
-        served = _get(hub, path)
-        if served is None:
-            continue
+        try:
+            served = served_or_empty(hub, path)
+        except RemoteError as error:
+            if error.status == 403:
+                continue  # gated: served to its readers only
+            raise
         shown = {
             "revision": served.get("revision"),
             "files": {f["path"]: f["sha256"] for f in served.get("files", [])},
@@ -43,15 +43,10 @@ def check(hub: HubClient, bodies: list[dict[str, Any]]) -> None:
             "conformance": (served.get("conformance") or {}).get("passed"),
             "mirrored_from": served.get("mirrored_from"),
         }
-        for field, value in shown.items():
-            if value != content.get(field):
-                raise ServedDiffers(
-                    what=path,
-                    index=index,
-                    field=field,
-                    served=_shown(value),
-                    logged=_shown(content.get(field)),
-                )
+        fields = ((field, value, content.get(field)) for field, value in shown.items())
+        found = difference(path, index, fields)
+        if found:
+            raise ServedDiffers(**found)
 
 
 def _withdrawn(bodies: list[dict[str, Any]]) -> set[int]:
@@ -79,19 +74,3 @@ def _withdrawn(bodies: list[dict[str, Any]]) -> set[int]:
         ):
             withdrawn.add(index)
     return withdrawn
-
-
-def _get(hub: HubClient, path: str) -> dict[str, Any] | None:
-    try:
-        return dict(hub.get(path))
-    except RemoteError as error:
-        if error.status == 403:
-            return None  # gated: served to its readers only
-        if error.status != 404:
-            raise
-        return {}  # a publication in the log that the hub does not serve
-
-
-def _shown(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 120 else text[:117] + "…"

@@ -405,11 +405,50 @@ async def _secure_wait(
 
 
 def _posted(
-    db: Db, settings: Settings, person: Person, key: tuple[int, int, int], act: Any
+    request: Request, db: Db, person: Person, key: tuple[int, int, int], act: Any
 ) -> dict[str, Any]:
-    _secure_step(db, settings, person, key, act)
+    _secure_step(db, request.app.state.settings, person, key, act)
     bell.ring()  # a stage may have closed: wake the nodes waiting for the next
     return {"accepted": True}
+
+
+def _stage_reader(stage: str, look: Any, description: str) -> None:
+    """Registers `GET …/secagg/{stage}`: the long poll a node makes for the next stage's
+    data. The three readers differ only in what `look` reads from the round's state."""
+
+    async def read(
+        job_id: Id,
+        number: Number,
+        request: Request,
+        db: Db,
+        person: CurrentPerson,
+        wait: Seconds = 0.0,
+        attempt: Counter = 0,
+    ) -> Response:
+        return await _secure_wait(request, db, person, (job_id, number, attempt), wait, look)
+
+    path = f"/jobs/{{job_id}}/rounds/{{number}}/secagg/{stage}"
+    router.add_api_route(
+        path, read, methods=["GET"], name=f"secagg_{stage}", description=description
+    )
+
+
+_stage_reader(
+    "roster",
+    secure_round.roster,
+    "After stage 1: the public keys of the nodes in the round, your neighbours, t and the "
+    "quantisation scale; 204 while stage 1 is open.",
+)
+_stage_reader(
+    "inbox",
+    secure_round.inbox,
+    "After stage 2: the shares your neighbours sent you; 204 while stage 2 is open.",
+)
+_stage_reader(
+    "survivors",
+    secure_round.survivors,
+    "After stage 3: who sent a masked vector and who dropped out after sharing keys.",
+)
 
 
 @router.post("/jobs/{job_id}/rounds/{number}/secagg/keys", status_code=201)
@@ -425,28 +464,11 @@ def secagg_keys(
     """SecAgg+ stage 1: your node's two X25519 public keys and its weight, signed."""
     payload = {"c_pk": body.c_pk, "s_pk": body.s_pk, "weight": body.weight}
     return _posted(
+        request,
         db,
-        request.app.state.settings,
         person,
         (job_id, number, attempt),
         lambda state, member: secure_round.post_keys(db, state, member, payload, body.signature),
-    )
-
-
-@router.get("/jobs/{job_id}/rounds/{number}/secagg/roster")
-async def secagg_roster(
-    job_id: Id,
-    number: Number,
-    request: Request,
-    db: Db,
-    person: CurrentPerson,
-    wait: Seconds = 0.0,
-    attempt: Counter = 0,
-) -> Response:
-    """After stage 1: the public keys of the nodes in the round, your neighbours, t and the
-    quantisation scale; 204 while stage 1 is open."""
-    return await _secure_wait(
-        request, db, person, (job_id, number, attempt), wait, secure_round.roster
     )
 
 
@@ -462,29 +484,13 @@ def secagg_shares(
 ) -> dict[str, Any]:
     """SecAgg+ stage 2: encrypted shares for your neighbours (the hub cannot read them)."""
     return _posted(
+        request,
         db,
-        request.app.state.settings,
         person,
         (job_id, number, attempt),
         lambda state, member: secure_round.post_shares(
             db, state, member, body.shares, body.signature
         ),
-    )
-
-
-@router.get("/jobs/{job_id}/rounds/{number}/secagg/inbox")
-async def secagg_inbox(
-    job_id: Id,
-    number: Number,
-    request: Request,
-    db: Db,
-    person: CurrentPerson,
-    wait: Seconds = 0.0,
-    attempt: Counter = 0,
-) -> Response:
-    """After stage 2: the shares your neighbours sent you; 204 while stage 2 is open."""
-    return await _secure_wait(
-        request, db, person, (job_id, number, attempt), wait, secure_round.inbox
     )
 
 
@@ -540,27 +546,9 @@ async def secagg_masked(
                 signature=x_concord_signature,
             )
 
-        return await run_in_threadpool(
-            _posted, db, settings, person, (job_id, number, attempt), act
-        )
+        return await run_in_threadpool(_posted, request, db, person, (job_id, number, attempt), act)
     finally:
         received.unlink(missing_ok=True)
-
-
-@router.get("/jobs/{job_id}/rounds/{number}/secagg/survivors")
-async def secagg_survivors(
-    job_id: Id,
-    number: Number,
-    request: Request,
-    db: Db,
-    person: CurrentPerson,
-    wait: Seconds = 0.0,
-    attempt: Counter = 0,
-) -> Response:
-    """After stage 3: who sent a masked vector and who dropped out after sharing keys."""
-    return await _secure_wait(
-        request, db, person, (job_id, number, attempt), wait, secure_round.survivors
-    )
 
 
 @router.post("/jobs/{job_id}/rounds/{number}/secagg/reveal", status_code=201)
@@ -577,8 +565,8 @@ def secagg_reveal(
     dropped; never both for one node)."""
     payload = {"b": body.b, "s": body.s}
     return _posted(
+        request,
         db,
-        request.app.state.settings,
         person,
         (job_id, number, attempt),
         lambda state, member: secure_round.post_reveal(db, state, member, payload, body.signature),

@@ -9,13 +9,12 @@ machine and needs nothing but the entries and the hub's public API.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from concord.client import HubClient
-from concord.errors import N_, Conflict, RemoteError
+from concord.errors import N_, Conflict
 from concord.governance import ballots
-from concord.ledger.audit import ServedDiffers
+from concord.ledger.audit import ServedDiffers, difference, served_or_empty, shown
 
 BALLOT_FIELDS = ("member", "choice", "reason", "payload", "signature")
 
@@ -49,8 +48,8 @@ def _check_recount(bodies: list[dict[str, Any]]) -> None:
             raise RecountMismatch(
                 proposal=result["proposal"],
                 field=first["field"],
-                logged=_shown(first["logged"]),
-                recounted=_shown(first["recounted"]),
+                logged=shown(first["logged"]),
+                recounted=shown(first["recounted"]),
                 index=index if first.get("entry") is None else first["entry"],
             )
 
@@ -98,7 +97,7 @@ def _ballot_differences(hub: HubClient, bodies: list[dict[str, Any]]) -> list[di
                         "what": path,
                         "index": latest["log_index"],
                         "field": f"{slug}.log_index",
-                        "served": _shown(row.get("log_index")),
+                        "served": shown(row.get("log_index")),
                         "logged": latest["log_index"],
                     }
                 )
@@ -113,28 +112,15 @@ def _decision_differences(hub: HubClient, bodies: list[dict[str, Any]]) -> list[
         if body["kind"] != "governance.decision" or "/" in str(content["proposal"]):
             continue
         path = f"/api/proposals/{content['proposal']}/decision"
-        try:
-            served = hub.get(path)
-        except RemoteError as error:
-            if error.status != 404:
-                raise
-            served = {}  # a decision in the log that the hub does not serve
+        served = served_or_empty(hub, path)
         logged = {"log_index": index, "outcome": content["outcome"]}
         logged |= {f"arithmetic.{k}": v for k, v in content["arithmetic"].items()}
-        shown = {"log_index": served.get("log_index"), "outcome": served.get("outcome")}
-        shown |= {f"arithmetic.{k}": v for k, v in served.get("arithmetic", {}).items()}
-        for name in sorted(logged.keys() | shown.keys()):
-            if shown.get(name) != logged.get(name):
-                out.append(
-                    {
-                        "what": path,
-                        "index": index,
-                        "field": name,
-                        "served": _shown(shown.get(name)),
-                        "logged": _shown(logged.get(name)),
-                    }
-                )
-                break
+        seen = {"log_index": served.get("log_index"), "outcome": served.get("outcome")}
+        seen |= {f"arithmetic.{k}": v for k, v in served.get("arithmetic", {}).items()}
+        names = sorted(logged.keys() | seen.keys())
+        found = difference(path, index, ((n, seen.get(n), logged.get(n)) for n in names))
+        if found:
+            out.append(found)
     return out
 
 
@@ -157,25 +143,17 @@ def _proxy_differences(hub: HubClient, bodies: list[dict[str, Any]]) -> list[dic
             "signature": content.get("signature"),
             "revoked": index in revoked,
         }
-        for name, value in expected.items():
-            if row.get(name) != value:
-                out.append(
-                    {
-                        "what": path,
-                        "index": index,
-                        "field": f"proxy.{name}",
-                        "served": _shown(row.get(name)),
-                        "logged": _shown(value),
-                    }
-                )
-                break
+        fields = ((f"proxy.{name}", row.get(name), value) for name, value in expected.items())
+        found = difference(path, index, fields)
+        if found:
+            out.append(found)
     for index in sorted(set(served) - set(logged)):
         out.append(
             {
                 "what": path,
                 "index": index,
                 "field": "proxy",
-                "served": _shown(served[index]["payload"]),
+                "served": shown(served[index]["payload"]),
                 "logged": "—",
             }
         )
@@ -189,12 +167,6 @@ def _difference(
         "what": path,
         "index": index,
         "field": field,
-        "served": _shown(served),
-        "logged": _shown(logged[field.rsplit(".", 1)[1]]),
+        "served": shown(served),
+        "logged": shown(logged[field.rsplit(".", 1)[1]]),
     }
-
-
-def _shown(value: Any) -> str:
-    """A value as a short text for a message."""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 120 else text[:117] + "…"

@@ -21,14 +21,14 @@ import base64
 import json
 import os
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from concord.client import HubClient
-from concord.errors import N_, Conflict
+from concord.errors import N_, Conflict, RemoteError
 from concord.ledger import tree
 from concord.ledger.log import Head, verify_head
 
@@ -58,6 +58,40 @@ class ServedDiffers(Conflict):
 
 # A domain's check of served state: the hub, and the bodies of every entry in log order.
 Check = Callable[[HubClient, list[dict[str, Any]]], None]
+
+
+def served_or_empty(hub: HubClient, path: str) -> dict[str, Any]:
+    """What the hub serves at `path`; `{}` when it serves nothing there (404), which the
+    caller then reports as a logged thing the hub does not serve."""
+    try:
+        return dict(hub.get(path))
+    except RemoteError as error:
+        if error.status != 404:
+            raise
+        return {}
+
+
+def difference(
+    what: str, index: int, fields: Iterable[tuple[str, Any, Any]]
+) -> dict[str, Any] | None:
+    """The first of `fields` (name, served, logged) whose values differ, as the parameters of
+    `ServedDiffers`; None when every field agrees."""
+    for name, served, logged in fields:
+        if served != logged:
+            return {
+                "what": what,
+                "index": index,
+                "field": name,
+                "served": shown(served),
+                "logged": shown(logged),
+            }
+    return None
+
+
+def shown(value: Any) -> str:
+    """A value as a short text for a message."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 120 else text[:117] + "…"
 
 
 @dataclass
