@@ -84,3 +84,36 @@ def test_upload_file_by_path_with_xet_installed(live_server, make, xet_client, t
     assert unsafe.value.response.headers["X-Error-Code"] == "commons.unsafe_format"
     path = hf_hub_download("kenya/paths", "notes.txt", endpoint=live_server)
     assert Path(path).read_text() == text.read_text()
+
+
+def test_the_xet_endpoints_refuse_strangers_and_broken_objects(client, make) -> None:
+    kenya = make.delegate("kenya", "KE")
+    ghana = make.delegate("ghana", "GH")
+    created = client.post(
+        "/api/repos/create", json={"name": "x", "type": "model"}, headers=kenya.headers
+    )
+    assert created.status_code == 200, created.text
+    stranger = client.get("/api/models/kenya/x/xet-write-token/main", headers=ghana.headers)
+    assert stranger.status_code == 403  # a token only for the owner's delegates
+    token = client.get("/api/models/kenya/x/xet-write-token/main", headers=kenya.headers).json()
+    xorb = "/api/commons/xet/v1/xorbs/default/" + "ab" * 32
+
+    forged = client.post(xorb, content=b"\0" * 16, headers={"Authorization": "Bearer xet_a.b"})
+    broken = client.post(
+        xorb, content=b"XETBLOB", headers={"Authorization": f"Bearer {token['accessToken']}"}
+    )
+    # A shard naming a xorb never sent: header (tag, version 2, no footer), one file, one term.
+    shard = bytes(32) + (2).to_bytes(8, "little") + bytes(8)
+    shard += bytes(32) + (1 << 30).to_bytes(4, "little") + (1).to_bytes(4, "little") + bytes(8)
+    shard += b"\x01" * 32 + bytes(8) + (0).to_bytes(4, "little") + (1).to_bytes(4, "little")
+    shard += b"\x02" * 32 + bytes(16) + b"\xff" * 32 + bytes(16)
+    unknown = client.post(
+        "/api/commons/xet/v1/shards",
+        content=shard,
+        headers={"Authorization": f"Bearer {token['accessToken']}"},
+    )
+
+    assert forged.status_code == 401 and forged.json()["error"]["code"] == "commons.xet_bad_token"
+    assert broken.status_code == 422 and broken.json()["error"]["code"] == "commons.xet_bad_object"
+    assert unknown.status_code == 422, unknown.text
+    assert "not uploaded" in unknown.json()["error"]["message"]
