@@ -64,7 +64,7 @@ def publish(
     for path, data in files.items():
         r = client.post(
             "/api/commons/uploads",
-            params={"filename": path},
+            params={"filename": path, "repository": f"{kind}/{owner}/{name}"},
             content=data,
             headers={**actor.headers, "X-Content-SHA256": hashlib.sha256(data).hexdigest()},
         )

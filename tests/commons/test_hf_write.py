@@ -4,6 +4,7 @@ writes passes the same gate and lands in the same chunks as a `concord push`."""
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import httpx
@@ -271,9 +272,9 @@ def test_settings_and_deleting_a_repository(live_server, make, hf_home, sessions
         path_or_fileobj=b"---\nlicense: mit\n---\n", path_in_repo="README.md", repo_id="kenya/old"
     )
     api.update_repo_settings("kenya/old", gated=False)
-    with pytest.raises(HfHubHTTPError) as private:  # the commons is public
-        api.update_repo_settings("kenya/old", private=True)
-    assert private.value.response.headers["X-Error-Code"] == "commons.hub_not_supported"
+    with pytest.raises(HfHubHTTPError) as gated:  # gated by the card, not by a setting
+        api.update_repo_settings("kenya/old", gated="manual")
+    assert gated.value.response.headers["X-Error-Code"] == "commons.hub_not_supported"
     with pytest.raises(HfHubHTTPError) as stranger:
         _api(live_server, ghana).delete_repo("kenya/old")
     assert stranger.value.response.status_code == 403
@@ -350,3 +351,134 @@ def test_auto_gated_repositories_grant_on_request(live_server, make, hf_home) ->
     asked = httpx.post(f"{live_server}/api/models/kenya/auto/ask-access", headers=reader.headers)
     assert asked.json() == {"status": "accepted"}
     hf_hub_download("kenya/auto", "README.md", endpoint=live_server, token=reader.token)
+
+
+def test_private_repositories_are_seen_by_their_member_and_the_secretariat_only(
+    live_server, make, hf_home, sessions
+) -> None:
+    kenya = make.delegate("kenya", "KE")
+    ghana = make.delegate("ghana", "GH")
+    secretariat = make.secretariat()
+    owner = _api(live_server, kenya)
+    owner.create_repo("kenya/quiet", private=True)
+    data = b"id,text\n1,kimya\n"
+    owner.create_commit(
+        "kenya/quiet",
+        [
+            CommitOperationAdd("README.md", b"---\nlicense: mit\n---\n"),
+            CommitOperationAdd("notes.csv", data),
+        ],
+        commit_message="private",
+    )
+    sha = hashlib.sha256(data).hexdigest()
+    assert owner.model_info("kenya/quiet").private is True
+    assert _api(live_server, secretariat).list_repo_files("kenya/quiet") == [
+        "README.md",
+        "notes.csv",
+    ]
+    for outsider in (HfApi(endpoint=live_server), _api(live_server, ghana)):
+        with pytest.raises(RepositoryNotFoundError):
+            outsider.model_info("kenya/quiet")
+        with pytest.raises(RepositoryNotFoundError):
+            outsider.list_repo_files("kenya/quiet")
+        with pytest.raises(RepositoryNotFoundError):
+            outsider.list_repo_refs("kenya/quiet")
+        assert "kenya/quiet" not in [m.id for m in outsider.list_models(search="quiet")]
+    with pytest.raises(RepositoryNotFoundError):
+        hf_hub_download("kenya/quiet", "notes.csv", endpoint=live_server, token=ghana.token)
+    by_hash = httpx.get(
+        f"{live_server}/api/commons/content/{sha}", headers=ghana.headers, timeout=30
+    )
+    assert by_hash.status_code == 404 and by_hash.headers["X-Error-Code"] == "EntryNotFound"
+    assert httpx.get(f"{live_server}/commons/models/kenya/quiet", timeout=30).status_code == 404
+    assert "kenya/quiet" in [m.id for m in owner.list_models(search="quiet")]
+    path = hf_hub_download("kenya/quiet", "notes.csv", endpoint=live_server, token=kenya.token)
+    assert Path(path).read_bytes() == data
+
+    owner.update_repo_settings("kenya/quiet", private=False)
+
+    assert HfApi(endpoint=live_server).model_info("kenya/quiet").private is False
+    assert httpx.get(f"{live_server}/api/commons/content/{sha}", timeout=30).content == data
+    with sessions() as db:
+        changes = [
+            json.loads(e.body)["content"]
+            for e in db.scalars(select(Entry).order_by(Entry.index)).all()
+            if e.kind == "commons.visibility_changed"
+        ]
+    assert [c["private"] for c in changes] == [True, False]
+
+
+def test_likes_count_list_and_sort(live_server, make, hf_home) -> None:
+    """The client has no `like` (the Hub allows it from its pages only); it unlikes, lists a
+    user's likes and a repository's likers, and reads `likes` in info and listings."""
+    kenya = make.delegate("kenya", "KE")
+    ghana = make.delegate("ghana", "GH")
+    reader = make.observer()
+    owner = _api(live_server, kenya)
+    for name in ("liked", "plain"):
+        owner.create_repo(f"kenya/{name}")
+        owner.upload_file(
+            path_or_fileobj=b"---\nlicense: mit\n---\n",
+            path_in_repo="README.md",
+            repo_id=f"kenya/{name}",
+        )
+    for actor in (ghana, reader, ghana):  # twice by ghana: still one like
+        answer = httpx.post(f"{live_server}/api/models/kenya/liked/like", headers=actor.headers)
+        assert answer.status_code == 200, answer.text
+    anonymous = httpx.post(f"{live_server}/api/models/kenya/liked/like")
+    assert anonymous.status_code == 401
+
+    assert HfApi(endpoint=live_server).model_info("kenya/liked").likes == 2
+    assert [m.id for m in HfApi(endpoint=live_server).list_models(sort="likes")] == [
+        "kenya/liked",
+        "kenya/plain",
+    ]
+    assert _api(live_server, ghana).list_liked_repos().models == ["kenya/liked"]
+    likers = sorted(u.username for u in owner.list_repo_likers("kenya/liked"))
+    assert likers == ["ghana", f"person-{reader.person.id}"]
+
+    _api(live_server, ghana).unlike("kenya/liked")
+
+    assert HfApi(endpoint=live_server).model_info("kenya/liked").likes == 1
+    assert _api(live_server, ghana).list_liked_repos().models == []
+
+
+def test_large_files_travel_in_parts(live_server, make, hf_home, monkeypatch, sessions) -> None:
+    """Above its threshold the batch API answers with the multipart transfer: the client PUTs
+    each part to its own address, then the completion joins and checks them."""
+    from concord.commons.hub_protocol import lfs
+
+    monkeypatch.setattr(lfs, "MULTIPART_ABOVE", 1024 * 1024)
+    monkeypatch.setattr(lfs, "PART_BYTES", 512 * 1024)
+    kenya = make.delegate("kenya", "KE")
+    api = _api(live_server, kenya)
+    api.create_repo("kenya/parts")
+    api.upload_file(
+        path_or_fileobj=b"---\nlicense: mit\n---\n", path_in_repo="README.md", repo_id="kenya/parts"
+    )
+    data = safetensors_bytes(11, size=600)  # 1.4 MB: three parts of 512 KiB
+    oid = hashlib.sha256(data).hexdigest()
+    batch = httpx.post(
+        f"{live_server}/kenya/parts.git/info/lfs/objects/batch",
+        json={
+            "operation": "upload",
+            "transfers": ["basic", "multipart"],
+            "objects": [{"oid": oid, "size": len(data)}],
+        },
+        headers=kenya.headers,
+    ).json()
+    header = batch["objects"][0]["actions"]["upload"]["header"]
+    assert header["chunk_size"] == str(512 * 1024) and sorted(header) == [
+        "1",
+        "2",
+        "3",
+        "chunk_size",
+    ]
+
+    api.upload_file(path_or_fileobj=data, path_in_repo="model.safetensors", repo_id="kenya/parts")
+
+    path = hf_hub_download("kenya/parts", "model.safetensors", endpoint=live_server)
+    assert Path(path).read_bytes() == data
+    with sessions() as db:
+        blob = db.get(Blob, oid)
+        assert blob is not None and blob.size == len(data)

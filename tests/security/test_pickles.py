@@ -215,20 +215,20 @@ def _hostile_revision(sessions: Any, settings: Settings, path: Path) -> None:
         member = db.scalars(select(Member).where(Member.slug == "kenya")).one()
         repo = repos.create(db, member, kind="model", name="evil", licence="mit")
         sha = "ab" * 20
-        db.add(
-            Revision(
-                sha=sha,
-                repository_id=repo.id,
-                parent="",
-                message="",
-                files=files,
-                card={},
-                provenance={},
-                conformance={},
-                author_id=member.id,
-                created_at=utcnow(),
-            )
+        revision = Revision(
+            sha=sha,
+            repository_id=repo.id,
+            parent="",
+            message="",
+            files=files,
+            card={},
+            provenance={},
+            conformance={},
+            author_id=member.id,
+            created_at=utcnow(),
         )
+        db.add(revision)
+        repos.hold(db, repo, revision)  # served by hash, as a published revision's blobs are
         db.add(Ref(repository_id=repo.id, name="main", sha=sha))
         db.commit()
 

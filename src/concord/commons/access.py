@@ -2,18 +2,19 @@
 request access first; `auto` grants at once, `manual` waits for the owner's delegates.
 Requests and decisions are logged (by person id: the public log names no one's email).
 
-The gate guards what leads to the bytes: `resolve`, the revision document with its chunk lists,
-and the content hashes in listings. Content and chunks are addressed by hash, so a reader who
-was never shown a gated file's hash cannot ask for it."""
+The gate guards every road to the bytes: `resolve`, the revision document with its chunk
+lists, the hashes in listings, and the routes that serve content or chunks by hash. Hashes
+are no secret (the log names every published file's SHA-256), so content by hash is served
+only to someone whom a repository holding it lets read it: a blob that a public repository
+and a gated one share is public; one held by gated or private repositories only is not."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from concord.commons.tables import AccessRequest, Repository, Revision
+from concord.commons import repositories as repos
+from concord.commons.tables import AccessRequest, Blob, Holding, Repository, Revision
 from concord.db import utcnow
 from concord.errors import N_, Forbidden, Invalid, NotFound
 from concord.ledger.log import append
@@ -36,28 +37,46 @@ class UnknownRequester(NotFound):
     message = N_("No one with the address “{user}” has asked for access to “{repo}”.")
 
 
+class GatedContent(Forbidden):
+    code = "commons.gated_content"
+    hub_code = "GatedRepo"
+    message = N_(
+        "This content belongs to gated repositories only: request access to one of them and "
+        "wait for its owner's approval."
+    )
+
+
+class UnheldContent(NotFound):
+    code = "commons.unheld_content"
+    hub_code = "EntryNotFound"
+    message = N_("No repository you can see holds content with SHA-256 {sha256}.")
+
+
 class BadDecision(Invalid):
     code = "commons.bad_decision"
     message = N_("An access request is accepted, rejected or left pending, not “{status}”.")
 
 
-def gate(card: dict[str, Any]) -> str:
-    """ "auto", "manual", or "" for a repository anyone may read."""
-    value = card.get("gated")
-    if value is True or str(value).lower() == "auto":
-        return "auto"
-    return "manual" if str(value).lower() == "manual" else ""
+gate = repos.gate  # the card's `gated:` value, read where the card is parsed
 
 
-def may_read(session: Session, repo: Repository, revision: Revision, person: Person | None) -> bool:
-    if not gate(revision.card):
-        return True
-    if person is None:
+def granted(session: Session, repo: Repository, person: Person | None) -> bool:
+    """Whether `person` reads `repo`'s gated revisions: its member's people, the secretariat
+    for a private one (which it may see), and those whose request was accepted."""
+    if person is None or not repos.visible(repo, person):
         return False
     if person.member_id is not None and person.member_id == repo.member_id:
         return True  # the owner's delegates
+    if repo.private and person.role == "secretariat":
+        return True
     request = _request(session, repo, person.id)
     return request is not None and request.status == "accepted"
+
+
+def may_read(session: Session, repo: Repository, revision: Revision, person: Person | None) -> bool:
+    if not repos.visible(repo, person):
+        return False
+    return not gate(revision.card) or granted(session, repo, person)
 
 
 def require_read(
@@ -65,6 +84,40 @@ def require_read(
 ) -> None:
     if not may_read(session, repo, revision, person):
         raise GatedRepository(repo=f"{repo.owner}/{repo.name}")
+
+
+def may_read_blob(session: Session, sha256: str, person: Person | None) -> bool:
+    """Whether some repository holding the blob lets `person` read a revision holding it."""
+    return _blob_verdict(session, sha256, person) == "read"
+
+
+def require_blob(session: Session, sha256: str, person: Person | None) -> Blob:
+    """The blob, if `person` may read it; otherwise the Hub's answers: `GatedRepo` (403) when
+    only gated repositories they can see hold it, `EntryNotFound` (404) when none they can see
+    does (private repositories, and uploads no commit has named yet, stay unseen)."""
+    verdict = _blob_verdict(session, sha256, person)
+    if verdict == "gated":
+        raise GatedContent()
+    blob = session.get(Blob, sha256) if verdict == "read" else None
+    if blob is None:
+        raise UnheldContent(sha256=sha256[:64])
+    return blob
+
+
+def _blob_verdict(session: Session, sha256: str, person: Person | None) -> str:
+    rows = session.execute(
+        select(Holding, Repository)
+        .join(Repository, Repository.id == Holding.repository_id)
+        .where(Holding.sha256 == sha256)
+    ).all()
+    verdict = "unseen"
+    for holding, repo in rows:
+        if not repos.visible(repo, person):
+            continue
+        if holding.open or granted(session, repo, person):
+            return "read"
+        verdict = "gated"
+    return verdict
 
 
 def _request(session: Session, repo: Repository, person_id: int) -> AccessRequest | None:

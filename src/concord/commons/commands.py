@@ -153,7 +153,7 @@ def push(
             with source.open("rb") as handle:
                 answer = client.post(
                     "/api/commons/uploads",
-                    params={"filename": path_in_repo},
+                    params={"filename": path_in_repo, "repository": f"{kind}/{repo}"},
                     content=handle,
                     headers={
                         "X-Content-SHA256": digest.hexdigest(),

@@ -103,20 +103,20 @@ def _install(
         session.add(repo)
         session.flush()
     if session.get(Revision, detail["revision"]) is None:
-        session.add(
-            Revision(
-                sha=detail["revision"],
-                repository_id=repo.id,
-                parent=detail.get("parent", ""),
-                message=detail.get("message", ""),
-                files={f["path"]: f["sha256"] for f in detail["files"]},
-                card=detail["card"],
-                provenance=detail["provenance"],
-                conformance=detail["conformance"],
-                author_id=None,
-                created_at=utcnow(),
-            )
+        revision = Revision(
+            sha=detail["revision"],
+            repository_id=repo.id,
+            parent=detail.get("parent", ""),
+            message=detail.get("message", ""),
+            files={f["path"]: f["sha256"] for f in detail["files"]},
+            card=detail["card"],
+            provenance=detail["provenance"],
+            conformance=detail["conformance"],
+            author_id=None,
+            created_at=utcnow(),
         )
+        session.add(revision)
+        repos.hold(session, repo, revision)  # its bytes are served by hash to its readers
     ref = session.get(Ref, (repo.id, "main"))
     moved = ref is None or ref.sha != detail["revision"]
     if ref is None:

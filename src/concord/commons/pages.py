@@ -15,6 +15,8 @@ from concord.commons.labels import PROVENANCE_LABELS
 from concord.commons.search import find
 from concord.errors import N_
 from concord.http import Db
+from concord.members.auth import PagePerson
+from concord.members.tables import Person
 from concord.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -54,6 +56,7 @@ def card_html(text: str) -> Markup:
 def browse(
     request: Request,
     db: Db,
+    person: PagePerson,
     q: str = "",
     kind: str = "",
     licence: str = "",
@@ -61,7 +64,7 @@ def browse(
     task: str = "",
 ) -> HTMLResponse:
     tags = [t for t in (language, task) if t] + ([f"license:{licence}"] if licence else [])
-    rows = [(f.repo, f.revision) for f in find(db, kind, text=q, tags=tags)]
+    rows = [(f.repo, f.revision) for f in find(db, kind, text=q, tags=tags, person=person)]
     return render(
         request,
         "commons/browse.html",
@@ -77,8 +80,10 @@ def browse(
     )
 
 
-def _page(request: Request, db: Db, kind: str, owner: str, name: str) -> HTMLResponse:
-    repo = repos.require(db, kind, owner, name)
+def _page(
+    request: Request, db: Db, kind: str, owner: str, name: str, person: Person | None
+) -> HTMLResponse:
+    repo = repos.seen(db, kind, owner, name, person)
     rev = repos.head(db, repo)
     files = repos.files(db, rev) if rev else []
     readme = next((f for f in files if f.path == "README.md"), None)
@@ -104,10 +109,12 @@ def _page(request: Request, db: Db, kind: str, owner: str, name: str) -> HTMLRes
 
 
 @router.get("/commons/models/{owner}/{name}", response_class=HTMLResponse)
-def model_page(request: Request, db: Db, owner: str, name: str) -> HTMLResponse:
-    return _page(request, db, "model", owner, name)
+def model_page(request: Request, db: Db, person: PagePerson, owner: str, name: str) -> HTMLResponse:
+    return _page(request, db, "model", owner, name, person)
 
 
 @router.get("/commons/datasets/{owner}/{name}", response_class=HTMLResponse)
-def dataset_page(request: Request, db: Db, owner: str, name: str) -> HTMLResponse:
-    return _page(request, db, "dataset", owner, name)
+def dataset_page(
+    request: Request, db: Db, person: PagePerson, owner: str, name: str
+) -> HTMLResponse:
+    return _page(request, db, "dataset", owner, name, person)

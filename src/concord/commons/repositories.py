@@ -22,12 +22,21 @@ from concord import metrics
 from concord.commons import licences
 from concord.commons.chunks import ChunkStore
 from concord.commons.formats import check_content, check_path, check_stream
-from concord.commons.tables import AccessRequest, Blob, Download, Ref, Repository, Revision
+from concord.commons.tables import (
+    AccessRequest,
+    Blob,
+    Download,
+    Holding,
+    Like,
+    Ref,
+    Repository,
+    Revision,
+)
 from concord.db import utcnow
-from concord.errors import N_, Conflict, Invalid, NotFound
+from concord.errors import N_, Conflict, Forbidden, Invalid, NotFound
 from concord.governance.standards import evaluate
 from concord.ledger.log import append, canonical_json
-from concord.members.tables import Member
+from concord.members.tables import Member, Person
 
 KINDS = ("model", "dataset")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
@@ -57,6 +66,15 @@ class UnknownFile(NotFound):
 class UnknownBlob(Invalid):
     code = "commons.unknown_blob"
     message = N_("No uploaded content has SHA-256 {sha256}; upload the file first.")
+
+
+class ContentNotYours(Forbidden):
+    code = "commons.content_not_yours"
+    hub_code = "GatedRepo"
+    message = N_(
+        "The content with SHA-256 {sha256} is held by repositories you may not read: upload "
+        "its bytes to publish it."
+    )
 
 
 class RepositoryExists(Conflict):
@@ -103,7 +121,14 @@ def repo_id(repo: Repository) -> str:
 
 
 def create(
-    session: Session, member: Member, *, kind: str, name: str, licence: str, mirrored_from: str = ""
+    session: Session,
+    member: Member,
+    *,
+    kind: str,
+    name: str,
+    licence: str,
+    mirrored_from: str = "",
+    private: bool = False,
 ) -> Repository:
     if kind not in KINDS:
         raise BadRepository(reason=N_("the kind must be model or dataset"))
@@ -120,10 +145,29 @@ def create(
         licence=licences.check(licence) if licence else "",
         mirrored_from=mirrored_from,
         created_at=utcnow(),
+        private=False,
     )
     session.add(repo)
     session.flush()
+    if private:
+        set_private(session, repo, True, by=member)
     return repo
+
+
+def set_private(session: Session, repo: Repository, private: bool, *, by: Member) -> None:
+    """Makes a repository private (seen by its member's people and the secretariat only) or
+    public again. Logged: the log says that a repository's visibility changed and by whom, as
+    for every act that decides who reads what."""
+    if repo.private == private:
+        return
+    repo.private = private
+    session.flush()
+    append(
+        session,
+        "commons.visibility_changed",
+        {"repository": repo_id(repo), "kind": repo.kind, "private": private},
+        member_id=by.id,
+    )
 
 
 def get(
@@ -143,6 +187,79 @@ def require(session: Session, kind: str, owner: str, name: str) -> Repository:
     repo = get(session, kind, owner, name)
     assert repo is not None
     return repo
+
+
+def visible(repo: Repository, person: Person | None) -> bool:
+    """A private repository is seen by its member's people and the secretariat only."""
+    if not repo.private:
+        return True
+    if person is None or not person.active:
+        return False
+    return person.role == "secretariat" or (
+        person.member_id is not None and person.member_id == repo.member_id
+    )
+
+
+def seen(session: Session, kind: str, owner: str, name: str, person: Person | None) -> Repository:
+    """`require` for readers: a private repository that `person` may not see is answered as
+    one that does not exist (as the Hub does), with the very same error."""
+    repo = require(session, kind, owner, name)
+    if not visible(repo, person):
+        raise UnknownRepository(kind=kind, repo=f"{owner}/{name}")
+    return repo
+
+
+def gate(card: dict[str, Any]) -> str:
+    """ "auto", "manual", or "" for a repository anyone may read (`gated:` in the card)."""
+    value = card.get("gated")
+    if value is True or str(value).lower() == "auto":
+        return "auto"
+    return "manual" if str(value).lower() == "manual" else ""
+
+
+def possess(session: Session, repo: Repository, sha256: str) -> None:
+    """An upload for `repo` proved that its member has these bytes: recorded as a gated
+    holding, so that its member's commit may name them (`may_name`) and no one else reads
+    them through it before a revision does."""
+    if session.get(Holding, (sha256, repo.id)) is None:
+        session.add(Holding(sha256=sha256, repository_id=repo.id, open=False))
+        session.flush()
+
+
+def may_name(session: Session, member: Member, sha256: str) -> bool:
+    """Whether a commit by `member` may name a blob by its hash without sending its bytes:
+    one that no repository holds yet (a fresh upload), one a public repository publishes
+    openly, or one held by a repository of `member`'s. Anything else would let whoever read
+    a gated file's hash in the log copy it into a repository of their own and read it."""
+    rows = session.execute(
+        select(Holding, Repository)
+        .join(Repository, Repository.id == Holding.repository_id)
+        .where(Holding.sha256 == sha256)
+    ).all()
+    return not rows or any(
+        repo.member_id == member.id or (holding.open and not repo.private) for holding, repo in rows
+    )
+
+
+def hold(session: Session, repo: Repository, revision: Revision) -> None:
+    """Records that `repo` holds each blob of `revision`, and whether some revision holds it
+    ungated: what lets a reader fetch bytes by hash (`access.may_read_blob`)."""
+    opened = not gate(revision.card)
+    shas = set(revision.files.values())
+    if not shas:
+        return
+    held = {
+        h.sha256: h
+        for h in session.scalars(
+            select(Holding).where(Holding.repository_id == repo.id, Holding.sha256.in_(shas))
+        ).all()
+    }
+    for sha in sorted(shas):
+        if sha not in held:
+            session.add(Holding(sha256=sha, repository_id=repo.id, open=opened))
+        elif opened and not held[sha].open:
+            held[sha].open = True
+    session.flush()
 
 
 def exists(session: Session, reference: str, kind: str = "dataset") -> bool:
@@ -235,6 +352,8 @@ def commit(
         blob = session.get(Blob, sha)
         if blob is None:
             raise UnknownBlob(sha256=sha)
+        if tree.get(path) != sha and not may_name(session, author, sha):
+            raise ContentNotYours(sha256=sha)
         with store.open(session, blob) as handle:
             check_stream(path, handle, blob.size)
         tree[path] = sha
@@ -293,6 +412,7 @@ def commit(
         created_at=now,
     )
     session.add(revision)
+    hold(session, repo, revision)
     ref = session.get(Ref, (repo.id, branch))
     if ref is None:
         session.add(Ref(repository_id=repo.id, name=branch, sha=sha))
@@ -341,6 +461,7 @@ def publish_model(
         check_path(path)
         check_content(path, source)
         shas[path] = store.ingest(session, source).sha256
+        possess(session, repo, shas[path])
     return commit(
         session,
         repo,
@@ -361,12 +482,17 @@ def list_repositories(
     licence: str = "",
     language: str = "",
     task: str = "",
+    person: Person | None = None,
 ) -> list[tuple[Repository, Revision | None]]:
+    """Repositories matching every criterion that `person` may see (private ones are listed
+    only to their member's people and the secretariat)."""
     stmt = select(Repository).order_by(Repository.owner, Repository.name)
     if kind:
         stmt = stmt.where(Repository.kind == kind)
     out = []
     for repo in session.scalars(stmt).all():
+        if not visible(repo, person):
+            continue
         rev = head(session, repo)
         card = rev.card if rev else {}
         if query and query.lower() not in repo_id(repo).lower():
@@ -452,7 +578,7 @@ def history(session: Session, repo: Repository, revision: Revision) -> list[Revi
 def delete(session: Session, repo: Repository, *, by: Member) -> None:
     """Removes a repository and its names. Its log entries stay; its blobs go at the next sweep
     once nothing else refers to them."""
-    for table in (AccessRequest, Ref, Revision, Download):
+    for table in (AccessRequest, Holding, Like, Ref, Revision, Download):
         for row in session.scalars(select(table).where(table.repository_id == repo.id)).all():
             session.delete(row)
     session.flush()

@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from concord import inflight, metrics
-from concord.commons import access
+from concord.commons import access, likes
 from concord.commons import repositories as repos
-from concord.commons.chunks import ChunkStore, open_store
+from concord.commons.chunks import ChunkStore, UnknownChunk, open_store
 from concord.commons.formats import check_content, check_path
 from concord.commons.tables import Blob, Repository, Revision
 from concord.errors import N_, Invalid, TooLarge
@@ -74,18 +74,37 @@ def _owner_member(db: Db, person: Person, owner: str) -> Member:
     return acting_member(db, person, owner)
 
 
-def _check_uploader(db: Session, person: Person) -> int:
-    member_id = acting_member(db, person).id
+def _check_uploader(db: Session, person: Person, repository: str) -> tuple[int, int | None]:
+    """The uploading member, and the repository (`kind/owner/name`) the bytes are for, if named:
+    it must be one of that member's."""
+    if not repository:
+        member_id = acting_member(db, person).id
+        db.commit()
+        return member_id, None
+    kind, _sep, reference = repository.partition("/")
+    owner, _sep, name = reference.partition("/")
+    member = acting_member(db, person, owner)
+    repo = repos.require(db, kind, owner, name)
+    answer = member.id, repo.id
     db.commit()
-    return member_id
+    return answer
 
 
 def _ingest(
-    db: Session, chunk_store: ChunkStore, filename: str, path: Path, sha256: str
+    db: Session,
+    chunk_store: ChunkStore,
+    filename: str,
+    path: Path,
+    sha256: str,
+    repository_id: int | None,
 ) -> tuple[Blob, int]:
     check_content(filename, path)
     blob = chunk_store.ingest(db, path, sha256)
     count = len(blob.chunks)  # a deferred column: read before the commit ends the transaction
+    if repository_id is not None:  # the bytes were sent: the member may publish them there
+        repo = db.get(Repository, repository_id)
+        if repo is not None:
+            repos.possess(db, repo, blob.sha256)
     db.commit()
     return blob, count
 
@@ -96,14 +115,17 @@ async def upload(
     db: Db,
     person: CurrentPerson,
     filename: str,
+    repository: str = "",
     x_content_sha256: Annotated[str | None, Header()] = None,
     content_length: Annotated[int | None, Header(ge=0, le=MAX_INDEX)] = None,
 ) -> dict[str, Any]:
-    """Uploads one file's content (the body); it stays invisible until a commit names it."""
+    """Uploads one file's content (the body); it stays invisible until a commit names it.
+    Name the repository it is for (`repository=kind/owner/name`) to publish content that other
+    repositories hold behind a gate: sending the bytes proves you have them."""
     # Database work runs in worker threads and commits before the body streams in: on SQLite
     # an open transaction holds the write lock, and the event loop must never wait for it.
     # Who sends it and under which name is settled before a byte is spooled.
-    member_id = await run_in_threadpool(_check_uploader, db, person)
+    member_id, repository_id = await run_in_threadpool(_check_uploader, db, person, repository)
     check_path(filename)
     settings = request.app.state.settings
     chunk_store = store(request)
@@ -130,7 +152,7 @@ async def upload(
         # Checking and cutting a large file takes seconds: on a worker thread, with the commit,
         # so the event loop goes on serving other requests meanwhile.
         blob, count = await run_in_threadpool(
-            _ingest, db, chunk_store, filename, path, sha.hexdigest()
+            _ingest, db, chunk_store, filename, path, sha.hexdigest(), repository_id
         )
         metrics.count("upload")
         metrics.moved("in", received)
@@ -187,13 +209,19 @@ def commit(
 
 @router.get("/api/commons/repos")
 def list_repos(
-    db: Db, kind: str = "", q: str = "", licence: str = "", language: str = "", task: str = ""
+    db: Db,
+    person: OptionalPerson,
+    kind: str = "",
+    q: str = "",
+    licence: str = "",
+    language: str = "",
+    task: str = "",
 ) -> list[dict[str, Any]]:
     """Repositories, searchable by name, licence, language and task."""
     return [
         _summary(r, rev)
         for r, rev in repos.list_repositories(
-            db, kind=kind, query=q, licence=licence, language=language, task=task
+            db, kind=kind, query=q, licence=licence, language=language, task=task, person=person
         )
     ]
 
@@ -214,7 +242,7 @@ def revision_detail(
     kind: str, owner: str, name: str, revision: str, db: Db, person: OptionalPerson
 ) -> dict[str, Any]:
     """A revision with every file's size, SHA-256 and chunk list (for `concord pull`)."""
-    repo = repos.require(db, kind, owner, name)
+    repo = repos.seen(db, kind, owner, name, person)
     rev = repos.resolve(db, repo, revision)
     access.require_read(db, repo, rev, person)
     return {
@@ -237,8 +265,12 @@ def revision_detail(
 
 
 @router.get("/api/commons/chunks/{name}")
-def chunk(name: str, db: Db, request: Request) -> Response:
-    """One chunk by its BLAKE3 name (mirrors copy only the chunks they lack)."""
+def chunk(name: str, blob: str, db: Db, request: Request, person: OptionalPerson) -> Response:
+    """One chunk by its BLAKE3 name, within the blob (SHA-256) that holds it: served to whoever
+    may read a repository holding that blob, as the blob's bytes are."""
+    held = access.require_blob(db, blob, person)
+    if name not in {chunk_name for chunk_name, _length in held.chunks}:
+        raise UnknownChunk(chunk=name[:64])
     return Response(store(request).read_chunk(db, name), media_type="application/octet-stream")
 
 
@@ -255,10 +287,9 @@ def content(
     commit: str = "",
     range_header: Annotated[str | None, Header(alias="Range")] = None,
 ) -> Response:
-    """A file's bytes by SHA-256, with HTTP ranges; where the Hub-compatible resolve leads."""
-    blob = db.get(Blob, sha256)
-    if blob is None:
-        raise repos.UnknownBlob(sha256=sha256)
+    """A file's bytes by SHA-256, with HTTP ranges; where the Hub-compatible resolve leads.
+    Served to whoever may read a repository holding them (gated and private ones guard theirs)."""
+    blob = access.require_blob(db, sha256, person)
     start, end = 0, blob.size
     code = 200
     if range_header and range_header.startswith("bytes="):
@@ -351,7 +382,7 @@ def _hub_time(moment: datetime) -> str:
 def _info(
     db: Db, kind: str, owner: str, name: str, revision: str, person: Person | None = None
 ) -> dict[str, Any]:
-    repo = repos.require(db, kind, owner, name)
+    repo = repos.seen(db, kind, owner, name, person)
     rev = repos.resolve(db, repo, revision)
     readable = access.may_read(db, repo, rev, person)
     card = rev.card
@@ -369,13 +400,13 @@ def _info(
         "sha": rev.sha,
         "lastModified": _hub_time(rev.created_at),
         "createdAt": _hub_time(repo.created_at),
-        "private": False,
+        "private": repo.private,
         "gated": access.gate(card) or False,
         "disabled": False,
         # As the Hub counts: the last 30 days, and all time; by country for the dashboard.
         "downloads": repos.downloads_of(db, repo, since=datetime.now(UTC) - timedelta(days=30)),
         "downloadsAllTime": repos.downloads_of(db, repo),
-        "likes": 0,
+        "likes": likes.count(db, repo),
         "tags": tags,
         "cardData": card,
         "pipeline_tag": card.get("pipeline_tag"),
@@ -418,7 +449,7 @@ def _tree(
     recursive: bool,
     person: Person | None = None,
 ) -> list[dict[str, Any]]:
-    repo = repos.require(db, kind, owner, name)
+    repo = repos.seen(db, kind, owner, name, person)
     rev = repos.resolve(db, repo, revision)
     readable = access.may_read(db, repo, rev, person)
     prefix = f"{path.strip('/')}/" if path.strip("/") else ""
@@ -487,7 +518,7 @@ def _resolve(
     path: str,
     person: Person | None = None,
 ) -> Response:
-    repo = repos.require(db, kind, owner, name)
+    repo = repos.seen(db, kind, owner, name, person)
     rev = repos.resolve(db, repo, revision)
     access.require_read(db, repo, rev, person)
     blob = repos.file(db, repo, rev, path)

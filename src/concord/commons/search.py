@@ -9,9 +9,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from concord.commons import likes
 from concord.commons import repositories as repos
 from concord.commons.tables import Repository, Revision
 from concord.db import utcnow
+from concord.members.tables import Person
 
 SORTS = ("downloads", "lastModified", "createdAt", "likes", "id")
 
@@ -23,6 +25,7 @@ class Found:
     tags: list[str]
     downloads: int
     downloads_all_time: int
+    likes: int
 
 
 def card_tags(repo: Repository, card: dict[str, Any]) -> list[str]:
@@ -51,12 +54,13 @@ def find(
     tags: list[str] | None = None,
     sort: str = "",
     descending: bool = True,
+    person: Person | None = None,
 ) -> list[Found]:
     """Repositories of `kind` matching every criterion, sorted. The commons pages and the Hub
     listing both search with this."""
     month = utcnow() - timedelta(days=30)
     found = []
-    for repo, rev in repos.list_repositories(db, kind=kind, query=text):
+    for repo, rev in repos.list_repositories(db, kind=kind, query=text, person=person):
         if author and repo.owner != author:
             continue
         card = rev.card if rev else {}
@@ -70,13 +74,14 @@ def find(
                 own,
                 repos.downloads_of(db, repo, since=month),
                 repos.downloads_of(db, repo),
+                likes.count(db, repo),
             )
         )
     keys = {
         "downloads": lambda f: f.downloads,
         "lastModified": lambda f: f.revision.created_at if f.revision else f.repo.created_at,
         "createdAt": lambda f: f.repo.created_at,
-        "likes": lambda f: 0,
+        "likes": lambda f: f.likes,
         "id": lambda f: repos.repo_id(f.repo),
     }
     if sort in keys:

@@ -11,20 +11,31 @@ from __future__ import annotations
 from typing import Any
 
 from concord.client import HubClient
+from concord.errors import RemoteError
 from concord.ledger.audit import ServedDiffers, difference, served_or_empty
 
 
 def check(hub: HubClient, bodies: list[dict[str, Any]]) -> None:
-    """Raises `ServedDiffers` for the first publication that the hub serves otherwise."""
+    """Raises `ServedDiffers` for the first publication that the hub serves otherwise.
+
+    Publications of repositories that the log itself says were deleted since, or made private
+    (their last change of visibility), are not served to an outside auditor, rightly: they
+    are skipped, as are gated ones, which the hub shows only to their readers (403)."""
+    withdrawn = _withdrawn(bodies)
     for index, body in enumerate(bodies):
-        if body["kind"] != "commons.published":
+        if body["kind"] != "commons.published" or index in withdrawn:
             continue
         content = body["content"]
         owner, _sep, name = str(content["repository"]).partition("/")
         path = (
             f"/api/commons/repos/{content['kind']}/{owner}/{name}/revisions/{content['revision']}"
         )
-        served = served_or_empty(hub, path)
+        try:
+            served = served_or_empty(hub, path)
+        except RemoteError as error:
+            if error.status == 403:
+                continue  # gated: served to its readers only
+            raise
         shown = {
             "revision": served.get("revision"),
             "files": {f["path"]: f["sha256"] for f in served.get("files", [])},
@@ -36,3 +47,30 @@ def check(hub: HubClient, bodies: list[dict[str, Any]]) -> None:
         found = difference(path, index, fields)
         if found:
             raise ServedDiffers(**found)
+
+
+def _withdrawn(bodies: list[dict[str, Any]]) -> set[int]:
+    """Indexes of publications that the log itself says are no longer served to outsiders: a
+    deletion of their repository follows, or the repository is private at the log's end."""
+
+    def key(body: dict[str, Any]) -> tuple[str, str]:
+        content = body.get("content") or {}
+        return str(content.get("kind", "")), str(content.get("repository", ""))
+
+    private: dict[tuple[str, str], bool] = {}
+    for body in bodies:
+        if body["kind"] == "commons.visibility_changed":
+            private[key(body)] = bool(body["content"].get("private"))
+        elif body["kind"] == "commons.deleted":
+            private.pop(key(body), None)
+    withdrawn: set[int] = set()
+    deleted_later: set[tuple[str, str]] = set()
+    for index in range(len(bodies) - 1, -1, -1):
+        body = bodies[index]
+        if body["kind"] == "commons.deleted":
+            deleted_later.add(key(body))
+        elif body["kind"] == "commons.published" and (
+            key(body) in deleted_later or private.get(key(body))
+        ):
+            withdrawn.add(index)
+    return withdrawn

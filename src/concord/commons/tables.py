@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from concord.db import Base, UTCDateTime
@@ -46,6 +56,24 @@ class Repository(Base):
     licence: Mapped[str] = mapped_column(String(64))
     mirrored_from: Mapped[str] = mapped_column(String(300), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Seen only by the owning member's people and the secretariat (`access.may_see`).
+    private: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class Holding(Base):
+    """That revisions of a repository hold a blob, and whether one of them holds it ungated.
+
+    Bytes and chunks are addressed by hash, and hashes are public (the log names every
+    published file's SHA-256): whoever asks for content by hash gets it only when a repository
+    holding it lets them read it (`access.may_read_blob`)."""
+
+    __tablename__ = "commons_holdings"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    repository_id: Mapped[int] = mapped_column(
+        ForeignKey("commons_repositories.id"), primary_key=True, index=True
+    )
+    open: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Revision(Base):
@@ -86,6 +114,18 @@ class Download(Base):
     path: Mapped[str] = mapped_column(String(500))
     country: Mapped[str | None] = mapped_column(String(2), nullable=True, index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class Like(Base):
+    """A person's like of a repository (the Hub's favourite), counted in its `likes`."""
+
+    __tablename__ = "commons_likes"
+
+    repository_id: Mapped[int] = mapped_column(
+        ForeignKey("commons_repositories.id"), primary_key=True
+    )
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), primary_key=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class AccessRequest(Base):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from concord.commons.hub_protocol import commits, gating, lfs, refs, search, workspace
+from concord.commons.hub_protocol import commits, gating, lfs, likes, refs, search, workspace, xet
 
 router = APIRouter(tags=["hub protocol"])
-for module in (workspace, lfs, commits, refs, search, gating):
+for module in (workspace, lfs, xet, commits, refs, search, gating, likes):
     router.include_router(module.router)

@@ -22,7 +22,7 @@ router = APIRouter(include_in_schema=False)
 def ask_access(
     owner: str, name: str, request: Request, db: Db, person: CurrentPerson
 ) -> dict[str, Any]:
-    repo = repos.require(db, kind_in(request), owner, name)
+    repo = repos.seen(db, kind_in(request), owner, name, person)
     asked = access.ask(db, repo, repos.resolve(db, repo, "main"), person)
     db.commit()
     return {"status": asked.status}

@@ -1,4 +1,6 @@
-"""The Git LFS batch API with the basic transfer, as `huggingface_hub` uploads large files.
+"""The Git LFS batch API, as `huggingface_hub` uploads large files: the basic transfer (one
+PUT), and the Hub's multipart transfer above `MULTIPART_ABOVE` bytes (parts PUT one by one,
+then a completion that joins them), so that a failed part is sent again, not the whole file.
 
 The batch answer gives each object an upload URL on this hub. The client PUTs the bytes there
 without its token (as it would to a presigned S3 URL), so the URL carries its own short-lived
@@ -25,20 +27,23 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from concord import inflight, metrics
-from concord.commons.chunks import open_store
+from concord.commons import repositories as repos
+from concord.commons.chunks import ChunkStore, open_store
 from concord.commons.hub_protocol.common import writable
 from concord.commons.tables import Blob
 from concord.errors import N_, Forbidden, Invalid, TooLarge
 from concord.http import Db, allow_large_bodies
 from concord.hubkey import load_or_create
 from concord.members.auth import CurrentPerson
-from concord.validation import QueryId, QuerySize, Timestamp
+from concord.validation import Id, QueryId, QuerySize, Timestamp
 
 router = APIRouter(include_in_schema=False)
 UPLOADS = "/api/commons/lfs/"
 allow_large_bodies(UPLOADS)
 OID = re.compile(r"^[0-9a-f]{64}$")
 VALID_S = 3600  # an upload URL lives an hour: enough for a large file on a slow line
+MULTIPART_ABOVE = 256 * 1024 * 1024  # larger objects travel in parts (the client asks for it)
+PART_BYTES = 64 * 1024 * 1024
 LFS_JSON = "application/vnd.git-lfs+json"
 
 
@@ -81,15 +86,19 @@ async def _batch(
         objects = [(str(o["oid"]), int(o["size"])) for o in body.get("objects", [])]
     except (ValueError, KeyError, TypeError, AttributeError):
         return JSONResponse({"message": "malformed batch request"}, status_code=422)
+    multipart = "multipart" in (body.get("transfers") or [])
     if body.get("operation") != "upload":
         return JSONResponse({"message": "only uploads go through the batch API"}, status_code=422)
 
     def run() -> dict[str, Any]:
         _repo, member = writable(db, person, kind, owner, name)
         limit = request.app.state.settings.max_upload_bytes
+        # Stored bytes are not sent again, unless only repositories this member may not read
+        # hold them: then the bytes themselves are the proof of having them (`may_name`).
         known = {
             b.sha256: b.size
             for b in db.query(Blob).filter(Blob.sha256.in_([oid for oid, _s in objects])).all()
+            if repos.may_name(db, member, b.sha256)
         }
         db.rollback()
         base = str(request.base_url).rstrip("/")
@@ -115,22 +124,36 @@ async def _batch(
                 continue
             reference = f"{kind}/{owner}/{name}"
             signature = _sign(request, _claim(oid, size, reference, member.id, expires))
-            href = (
-                f"{base}{UPLOADS}{kind}/{owner}/{name}/{oid}"
-                f"?size={size}&member={member.id}&expires={expires}&sig={signature}"
-            )
+            address = f"{base}{UPLOADS}{kind}/{owner}/{name}/{oid}"
+            query = f"?size={size}&member={member.id}&expires={expires}&sig={signature}"
+            upload: dict[str, Any] = {"href": address + query, "expires_in": VALID_S}
+            if multipart and size > MULTIPART_ABOVE:
+                count = -(-size // PART_BYTES)
+                upload = {
+                    "href": f"{address}/complete{query}",
+                    "expires_in": VALID_S,
+                    "header": {
+                        "chunk_size": str(PART_BYTES),
+                        **{str(n): f"{address}/part/{n}{query}" for n in range(1, count + 1)},
+                    },
+                }
             answers.append(
                 {
                     "oid": oid,
                     "size": size,
                     "authenticated": True,
                     "actions": {
-                        "upload": {"href": href, "expires_in": VALID_S},
+                        "upload": upload,
                         "verify": {"href": f"{base}{UPLOADS}{kind}/{owner}/{name}/verify"},
                     },
                 }
             )
-        return {"transfer": "basic", "objects": answers, "hash_algo": "sha256"}
+        parted = any("header" in a.get("actions", {}).get("upload", {}) for a in answers)
+        return {
+            "transfer": "multipart" if parted else "basic",
+            "objects": answers,
+            "hash_algo": "sha256",
+        }
 
     answer = await run_in_threadpool(run)
     return JSONResponse(answer, media_type=LFS_JSON)
@@ -193,6 +216,9 @@ async def upload(
 
         def ingest() -> None:
             store.ingest(db, path, oid)
+            repo = repos.get(db, kind, owner, name, missing_ok=True)
+            if repo is not None and repo.member_id == member:
+                repos.possess(db, repo, oid)  # sent for this repository: its commit may name it
             db.commit()
 
         await run_in_threadpool(ingest)
@@ -223,3 +249,131 @@ async def verify(
 
     await run_in_threadpool(run)
     return Response(content=b"{}", media_type=LFS_JSON)
+
+
+# --- the multipart transfer: parts kept in scratch until the completion joins them ---------
+
+
+def _parts(store: ChunkStore, member: int, oid: str) -> Path:
+    folder = store.scratch() / "lfs-parts" / f"{member}-{oid}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _part_size(size: int, number: int) -> int:
+    """The bytes part `number` (from 1) of an object of `size` bytes must hold."""
+    return max(0, min(PART_BYTES, size - PART_BYTES * (number - 1)))
+
+
+@router.put(UPLOADS + "{kind}/{owner}/{name}/{oid}/part/{number}")
+async def upload_part(
+    kind: str,
+    owner: str,
+    name: str,
+    oid: str,
+    number: Id,
+    request: Request,
+    size: QuerySize,
+    member: QueryId,
+    expires: Timestamp,
+    sig: str,
+) -> Response:
+    """One part of a multipart upload, at the address the batch API signed; its ETag is the
+    part's SHA-256, which the completion names."""
+    if expires < time.time() or not OID.match(oid):
+        raise BadUploadUrl()
+    _verify(request, _claim(oid, size, f"{kind}/{owner}/{name}", member, expires), sig)
+    expected = _part_size(size, number)
+    if expected == 0:
+        raise BadUploadUrl()
+    settings = request.app.state.settings
+    store = open_store(settings)
+    folder = _parts(store, member, oid)
+    descriptor, scratch = tempfile.mkstemp(dir=folder, prefix=".part-")
+    digest = hashlib.sha256()
+    received = 0
+    try:
+        with (
+            os.fdopen(descriptor, "wb") as out,
+            inflight.allowance(member, settings.member_upload_bytes) as quota,
+        ):
+            async for piece in request.stream():
+                received += len(piece)
+                if received > expected:
+                    break
+                quota.take(len(piece))
+                digest.update(piece)
+                out.write(piece)
+        if received != expected:
+            raise UploadMismatch(size=received, actual=digest.hexdigest())
+        os.replace(scratch, folder / str(number))
+    finally:
+        Path(scratch).unlink(missing_ok=True)
+    metrics.moved("in", received)
+    return Response(status_code=200, headers={"ETag": digest.hexdigest()})
+
+
+@router.post(UPLOADS + "{kind}/{owner}/{name}/{oid}/complete")
+async def complete(
+    kind: str,
+    owner: str,
+    name: str,
+    oid: str,
+    request: Request,
+    db: Db,
+    size: QuerySize,
+    member: QueryId,
+    expires: Timestamp,
+    sig: str,
+) -> Response:
+    """Joins the parts in order, checks each against the ETag the client names and the whole
+    against the object's SHA-256, then stores it as a basic upload is stored."""
+    if expires < time.time() or not OID.match(oid):
+        raise BadUploadUrl()
+    _verify(request, _claim(oid, size, f"{kind}/{owner}/{name}", member, expires), sig)
+    try:
+        body = json.loads(await request.body())
+        tags = {int(p["partNumber"]): str(p["etag"]).strip('"') for p in body["parts"]}
+    except (ValueError, KeyError, TypeError):
+        return JSONResponse({"message": "malformed completion request"}, status_code=422)
+    store = open_store(request.app.state.settings)
+    folder = _parts(store, member, oid)
+    count = -(-size // PART_BYTES)
+
+    def join() -> None:
+        if sorted(tags) != list(range(1, count + 1)):
+            raise UploadMismatch(size=0, actual=oid)
+        descriptor, scratch = tempfile.mkstemp(dir=store.scratch(), prefix=".lfs-")
+        whole = hashlib.sha256()
+        joined = 0
+        try:
+            with os.fdopen(descriptor, "wb") as out:
+                for number in range(1, count + 1):
+                    part = hashlib.sha256()
+                    path = folder / str(number)
+                    if not path.is_file():
+                        raise UploadMismatch(size=joined, actual=oid)
+                    with path.open("rb") as handle:
+                        for block in iter(lambda: handle.read(1 << 20), b""):
+                            part.update(block)
+                            whole.update(block)
+                            out.write(block)
+                            joined += len(block)
+                    if part.hexdigest() != tags[number]:
+                        raise UploadMismatch(size=joined, actual=part.hexdigest())
+            if joined != size or whole.hexdigest() != oid:
+                raise UploadMismatch(size=joined, actual=whole.hexdigest())
+            store.ingest(db, Path(scratch), oid)
+            repo = repos.get(db, kind, owner, name, missing_ok=True)
+            if repo is not None and repo.member_id == member:
+                repos.possess(db, repo, oid)
+            db.commit()
+        finally:
+            Path(scratch).unlink(missing_ok=True)
+        for path in folder.iterdir():
+            path.unlink(missing_ok=True)
+        folder.rmdir()
+
+    await run_in_threadpool(join)
+    metrics.count("upload")
+    return Response(status_code=200)

@@ -12,7 +12,7 @@ from concord.commons import repositories as repos
 from concord.commons.hub_protocol.common import hub_time, kind_in, on, writable
 from concord.commons.tables import Ref
 from concord.http import Db
-from concord.members.auth import CurrentPerson
+from concord.members.auth import CurrentPerson, OptionalPerson
 from concord.members.tables import Member
 
 router = APIRouter(include_in_schema=False)
@@ -29,8 +29,10 @@ def _ref(ref: Ref) -> dict[str, Any]:
 
 
 @on(router, "get", "/{owner}/{name}/refs")
-def list_refs(owner: str, name: str, request: Request, db: Db) -> dict[str, Any]:
-    repo = repos.require(db, kind_in(request), owner, name)
+def list_refs(
+    owner: str, name: str, request: Request, db: Db, person: OptionalPerson
+) -> dict[str, Any]:
+    repo = repos.seen(db, kind_in(request), owner, name, person)
     branches, tags = repos.refs(db, repo)
     return {
         "branches": [_ref(r) for r in branches],
@@ -103,9 +105,9 @@ def delete_tag(
 
 @on(router, "get", "/{owner}/{name}/commits/{revision:path}")
 def list_commits(
-    owner: str, name: str, revision: str, request: Request, db: Db
+    owner: str, name: str, revision: str, request: Request, db: Db, person: OptionalPerson
 ) -> list[dict[str, Any]]:
-    repo = repos.require(db, kind_in(request), owner, name)
+    repo = repos.seen(db, kind_in(request), owner, name, person)
     out = []
     for rev in repos.history(db, repo, repos.resolve(db, repo, revision)):
         author = db.get(Member, rev.author_id) if rev.author_id else None

@@ -15,6 +15,8 @@ from concord.commons import repositories as repos
 from concord.commons.hub_protocol.common import hub_time
 from concord.commons.search import SORTS, Found, find
 from concord.http import Db
+from concord.members.auth import OptionalPerson
+from concord.members.tables import Person
 
 router = APIRouter(include_in_schema=False)
 PAGE_MAX = 1000
@@ -29,12 +31,12 @@ def _item(kind: str, f: Found, card_data: bool) -> dict[str, Any]:
         "sha": f.revision.sha if f.revision else None,
         "lastModified": hub_time(f.revision.created_at if f.revision else f.repo.created_at),
         "createdAt": hub_time(f.repo.created_at),
-        "private": False,
+        "private": f.repo.private,
         "gated": False,
         "disabled": False,
         "downloads": f.downloads,
         "downloadsAllTime": f.downloads_all_time,
-        "likes": 0,
+        "likes": f.likes,
         "tags": f.tags,
     }
     if kind == "model":
@@ -46,7 +48,9 @@ def _item(kind: str, f: Found, card_data: bool) -> dict[str, Any]:
     return item
 
 
-def _listing(request: Request, db: Session, kind: str, params: dict[str, Any]) -> JSONResponse:
+def _listing(
+    request: Request, db: Session, kind: str, params: dict[str, Any], person: Person | None
+) -> JSONResponse:
     sort = str(params["sort"] or "")
     found = find(
         db,
@@ -56,6 +60,7 @@ def _listing(request: Request, db: Session, kind: str, params: dict[str, Any]) -
         tags=params["filter"] or [],
         sort=sort if sort in SORTS else "",
         descending=str(params["direction"]) != "1",
+        person=person,
     )
     db.rollback()
     size = max(1, min(int(params["limit"] or PAGE_MAX), PAGE_MAX))
@@ -103,6 +108,7 @@ def _params(
 def list_models(
     request: Request,
     db: Db,
+    person: OptionalPerson,
     search: str | None = None,
     author: str | None = None,
     filter: list[str] | None = Query(default=None),
@@ -118,6 +124,7 @@ def list_models(
         db,
         "model",
         _params(search, author, filter, sort, direction, limit, cursor, full, cardData),
+        person,
     )
 
 
@@ -125,6 +132,7 @@ def list_models(
 def list_datasets(
     request: Request,
     db: Db,
+    person: OptionalPerson,
     search: str | None = None,
     author: str | None = None,
     filter: list[str] | None = Query(default=None),
@@ -140,4 +148,5 @@ def list_datasets(
         db,
         "dataset",
         _params(search, author, filter, sort, direction, limit, cursor, full, cardData),
+        person,
     )

@@ -84,11 +84,16 @@ def _create(
     request: Request, db: Db, person: CurrentPerson, body: dict[str, Any]
 ) -> dict[str, Any]:
     kind = str(body.get("type") or "model")
-    if body.get("private") or body.get("visibility") == "private":
-        raise NotInTheCommons(reason=N_("every repository of the commons is public"))
     member = acting_member(db, person, body.get("organization") or None)
     # The licence comes with the first card (README.md); `concord push` names it up front.
-    repo = repos.create(db, member, kind=kind, name=str(body.get("name", "")), licence="")
+    repo = repos.create(
+        db,
+        member,
+        kind=kind,
+        name=str(body.get("name", "")),
+        licence="",
+        private=_visibility(body) is True,
+    )
     db.commit()
     identifier = repos.repo_id(repo)
     return {"url": repo_url(request, kind, identifier), "name": identifier, "id": str(repo.id)}
@@ -117,15 +122,30 @@ async def update_settings(
     kind = kind_in(request)
 
     def run() -> dict[str, Any]:
-        writable(db, person, kind, owner, name)
-        if body.get("private") or body.get("visibility") == "private":
-            raise NotInTheCommons(reason=N_("every repository of the commons is public"))
+        repo, member = writable(db, person, kind, owner, name)
         if body.get("gated") not in (None, False, "false"):
-            raise NotInTheCommons(reason=N_("gated repositories are not available yet"))
-        db.rollback()
+            raise NotInTheCommons(
+                reason=N_("a repository is gated by its card: “gated: manual” or “gated: auto”")
+            )
+        private = _visibility(body)
+        if private is not None:
+            repos.set_private(db, repo, private, by=member)
+        db.commit()
         return {}
 
     return await run_in_threadpool(run)
+
+
+def _visibility(body: dict[str, Any]) -> bool | None:
+    """True (private), False (public) or None (unchanged), from the Hub's `visibility` or the
+    older `private` field."""
+    visibility = body.get("visibility")
+    if visibility in ("private", "public"):
+        return bool(visibility == "private")
+    if visibility is not None:
+        raise NotInTheCommons(reason=N_("a repository is public or private"))
+    private = body.get("private")
+    return None if private is None else bool(private)
 
 
 @router.post("/api/validate-yaml")
@@ -204,7 +224,7 @@ async def paths_info(
     kind = kind_in(request)
 
     def run() -> list[dict[str, Any]]:
-        repo = repos.require(db, kind, owner, name)
+        repo = repos.seen(db, kind, owner, name, person)
         rev = repos.resolve(db, repo, revision)
         out: list[dict[str, Any]] = []
         entries = {f.path: f.blob for f in repos.files(db, rev)}

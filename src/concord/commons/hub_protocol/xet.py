@@ -1,0 +1,388 @@
+"""The Xet upload protocol, as `huggingface_hub` speaks it whenever `hf_xet` is installed.
+
+The client decides alone: with `hf_xet` importable (and `HF_HUB_DISABLE_XET` unset) it uploads
+every file given by path through Xet and never asks the LFS batch API, whatever the hub says.
+So the hub receives Xet: a write token for the repository (`…/xet-write-token/{revision}`),
+then, at the `casUrl` it names, xorbs (chunks, compressed) and one shard that lists each
+file's chunk ranges and its SHA-256. The shard's files are rebuilt from the xorbs, checked
+against that SHA-256, and ingested into the chunk store exactly as an LFS upload is; the
+commit that follows names them by SHA-256 and passes the same gate as `concord push`.
+
+Xorbs wait in the store's scratch folder, under the uploading member, until a shard uses
+them; no global deduplication is offered (its query answers 404), and nothing is served
+through Xet: downloads stay plain HTTP, as the hub sends no Xet headers."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import struct
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from concord import metrics
+from concord.commons import repositories as repos
+from concord.commons.chunks import ChunkStore, open_store
+from concord.commons.hub_protocol.common import kind_in, on, writable
+from concord.errors import N_, Invalid, TooLarge, Unauthenticated
+from concord.http import Db, allow_large_bodies
+from concord.hubkey import load_or_create
+from concord.members.auth import CurrentPerson
+
+router = APIRouter(include_in_schema=False)
+CAS = "/api/commons/xet"
+allow_large_bodies(CAS)
+VALID_S = 3600
+HASH = re.compile(r"^[0-9a-f]{64}$")
+XORB_MAX_BYTES = 64 * 1024 * 1024  # the protocol's own bound on a serialized xorb
+BOOKEND = b"\xff" * 32
+SHARD_TAG_LENGTH = 32
+WITH_VERIFICATION = 1 << 31
+WITH_METADATA = 1 << 30
+
+
+class BadXetToken(Unauthenticated):
+    code = "commons.xet_bad_token"
+    message = N_("This Xet token is not valid or has expired; ask the hub for a new one.")
+
+
+class BadXetObject(Invalid):
+    code = "commons.xet_bad_object"
+    message = N_("The Xet upload cannot be read: {reason}")
+
+
+# --- the token: which member may send xorbs and shards for which repository, until when ---
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    kind: str
+    owner: str
+    name: str
+    member: int
+    expires: int
+
+
+def _claim(grant: Grant) -> bytes:
+    return json.dumps(
+        ["xet-write", grant.kind, grant.owner, grant.name, grant.member, grant.expires]
+    ).encode()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def issue(request: Request, grant: Grant) -> str:
+    claim = _claim(grant)
+    signature = load_or_create(request.app.state.settings).sign(claim)
+    return f"xet_{_b64(claim)}.{_b64(signature)}"
+
+
+def bearer(request: Request) -> Grant:
+    """The grant that the request's Xet token carries, checked against the hub's key."""
+    header = request.headers.get("authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    try:
+        claim_text, _sep, signature = token.removeprefix("xet_").partition(".")
+        claim = _unb64(claim_text)
+        load_or_create(request.app.state.settings).public_key().verify(_unb64(signature), claim)
+        tag, kind, owner, name, member, expires = json.loads(claim)
+    except (InvalidSignature, ValueError, TypeError) as exc:
+        raise BadXetToken() from exc
+    if tag != "xet-write" or int(expires) < time.time():
+        raise BadXetToken()
+    return Grant(str(kind), str(owner), str(name), int(member), int(expires))
+
+
+@on(router, "get", "/{owner}/{name}/xet-write-token/{revision:path}")
+def write_token(
+    owner: str, name: str, revision: str, request: Request, db: Db, person: CurrentPerson
+) -> dict[str, Any]:
+    """A short-lived token for this repository's member, and where to send the xorbs."""
+    kind = kind_in(request)
+    _repo, member = writable(db, person, kind, owner, name)
+    grant = Grant(kind, owner, name, member.id, int(time.time()) + VALID_S)
+    base = str(request.base_url).rstrip("/")
+    return {"accessToken": issue(request, grant), "exp": grant.expires, "casUrl": base + CAS}
+
+
+# --- xorbs: chunks, each behind an 8-byte header, compressed three ways ------------------
+
+
+def _lz4_block(source: bytes, out: bytearray) -> None:
+    """Decodes one LZ4 block onto `out` (earlier output is the window matches copy from)."""
+    i, end = 0, len(source)
+    while i < end:
+        token = source[i]
+        i += 1
+        literals = token >> 4
+        if literals == 15:
+            while True:
+                extra = source[i]
+                i += 1
+                literals += extra
+                if extra != 255:
+                    break
+        out += source[i : i + literals]
+        i += literals
+        if i >= end:
+            break
+        offset = source[i] | (source[i + 1] << 8)
+        i += 2
+        length = token & 15
+        if length == 15:
+            while True:
+                extra = source[i]
+                i += 1
+                length += extra
+                if extra != 255:
+                    break
+        length += 4
+        if offset == 0 or offset > len(out):
+            raise BadXetObject(reason=N_("a compressed chunk is corrupt"))
+        start = len(out) - offset
+        if offset >= length:
+            out += out[start : start + length]
+        else:  # the match overlaps what it writes: a repeating pattern
+            pattern = bytes(out[start:])
+            out += (pattern * (length // offset + 1))[:length]
+
+
+def lz4(data: bytes) -> bytes:
+    """LZ4, as a frame (what xet-core writes) or a bare block."""
+    out = bytearray()
+    if data[:4] != b"\x04\x22\x4d\x18":
+        _lz4_block(data, out)
+        return bytes(out)
+    flags = data[4]
+    i = 7 + (8 if flags & 0x08 else 0) + (4 if flags & 0x01 else 0)
+    while i + 4 <= len(data):
+        size = int.from_bytes(data[i : i + 4], "little")
+        i += 4
+        if size == 0:
+            break
+        stored, size = size & 0x80000000, size & 0x7FFFFFFF
+        block = data[i : i + size]
+        i += size
+        if stored:
+            out += block
+        else:
+            _lz4_block(block, out)
+        if flags & 0x10:
+            i += 4  # block checksum
+    return bytes(out)
+
+
+def ungroup(grouped: bytes) -> bytes:
+    """Undoes byte grouping: byte k of every 4 was gathered into the k-th quarter."""
+    n = len(grouped)
+    out = bytearray(n)
+    base, rest = divmod(n, 4)
+    position = 0
+    for group in range(4):
+        size = base + (1 if group < rest else 0)
+        out[group::4] = grouped[position : position + size]
+        position += size
+    return bytes(out)
+
+
+def chunks_of(xorb: bytes) -> list[bytes]:
+    """The raw chunks of a serialized xorb, in order (any footer after them is skipped)."""
+    chunks: list[bytes] = []
+    i = 0
+    while i + 8 <= len(xorb):
+        version, scheme = xorb[i], xorb[i + 4]
+        stored = int.from_bytes(xorb[i + 1 : i + 4], "little")
+        size = int.from_bytes(xorb[i + 5 : i + 8], "little")
+        if version != 0 or scheme > 2 or i + 8 + stored > len(xorb):
+            break  # the footer (xet-core's "XETBLOB" metadata) begins here
+        body = xorb[i + 8 : i + 8 + stored]
+        i += 8 + stored
+        raw = body if scheme == 0 else lz4(body)
+        if scheme == 2:
+            raw = ungroup(raw)
+        if len(raw) != size:
+            raise BadXetObject(reason=N_("a chunk's size is not the one its header gives"))
+        chunks.append(raw)
+    if not chunks:
+        raise BadXetObject(reason=N_("a xorb holds no chunk"))
+    return chunks
+
+
+def _folder(store: ChunkStore, member: int) -> Path:
+    # Per member: a xorb is named by a hash the hub does not recompute, so one member's
+    # upload can never stand in for another's.
+    folder = store.scratch() / "xet" / str(member)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _save_xorb(store: ChunkStore, member: int, name: str, body: bytes) -> bool:
+    chunks = chunks_of(body)
+    folder = _folder(store, member)
+    target = folder / f"{name}.xorb"
+    if target.exists():
+        return False
+    descriptor, scratch = tempfile.mkstemp(dir=folder, prefix=".xorb-")
+    with os.fdopen(descriptor, "wb") as out:
+        out.write(struct.pack("<I", len(chunks)))
+        out.write(b"".join(struct.pack("<I", len(c)) for c in chunks))
+        for chunk in chunks:
+            out.write(chunk)
+    os.replace(scratch, target)
+    return True
+
+
+def _read_chunks(folder: Path, name: str, start: int, end: int) -> bytes:
+    path = folder / f"{name}.xorb"
+    if not path.is_file():
+        raise BadXetObject(reason=N_("a shard names a xorb that was not uploaded"))
+    with path.open("rb") as handle:
+        (count,) = struct.unpack("<I", handle.read(4))
+        lengths = struct.unpack(f"<{count}I", handle.read(4 * count))
+        if not 0 <= start < end <= count:
+            raise BadXetObject(reason=N_("a shard names chunks a xorb does not hold"))
+        handle.seek(4 + 4 * count + sum(lengths[:start]))
+        return handle.read(sum(lengths[start:end]))
+
+
+def hash_name(raw: bytes) -> str:
+    """A 32-byte Xet hash as the protocol writes it in paths: each 8-byte word little-endian."""
+    return "".join(raw[i : i + 8][::-1].hex() for i in range(0, 32, 8))
+
+
+# --- shards: each file's terms (xorb, chunk range) and its SHA-256 ----------------------
+
+
+@dataclass(frozen=True, slots=True)
+class XetFile:
+    terms: list[tuple[str, int, int]]  # xorb name, first chunk, end chunk (exclusive)
+    sha256: str
+
+
+def files_of(shard: bytes) -> list[XetFile]:
+    """The files a shard uploads (its file info section; the xorb list after it is unused)."""
+    if len(shard) < 48 or struct.unpack_from("<Q", shard, 32)[0] != 2:
+        raise BadXetObject(reason=N_("the shard's header is not a version 2 shard header"))
+    files: list[XetFile] = []
+    i = 48
+    while True:
+        if i + 48 > len(shard):
+            raise BadXetObject(reason=N_("the shard ends inside its file section"))
+        if shard[i : i + 32] == BOOKEND:
+            return files
+        flags, count = struct.unpack_from("<II", shard, i + 32)
+        i += 48
+        terms = []
+        for _term in range(count):
+            xorb = hash_name(shard[i : i + 32])
+            first, end = struct.unpack_from("<II", shard, i + 40)
+            terms.append((xorb, first, end))
+            i += 48
+        if flags & WITH_VERIFICATION:
+            i += 48 * count
+        sha = ""
+        if flags & WITH_METADATA:
+            sha = hash_name(shard[i : i + 32])  # stored as the protocol stores its hashes
+            i += 48
+        if not sha:
+            raise BadXetObject(reason=N_("a file in the shard has no SHA-256"))
+        files.append(XetFile(terms, sha))
+
+
+def _rebuild(db: Db, store: ChunkStore, grant: Grant, shard: bytes, limit: int) -> int:
+    """Rebuilds, checks and ingests every file of the shard; returns how many."""
+    folder = _folder(store, grant.member)
+    repo = repos.get(db, grant.kind, grant.owner, grant.name, missing_ok=True)
+    if repo is None or repo.member_id != grant.member:
+        raise BadXetToken()
+    wanted = files_of(shard)
+    for item in wanted:
+        descriptor, scratch = tempfile.mkstemp(dir=store.scratch(), prefix=".xet-")
+        path = Path(scratch)
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with os.fdopen(descriptor, "wb") as out:
+                for xorb, first, end in item.terms:
+                    data = _read_chunks(folder, xorb, first, end)
+                    size += len(data)
+                    if size > limit:
+                        raise TooLarge(limit=limit)
+                    digest.update(data)
+                    out.write(data)
+            if digest.hexdigest() != item.sha256:
+                raise BadXetObject(reason=N_("a rebuilt file does not have the SHA-256 given"))
+            store.ingest(db, path, item.sha256)
+            repos.possess(db, repo, item.sha256)  # sent for this repository: it may name it
+            db.commit()
+            metrics.count("upload")
+            metrics.moved("in", size)
+        finally:
+            path.unlink(missing_ok=True)
+    return len(wanted)
+
+
+@router.get(CAS + "/v1/chunks/{prefix}/{name}")
+def dedup_query(prefix: str, name: str, request: Request) -> Response:
+    """Global deduplication is not offered: every chunk is answered as unknown."""
+    bearer(request)
+    return Response(status_code=404)
+
+
+@router.head(CAS + "/v1/xorbs/{prefix}/{name}")
+def xorb_exists(prefix: str, name: str, request: Request) -> Response:
+    grant = bearer(request)
+    if not HASH.match(name):
+        return Response(status_code=400)
+    path = _folder(open_store(request.app.state.settings), grant.member) / f"{name}.xorb"
+    if not path.is_file():
+        return Response(status_code=404)
+    return Response(status_code=200, headers={"Content-Length": str(path.stat().st_size)})
+
+
+@router.post(CAS + "/v1/xorbs/{prefix}/{name}")
+async def upload_xorb(prefix: str, name: str, request: Request) -> JSONResponse:
+    """One xorb: its chunks are decompressed and kept until a shard names them."""
+    grant = bearer(request)
+    if not HASH.match(name):
+        raise BadXetObject(reason=N_("the xorb's name is not a hash"))
+    body = bytearray()
+    async for piece in request.stream():
+        body += piece
+        if len(body) > XORB_MAX_BYTES:
+            raise TooLarge(limit=XORB_MAX_BYTES)
+    store = open_store(request.app.state.settings)
+    inserted = await run_in_threadpool(_save_xorb, store, grant.member, name, bytes(body))
+    return JSONResponse({"was_inserted": inserted})
+
+
+@router.post(CAS + "/v1/shards")
+async def upload_shard(request: Request, db: Db) -> JSONResponse:
+    """The shard: the files it lists are rebuilt from the xorbs and stored."""
+    grant = bearer(request)
+    settings = request.app.state.settings
+    body = bytearray()
+    async for piece in request.stream():
+        body += piece
+        if len(body) > XORB_MAX_BYTES:
+            raise TooLarge(limit=XORB_MAX_BYTES)
+    store = open_store(settings)
+    await run_in_threadpool(_rebuild, db, store, grant, bytes(body), settings.max_upload_bytes)
+    return JSONResponse({"result": 1})
