@@ -6,7 +6,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
-from concord.capacity import commitments, enrolment, exchange, matching, programmes
+from concord.capacity import commitments, enrolment, exchange, matching, priorities, programmes
 from concord.capacity.tables import ExchangeItem, Match
 from concord.errors import N_
 from concord.http import Db
@@ -27,12 +27,14 @@ def _members(db: Db) -> dict[int, Member]:
 
 @router.get("/programmes", response_class=HTMLResponse)
 def programme_list(request: Request, db: Db, area: str = "") -> HTMLResponse:
-    rows = programmes.list_programmes(db, area=area)
+    ranking = priorities.current(db)
+    rows = priorities.standings(ranking, programmes.list_programmes(db, area=area))
     return render(
         request,
         "capacity/programmes.html",
         {
-            "rows": [(p, programmes.seats_taken(db, p)) for p in rows],
+            "rows": [(p, programmes.seats_taken(db, p), s) for p, s in rows],
+            "ranking": ranking,
             "areas": programmes.AREAS,
             "area": area,
             "members": _members(db),
