@@ -106,13 +106,23 @@ def _refuse_nul(
     query or header it came from: PostgreSQL's text columns cannot store the character (the
     driver raises, a 500), and SQLite would store what PostgreSQL refuses, so one hub would
     accept what another loses. Bytes (file contents, keys) are not text and pass."""
-    rows = parameters if _many and isinstance(parameters, list | tuple) else (parameters,)
-    for row in rows:
-        values = row.values() if isinstance(row, dict) else row if row else ()
-        for value in values:
-            if isinstance(value, str) and "\x00" in value:
-                raise NulCharacter()
+    if any("\x00" in value for value in _texts(parameters)):
+        raise NulCharacter()
     return statement, parameters
+
+
+def _texts(parameters: Any) -> Iterator[str]:
+    """Every string bound, whatever shape the driver call takes: a row (tuple or dict), many
+    rows (executemany), or one flat row of many rows' values (SQLAlchemy's "insertmanyvalues"
+    batches an INSERT … RETURNING of several rows into one statement, with `many` set)."""
+    if isinstance(parameters, str):
+        yield parameters
+    elif isinstance(parameters, dict):
+        for value in parameters.values():
+            yield from _texts(value)
+    elif isinstance(parameters, list | tuple):
+        for value in parameters:
+            yield from _texts(value)
 
 
 READ_ONLY = "concord_read_only"
