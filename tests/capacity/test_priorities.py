@@ -13,9 +13,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from tests.capacity.test_programmes import _programme_body
 from tests.governance.test_decision_methods import method_resolution, vote
+from typer.testing import CliRunner
 
 from concord.capacity import handlers, priorities
 from concord.capacity.tables import PriorityRanking
+from concord.cli import app
 from concord.events import Event, wait_for_deliveries
 from concord.ledger.tables import LogEntry
 
@@ -70,7 +72,7 @@ def _page_titles(client: TestClient, language: str = "en") -> list[str]:
 
 
 def test_an_adopted_score_ranking_orders_the_programme_list(
-    client: TestClient, assembly: dict[str, Any], db: Session
+    client: TestClient, assembly: dict[str, Any], db: Session, cli_env: dict[str, str]
 ) -> None:
     # Prepare: before any ranking, the list is newest first and shows no priority
     before = client.get("/api/programmes").json()
@@ -101,6 +103,14 @@ def test_an_adopted_score_ranking_orders_the_programme_list(
     page = html.unescape(client.get("/programmes", headers={"Accept-Language": "fr"}).text)
     assert f'href="/proposals/{ref}"' in page
     assert "Classés selon les priorités adoptées par l'assemblée" in page
+    # … and so does the command line, rank first
+    printed = CliRunner().invoke(app, ["programme", "list"])
+    assert printed.exit_code == 0, printed.output
+    rows = re.findall(r"^│ (\d*)\s*│ (\d+)\s*│", printed.output, re.M)  # (priority, id)
+    assert rows == [
+        (str(p["priority"]["rank"]) if p["priority"] else "", str(p["id"])) for p in listed
+    ]
+    assert f"priorities adopted in {ref}" in printed.output
     # … and the ranking capacity kept is in the transparency log, once
     kept = db.scalars(select(LogEntry).where(LogEntry.kind == "capacity.priorities")).one()
     assert current["log_index"] == kept.index

@@ -183,7 +183,11 @@ def test_every_page_passes_axe_in_english_and_arabic(
         pytest.fail(f"{AXE}/axe.min.js is missing: npm install --prefix tests/web axe-core@4")
     ref = deliberation(client, world, make)
     routes = page_routes(app)
-    start = [r for r in routes if "{" not in r] + [f"/proposals/{ref}"]
+    # the proposal, and (for a delegate) with a proxy to France prepared for signing
+    start = [r for r in routes if "{" not in r] + [
+        f"/proposals/{ref}",
+        f"/proposals/{ref}?holder=france",
+    ]
     # every proposal: the decided ones link to their result
     start += [f"/proposals/{p['reference']}" for p in client.get("/api/proposals").json()]
     start += ["/commons/datasets/kenya/maize-leaves", DOCS_URL]

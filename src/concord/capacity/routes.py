@@ -50,7 +50,10 @@ def list_programmes(db: Db, area: str = "", language: str = "") -> list[Programm
 @router.get("/programmes/{programme_id}")
 def get_programme(programme_id: Id, db: Db) -> ProgrammePublic:
     """One programme with its sessions, seats and priority."""
-    p = programmes.get_programme(db, programme_id)
+    return _one(db, programmes.get_programme(db, programme_id))
+
+
+def _one(db: Db, p: Programme) -> ProgrammePublic:
     ((_, standing),) = priorities.standings(priorities.current(db), [p])
     return _public(db, p, standing)
 
@@ -84,7 +87,7 @@ def announce(body: ProgrammeCreate, db: Db, person: CurrentPerson) -> ProgrammeP
         ],
     )
     db.commit()
-    return _public(db, programme)
+    return _one(db, programme)
 
 
 @router.get("/programmes/{programme_id}/calendar.ics")
