@@ -16,10 +16,16 @@ from tests.governance.test_decision_methods import method_resolution, vote
 from typer.testing import CliRunner
 
 from concord.capacity import handlers, priorities
+from concord.capacity import seed as capacity_seed
+from concord.capacity.programmes import AREAS
 from concord.capacity.tables import PriorityRanking
 from concord.cli import app
-from concord.events import Event, wait_for_deliveries
+from concord.config import Settings
+from concord.domains import domain_modules
+from concord.events import Event, deliver_pending, wait_for_deliveries
+from concord.hubkey import load_or_create
 from concord.ledger.tables import LogEntry
+from concord.seeding import World
 
 MEMBERS = [("kenya", "KE"), ("brazil", "BR"), ("india", "IN"), ("france", "FR"), ("germany", "DE")]
 # Options name areas by English name and by key, in any case; scores make the order
@@ -172,3 +178,27 @@ def test_options_link_to_areas_by_key_or_name() -> None:
     assert priorities.area_of("  security   GOVERNANCE ") == "security-governance"
     assert priorities.area_of("industrial-empowerment") == "industrial-empowerment"
     assert priorities.area_of("Compute for all") is None
+
+
+def test_the_demo_lists_its_programmes_by_the_priorities_it_voted(
+    settings: Settings, sessions: sessionmaker[Session], client: TestClient
+) -> None:
+    # Prepare
+    load_or_create(settings)
+    world = World(settings=settings, sessions=sessions)
+    # Execute: the demo's steps up to capacity (the federated run aside), delivering events
+    # after each as the demo does
+    for module in domain_modules("seed"):
+        if module.__name__ in ("concord.federation.seed", "concord.impact.seed"):
+            continue
+        module.seed(world)
+        deliver_pending(sessions, settings)
+    # Assert: the score vote on the priorities orders the twelve programmes by area
+    ranking = client.get("/api/priorities").json()
+    assert ranking["title"] == "Capacity-building priorities 2027"
+    assert sorted(r["area"] for r in ranking["ranked"]) == sorted(AREAS)
+    listed = client.get("/api/programmes").json()
+    rank_of = {r["area"]: r["rank"] for r in ranking["ranked"]}
+    assert [p["priority"]["rank"] for p in listed] == sorted(rank_of[p["area"]] for p in listed)
+    assert len(listed) == len(capacity_seed.PROGRAMMES)
+    assert f'href="/proposals/{ranking["proposal"]}"' in client.get("/programmes").text
