@@ -109,6 +109,8 @@ def test_an_adopted_score_ranking_orders_the_programme_list(
     page = html.unescape(client.get("/programmes", headers={"Accept-Language": "fr"}).text)
     assert f'href="/proposals/{ref}"' in page
     assert "Classés selon les priorités adoptées par l'assemblée" in page
+    shown = client.get(f"/programmes/{listed[0]['id']}").text
+    assert re.search(rf'<dt>Priority</dt><dd><a href="/proposals/{ref}">1</a></dd>', shown)
     # … and so does the command line, rank first
     printed = CliRunner().invoke(app, ["programme", "list"])
     assert printed.exit_code == 0, printed.output

@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
 from concord.capacity import commitments, enrolment, exchange, matching, priorities, programmes
-from concord.capacity.tables import ExchangeItem, Match
+from concord.capacity.tables import ExchangeItem, Match, Programme
 from concord.errors import N_
 from concord.http import Db
 from concord.members.auth import CsrfChecked, PagePerson
@@ -43,6 +43,11 @@ def programme_list(request: Request, db: Db, area: str = "") -> HTMLResponse:
     )
 
 
+def _standing(db: Db, p: Programme) -> priorities.Standing | None:
+    ((_, standing),) = priorities.standings(priorities.current(db), [p])
+    return standing
+
+
 @router.get("/programmes/{programme_id}", response_class=HTMLResponse)
 def programme_page(request: Request, programme_id: Id, db: Db, person: PagePerson) -> HTMLResponse:
     p = programmes.get_programme(db, programme_id)
@@ -56,6 +61,7 @@ def programme_page(request: Request, programme_id: Id, db: Db, person: PagePerso
             "members": _members(db),
             "areas": programmes.AREAS,
             "modes": programmes.MODES,
+            "standing": _standing(db, p),
             "can_enrol": person is not None and person.role == "delegate",
             "done": None,
         },
@@ -88,6 +94,7 @@ def enrol_from_page(
             "members": _members(db),
             "areas": programmes.AREAS,
             "modes": programmes.MODES,
+            "standing": _standing(db, p),
             "can_enrol": True,
             "done": row,
         },
