@@ -86,3 +86,41 @@ def test_the_database_guard_refuses_nul_in_any_bound_text(sessions: Any) -> None
             db.execute(text("SELECT :a"), [{"a": "x"}, {"a": "\x00"}])
         db.rollback()
         assert db.execute(text("SELECT :a"), {"a": "plain"}).scalar() == "plain"
+
+
+def test_several_rows_inserted_in_one_statement_pass_the_nul_check(
+    client: Any, make: Any, db: Any
+) -> None:
+    """SQLAlchemy batches an INSERT … RETURNING of several rows ("insertmanyvalues") into one
+    statement whose parameters are one flat row of every row's values: the check must read it
+    as such (it raised TypeError on a programme with two sessions)."""
+    from concord.capacity.tables import ProgrammeSession
+
+    # Prepare
+    kenya = make.delegate("kenya", "KE")
+    day = {"starts": "2030-01-07T09:00:00", "ends": "2030-01-07T16:00:00", "timezone": "UTC"}
+    body = {
+        "host": "kenya",
+        "title": "Two days",
+        "kind": "course",
+        "area": "talent-training",
+        "languages": ["en"],
+        "mode": "online",
+        "seats": 5,
+        "sessions": [
+            {**day, "title": "Day 1"},
+            {
+                **day,
+                "title": "Day 2",
+                "starts": "2030-01-08T09:00:00",
+                "ends": "2030-01-08T16:00:00",
+            },
+        ],
+    }
+
+    # Execute
+    made = client.post("/api/programmes", json=body, headers=kenya.headers)
+
+    # Assert
+    assert made.status_code == 201, made.text
+    assert db.scalar(select(func.count()).select_from(ProgrammeSession)) == 2

@@ -4,7 +4,9 @@ and signed in (the forms then show).
 The routes are the app's own: every GET page route of every `pages` module. Routes with ids get
 real ones from a seeded world (the demo's seed steps, without the slow federated run), found as
 links on the pages already visited, as a reader would find them; a proposal still in
-deliberation, with a translated statement and a hidden one, adds the deliberation forms.
+deliberation, with a translated statement and a hidden one, adds the deliberation forms. The
+API documentation (`/api/docs`, Swagger UI served by the hub) is walked too, once Swagger UI has
+drawn it, and a second test opens its operations, tries one and shows the schemas.
 
 axe-core comes from npm (`npm install --prefix tests/web axe-core@4`, done by `make install`
 and `.ci/run`; or give its folder in AXE_CORE_DIR). It is injected with Playwright's
@@ -32,11 +34,17 @@ from concord.domains import domain_modules
 from concord.events import deliver_pending
 from concord.hubkey import load_or_create
 from concord.seeding import World
+from concord.web.docs import DOCS_URL
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 AXE = Path(os.environ.get("AXE_CORE_DIR", Path(__file__).parent / "node_modules" / "axe-core"))
+AXE_RUN = (
+    "async (tags) => (await axe.run(document, {runOnly: {type: 'tag', values: tags}}))"
+    ".violations.map(v => ({id: v.id, impact: v.impact, help: v.help, "
+    "nodes: v.nodes.slice(0, 5).map(n => n.target.join(' '))}))"
+)
 
 
 def page_routes(app: FastAPI) -> list[str]:
@@ -147,13 +155,9 @@ def audit(context: Any, base: str, start: list[str], routes: list[str]) -> dict[
         response = page.goto(base + path)
         assert response is not None, path
         statuses[path] = response.status  # a refusal (403) is a page too: it is checked alike
-        violations = page.evaluate(
-            "async (tags) => (await axe.run(document, {runOnly: {type: 'tag', values: tags}}))"
-            ".violations.map(v => ({id: v.id, impact: v.impact, help: v.help, "
-            "nodes: v.nodes.slice(0, 5).map(n => n.target.join(' '))}))",
-            TAGS,
-        )
-        results[path] = violations
+        if path == DOCS_URL:  # Swagger UI draws the page from the OpenAPI document
+            page.wait_for_selector(".swagger-ui .opblock", timeout=30_000)
+        results[path] = page.evaluate(AXE_RUN, TAGS)
         for route, regex in wanted.items():
             if route in reached:
                 continue
@@ -179,10 +183,14 @@ def test_every_page_passes_axe_in_english_and_arabic(
         pytest.fail(f"{AXE}/axe.min.js is missing: npm install --prefix tests/web axe-core@4")
     ref = deliberation(client, world, make)
     routes = page_routes(app)
-    start = [r for r in routes if "{" not in r] + [f"/proposals/{ref}"]
+    # the proposal, and (for a delegate) with a proxy to France prepared for signing
+    start = [r for r in routes if "{" not in r] + [
+        f"/proposals/{ref}",
+        f"/proposals/{ref}?holder=france",
+    ]
     # every proposal: the decided ones link to their result
     start += [f"/proposals/{p['reference']}" for p in client.get("/api/proposals").json()]
-    start += ["/commons/datasets/kenya/maize-leaves"]
+    start += ["/commons/datasets/kenya/maize-leaves", DOCS_URL]
     staff = make.secretariat()
     found: dict[str, Any] = {}
     # Execute: anonymous readers and a signed-in delegate, in English and in Arabic
@@ -215,6 +223,44 @@ def test_every_page_passes_axe_in_english_and_arabic(
         + "axe-core found violations:\n"
         + "\n".join(problems)
     )
+
+
+def test_the_api_docs_pass_axe_as_they_are_used(live_server: str, browser: Any) -> None:
+    """/api/docs in the states a reader brings it to: every operation listed, one opened, tried
+    and answered (a response with its copy button), a POST opened with its schema, and the
+    schemas listed. The colours Swagger UI ships fail AA contrast and its deep links nest a
+    link in a button: `static/docs.css` and `static/docs.js` fix both, so no rule is skipped."""
+    # Prepare
+    if not (AXE / "axe.min.js").exists():
+        pytest.fail(f"{AXE}/axe.min.js is missing: npm install --prefix tests/web axe-core@4")
+    context = browser.new_context(locale="en")
+    context.add_init_script(path=str(AXE / "axe.min.js"))
+    page = context.new_page()
+    found: dict[str, Any] = {}
+    # Execute
+    page.goto(live_server + DOCS_URL)
+    page.wait_for_selector(".swagger-ui .opblock", timeout=30_000)
+    found["listed"] = page.evaluate(AXE_RUN, TAGS)
+    page.click(".opblock-get .opblock-summary-control >> nth=0")
+    page.wait_for_selector(".opblock.is-open .try-out__btn")
+    found["opened"] = page.evaluate(AXE_RUN, TAGS)
+    page.click(".opblock.is-open .try-out__btn")
+    page.click(".opblock.is-open .btn.execute")
+    page.wait_for_selector(".opblock.is-open .live-responses-table .copy-to-clipboard button")
+    found["answered"] = page.evaluate(AXE_RUN, TAGS)
+    page.click(".opblock-post .opblock-summary-control >> nth=0")
+    page.wait_for_selector(".opblock-post.is-open .opblock-body")
+    found["post"] = page.evaluate(AXE_RUN, TAGS)
+    page.locator("section.models").scroll_into_view_if_needed()
+    found["schemas"] = page.evaluate(AXE_RUN, TAGS)
+    context.close()
+    # Assert
+    problems = [
+        f"{state}: {v['id']} ({v['impact']}) {v['help']} at {v['nodes']}"
+        for state, violations in found.items()
+        for v in violations
+    ]
+    assert not problems, "axe-core found violations on /api/docs:\n" + "\n".join(problems)
 
 
 def _tab_to(page: Any, selector: str, limit: int = 120) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from concord.capacity import commitments, enrolment, exchange, matching, programmes
+from concord.capacity import commitments, enrolment, exchange, matching, priorities, programmes
 from concord.console import local_sessions, out
 
 programme_app = typer.Typer(help="Workshops, seminars and courses.", no_args_is_help=True)
@@ -32,11 +32,13 @@ def register(app: typer.Typer) -> None:
 
 @programme_app.command("list")
 def programme_list(area: str = typer.Option("", help="Action Plan area.")) -> None:
-    """List programmes with their seats."""
+    """List programmes with their seats, first by the priorities the assembly adopted."""
     with local_sessions()() as db:
-        table = Table("id", "title", "area", "kind", "starts", "seats", "waiting")
-        for p in programmes.list_programmes(db, area=area):
+        table = Table("priority", "id", "title", "area", "kind", "starts", "seats", "waiting")
+        ranking = priorities.current(db)
+        for p, standing in priorities.standings(ranking, programmes.list_programmes(db, area=area)):
             table.add_row(
+                str(standing.rank) if standing else "",
                 str(p.id),
                 p.title,
                 p.area,
@@ -46,6 +48,8 @@ def programme_list(area: str = typer.Option("", help="Action Plan area.")) -> No
                 str(len(programmes.waiting(db, p))),
             )
         out.print(table)
+        if ranking is not None:
+            out.print(f"Ordered by the priorities adopted in {ranking.reference}: {ranking.title}")
 
 
 @programme_app.command("verify")

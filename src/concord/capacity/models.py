@@ -7,7 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from concord.capacity.tables import Enrolment, ExchangeItem, Match, Programme
+from concord.capacity.priorities import Standing
+from concord.capacity.tables import Enrolment, ExchangeItem, Match, PriorityRanking, Programme
 
 
 class SessionCreate(BaseModel):
@@ -45,6 +46,14 @@ class SessionPublic(BaseModel):
     timezone: str
 
 
+class PriorityPublic(BaseModel):
+    """A programme's place in the priorities the assembly adopted."""
+
+    rank: int = Field(description="1 is the first priority")
+    option: str = Field(description="The ranked option: the programme's area or its title")
+    proposal: str = Field(description="Reference of the proposal that adopted the ranking")
+
+
 class ProgrammePublic(BaseModel):
     id: int
     title: str
@@ -60,9 +69,14 @@ class ProgrammePublic(BaseModel):
     eligibility: str
     description: str
     sessions: list[SessionPublic]
+    priority: PriorityPublic | None = Field(
+        default=None, description="Its rank in the adopted priorities, if they reach it"
+    )
 
     @classmethod
-    def of(cls, p: Programme, taken: int, waiting: int) -> ProgrammePublic:
+    def of(
+        cls, p: Programme, taken: int, waiting: int, standing: Standing | None = None
+    ) -> ProgrammePublic:
         return cls(
             id=p.id,
             title=p.title,
@@ -83,6 +97,11 @@ class ProgrammePublic(BaseModel):
                 )
                 for s in p.sessions
             ],
+            priority=PriorityPublic(
+                rank=standing.rank, option=standing.option, proposal=standing.reference
+            )
+            if standing
+            else None,
         )
 
 
@@ -226,3 +245,31 @@ class MatchAnswer(BaseModel):
 
     member: str
     accept: bool
+
+
+class RankedOption(BaseModel):
+    option: str
+    rank: int
+    area: str | None = Field(description="The Action Plan area the option names, if any")
+
+
+class RankingPublic(BaseModel):
+    """The ranking of priorities that orders the programme list."""
+
+    proposal: str
+    title: str
+    method: str
+    ranked: list[RankedOption]
+    log_index: int
+    recorded_at: datetime
+
+    @classmethod
+    def of(cls, r: PriorityRanking) -> RankingPublic:
+        return cls(
+            proposal=r.reference,
+            title=r.title,
+            method=r.method,
+            ranked=[RankedOption.model_validate(o) for o in r.ranked],
+            log_index=r.log_index,
+            recorded_at=r.recorded_at,
+        )

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
-from concord.capacity import commitments, enrolment, exchange, matching, programmes
-from concord.capacity.tables import ExchangeItem, Match
+from concord.capacity import commitments, enrolment, exchange, matching, priorities, programmes
+from concord.capacity.tables import ExchangeItem, Match, Programme
 from concord.errors import N_
 from concord.http import Db
 from concord.members.auth import CsrfChecked, PagePerson
@@ -27,18 +27,25 @@ def _members(db: Db) -> dict[int, Member]:
 
 @router.get("/programmes", response_class=HTMLResponse)
 def programme_list(request: Request, db: Db, area: str = "") -> HTMLResponse:
-    rows = programmes.list_programmes(db, area=area)
+    ranking = priorities.current(db)
+    rows = priorities.standings(ranking, programmes.list_programmes(db, area=area))
     return render(
         request,
         "capacity/programmes.html",
         {
-            "rows": [(p, programmes.seats_taken(db, p)) for p in rows],
+            "rows": [(p, programmes.seats_taken(db, p), s) for p, s in rows],
+            "ranking": ranking,
             "areas": programmes.AREAS,
             "area": area,
             "members": _members(db),
             "progress": commitments.all_progress(db),
         },
     )
+
+
+def _standing(db: Db, p: Programme) -> priorities.Standing | None:
+    ((_, standing),) = priorities.standings(priorities.current(db), [p])
+    return standing
 
 
 @router.get("/programmes/{programme_id}", response_class=HTMLResponse)
@@ -54,6 +61,7 @@ def programme_page(request: Request, programme_id: Id, db: Db, person: PagePerso
             "members": _members(db),
             "areas": programmes.AREAS,
             "modes": programmes.MODES,
+            "standing": _standing(db, p),
             "can_enrol": person is not None and person.role == "delegate",
             "done": None,
         },
@@ -86,6 +94,7 @@ def enrol_from_page(
             "members": _members(db),
             "areas": programmes.AREAS,
             "modes": programmes.MODES,
+            "standing": _standing(db, p),
             "can_enrol": True,
             "done": row,
         },

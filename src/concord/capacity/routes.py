@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 from sqlalchemy import select
 
-from concord.capacity import commitments, enrolment, exchange, matching, programmes
+from concord.capacity import commitments, enrolment, exchange, matching, priorities, programmes
 from concord.capacity.calendar import programme_calendar
 from concord.capacity.models import (
     Attendance,
@@ -20,6 +20,7 @@ from concord.capacity.models import (
     MatchPublic,
     ProgrammeCreate,
     ProgrammePublic,
+    RankingPublic,
 )
 from concord.capacity.tables import Completion, Enrolment, Match, Programme
 from concord.http import Db
@@ -32,20 +33,37 @@ from concord.validation import Id
 router = APIRouter(prefix="/api", tags=["capacity"])
 
 
-def _public(db: Db, p: Programme) -> ProgrammePublic:
-    return ProgrammePublic.of(p, programmes.seats_taken(db, p), len(programmes.waiting(db, p)))
+def _public(db: Db, p: Programme, standing: priorities.Standing | None = None) -> ProgrammePublic:
+    return ProgrammePublic.of(
+        p, programmes.seats_taken(db, p), len(programmes.waiting(db, p)), standing
+    )
 
 
 @router.get("/programmes")
 def list_programmes(db: Db, area: str = "", language: str = "") -> list[ProgrammePublic]:
-    """Workshops, seminars and courses, newest first."""
-    return [_public(db, p) for p in programmes.list_programmes(db, area=area, language=language)]
+    """Workshops, seminars and courses: first by the priorities the assembly adopted (see
+    `/api/priorities`), then newest first."""
+    rows = programmes.list_programmes(db, area=area, language=language)
+    return [_public(db, p, s) for p, s in priorities.standings(priorities.current(db), rows)]
 
 
 @router.get("/programmes/{programme_id}")
 def get_programme(programme_id: Id, db: Db) -> ProgrammePublic:
-    """One programme with its sessions and seats."""
-    return _public(db, programmes.get_programme(db, programme_id))
+    """One programme with its sessions, seats and priority."""
+    return _one(db, programmes.get_programme(db, programme_id))
+
+
+def _one(db: Db, p: Programme) -> ProgrammePublic:
+    ((_, standing),) = priorities.standings(priorities.current(db), [p])
+    return _public(db, p, standing)
+
+
+@router.get("/priorities")
+def current_priorities(db: Db) -> RankingPublic | None:
+    """The ranking of priorities that orders the programme list: the latest adopted decision
+    whose ranked options name Action Plan areas or programmes; null before there is one."""
+    ranking = priorities.current(db)
+    return RankingPublic.of(ranking) if ranking else None
 
 
 @router.post("/programmes", status_code=status.HTTP_201_CREATED)
@@ -69,7 +87,7 @@ def announce(body: ProgrammeCreate, db: Db, person: CurrentPerson) -> ProgrammeP
         ],
     )
     db.commit()
-    return _public(db, programme)
+    return _one(db, programme)
 
 
 @router.get("/programmes/{programme_id}/calendar.ics")

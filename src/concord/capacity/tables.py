@@ -125,3 +125,22 @@ class Match(Base):
     offer_answer: Mapped[str] = mapped_column(String(10), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class PriorityRanking(Base):
+    """The ranked options of an adopted governance decision that name Action Plan areas or
+    programmes: the latest one orders the programme list. Governance's ids are copied, not
+    foreign keys: capacity reads governance through its events, never its tables."""
+
+    __tablename__ = "priority_rankings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    decision_id: Mapped[int] = mapped_column(unique=True)
+    proposal_id: Mapped[int]
+    reference: Mapped[str] = mapped_column(String(40))
+    title: Mapped[str] = mapped_column(String(300))
+    method: Mapped[str] = mapped_column(String(20))
+    # [{"option", "rank", "area" | None}], in the order decided
+    ranked: Mapped[list[Any]] = mapped_column(JSON)
+    log_index: Mapped[int]
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -3,7 +3,8 @@
 Ballots from the page: the page cannot hold the member's private key, and we do not ask the
 delegate to hand it to the browser. The page shows the exact canonical payload to sign and a
 one-line `openssl` command (or `concord ballot`) that signs it on the delegate's machine; the
-delegate pastes the base64 signature back. No JavaScript is needed.
+delegate pastes the base64 signature back. No JavaScript is needed. A proxy for the proposal is
+given the same way (`concord proxy grant`), and revoked with one button until the ballot closes.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from concord.governance.ballots import BallotMalformed
 from concord.http import AppSettings, Db
 from concord.i18n import LANGUAGES, current_language
 from concord.members.auth import CsrfChecked, PagePerson
+from concord.members.directory import get_member
 from concord.members.tables import Member, Person
 from concord.members.tokens import BadToken
 from concord.validation import Id
@@ -135,6 +137,7 @@ def proposal_page(
     choice: str = "",
     reason: str = "",
     vote: str = "",
+    holder: str = "",
 ) -> HTMLResponse:
     p = proposals.get(db, ref)
     opinion = deliberation.opinion_map(db, p)
@@ -155,6 +158,8 @@ def proposal_page(
             "cli": f"concord ballot {p.reference} {choice}"
             + (f" --vote '{json.dumps(shaped, ensure_ascii=False)}'" if shaped is not None else ""),
         }
+    proxy_open = member is not None and p.status not in proposals.FINAL
+    proxy_to_sign = _proxy_to_sign(db, p.reference, member, holder) if proxy_open else None
     mine = {}
     if person is not None:
         from sqlalchemy import select
@@ -204,6 +209,15 @@ def proposal_page(
                 person.role == "delegate" or (person.role == "observer" and p.public_consultation)
             ),
             "ballot_open": ballots.is_open(p),
+            "proxy_open": proxy_open,
+            "proxy_to_sign": proxy_to_sign,
+            "holder": holder,
+            "holders": sorted(
+                m.slug
+                for m in db.query(Member).filter(Member.status == "active")
+                if member is not None and m.id != member.id
+            ),
+            "my_proxies": proxies.of_member(db, member, p.reference) if member else [],
             "to_sign": to_sign,
             "choice": choice,
             "reason": reason,
@@ -212,6 +226,26 @@ def proposal_page(
             "body_json": json.dumps(p.body, indent=1, ensure_ascii=False) if p.body else "",
         },
     )
+
+
+def _proxy_to_sign(
+    db: Db, reference: str, member: Member | None, holder: str
+) -> dict[str, str] | None:
+    """The proxy for `reference` to `holder` ready to sign off the page, checked as the hub
+    will check it; None until a holder is chosen."""
+    if not holder or member is None:
+        return None
+    payload = proxies.make_payload(member.slug, holder.strip().lower(), reference)
+    proxies.check_payload(payload)
+    get_member(db, payload["holder"])  # an unknown holder is refused now, not after signing
+    text = proxies.message(payload).decode()
+    return {
+        "payload": json.dumps(payload, ensure_ascii=False),
+        "text": text,
+        "command": "printf '%s' '" + text.replace("'", "'\\''") + "' | openssl pkeyutl "
+        f"-sign -rawin -inkey ~/.concord/keys/{member.slug}.pem -in /dev/stdin | base64 -w0",
+        "cli": f"concord proxy grant {payload['holder']} --proposal {reference}",
+    }
 
 
 def _method_vote(p: Any, member: str, choice: str, vote: str, reason: str) -> Any:
@@ -278,6 +312,42 @@ def ballot_form(
     ballots.cast(db, _signed_in(person), p, [{"payload": parsed, "signature": signature.strip()}])
     db.commit()
     return RedirectResponse(f"/proposals/{p.reference}#ballot", status_code=303)
+
+
+@router.post("/proposals/{ref}/proxies")
+def proxy_form(
+    ref: str,
+    db: Db,
+    person: PagePerson,
+    _csrf: CsrfChecked,
+    payload: str = Form(""),
+    signature: str = Form(""),
+) -> Response:
+    """Records a proxy for this proposal, signed off the page with the member's key."""
+    p = proposals.get(db, ref)
+    signer = _signed_in(person)
+    try:
+        parsed = json.loads(payload)
+    except ValueError:
+        raise proxies.ProxyInvalid(reason=N_("the payload is not JSON")) from None
+    if not isinstance(parsed, dict) or parsed.get("proposal") != p.reference:
+        raise proxies.ProxyInvalid(reason=N_("the payload is a proxy for this proposal"))
+    proxies.grant(db, signer, {"payload": parsed, "signature": signature.strip()})
+    db.commit()
+    return RedirectResponse(f"/proposals/{p.reference}#proxy", status_code=303)
+
+
+@router.post("/proposals/{ref}/proxies/{proxy_id}/revoke")
+def proxy_revoke_form(
+    ref: str, proxy_id: Id, db: Db, person: PagePerson, _csrf: CsrfChecked
+) -> Response:
+    """Revokes the member's proxy (until the ballot closes)."""
+    p = proposals.get(db, ref)
+    row = proxies.revoke(db, _signed_in(person), proxy_id)
+    if row.proposal != p.reference:
+        raise proxies.ProxyNotFound(proxy=proxy_id)  # rolled back: the revocation was elsewhere
+    db.commit()
+    return RedirectResponse(f"/proposals/{p.reference}#proxy", status_code=303)
 
 
 @router.get("/proposals/{ref}/result", response_class=HTMLResponse)

@@ -237,6 +237,17 @@ def revoke(session: Session, person: Person, proxy_id: int) -> Proxy:
     return row
 
 
+def of_member(session: Session, member: Member, reference: str) -> list[Proxy]:
+    """The proxies `member` gave for the proposal `reference`, newest first (the page's)."""
+    return list(
+        session.scalars(
+            select(Proxy)
+            .where(Proxy.member_id == member.id, Proxy.proposal == reference)
+            .order_by(Proxy.id.desc())
+        )
+    )
+
+
 def every(session: Session) -> list[Proxy]:
     """Every proxy, newest first."""
     return list(session.scalars(select(Proxy).order_by(Proxy.id.desc())))

@@ -5,8 +5,9 @@
 - a resolution, rejected: a compute levy the Global North's members do not carry;
 - an election: the three-member bureau, by single transferable vote (Scottish rules), Fiji
   voting by proxy through Australia (counted in Fiji's own bloc, the Global South);
-- the capacity-building priorities, ranked by a score vote; capacity reads the ranking
-  (`ballots.ranked_options`, or the `governance.options_ranked` event).
+- the capacity-building priorities (the five areas of the Action Plan), ranked by a score
+  vote; capacity receives the ranking (the `governance.options_ranked` event) and orders the
+  programme list by it.
 
 Ballots and proxies are signed with each member's demo key, exactly as a delegate's machine
 would.
@@ -156,12 +157,14 @@ PROPOSALS: list[dict[str, Any]] = [
 
 
 BUREAU = ["Amina Odhiambo", "Bao Lin", "Camille Laurent", "Diego Ramírez", "Emma Nakamura"]
+# The five areas of the Action Plan, by the names capacity gives them: the adopted ranking
+# orders the programme list (capacity links an option to the area it names).
 PRIORITIES = [
-    "Compute access for the Global South",
-    "Data stewardship training",
-    "Evaluation and safety skills",
-    "Federated learning clinics",
-    "Language resources for low-resource languages",
+    "Infrastructure",
+    "Data management",
+    "Security governance",
+    "Talent training",
+    "Industrial empowerment",
 ]
 DECISIONS: list[dict[str, Any]] = [
     {
@@ -177,8 +180,10 @@ DECISIONS: list[dict[str, Any]] = [
     {
         "title": "Capacity-building priorities 2027",
         "texts": {
-            "en": "The assembly ranks the priorities of next year's capacity-building programme.",
-            "fr": "L'assemblée classe les priorités du programme de renforcement des capacités.",
+            "en": "The assembly ranks the five areas of the Action Plan as the priorities of "
+            "next year's capacity-building programme; the programme list follows its order.",
+            "fr": "L'assemblée classe les cinq domaines du Plan d'action comme priorités du "
+            "programme de renforcement des capacités ; la liste des programmes suit cet ordre.",
         },
         "sponsor": "senegal",
         "method": {"name": "score", "options": PRIORITIES},

@@ -26,6 +26,7 @@ PAGE = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} · API</title>
 <link rel="stylesheet" href="{swagger}/swagger-ui.css">
+<link rel="stylesheet" href="/static/docs.css">
 <link rel="icon" href="{swagger}/favicon.png">
 <script src="{swagger}/swagger-ui-bundle.js" defer></script>
 <script src="/static/docs.js" defer></script>
