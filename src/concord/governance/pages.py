@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from concord.errors import N_
+from concord.errors import N_, ConcordError
 from concord.governance import (
     ballots,
     charter,
@@ -293,6 +293,17 @@ def vote_form(
     return RedirectResponse(f"/proposals/{p.reference}#s{statement_id}", status_code=303)
 
 
+def _pasted_object(payload: str, invalid: type[ConcordError]) -> dict[str, Any]:
+    """The JSON object a delegate signed off the page and pasted back; `invalid` says why not."""
+    try:
+        parsed = json.loads(payload)
+    except ValueError:
+        raise invalid(reason=N_("the payload is not JSON")) from None
+    if not isinstance(parsed, dict):
+        raise invalid(reason=N_("the payload is an object"))
+    return parsed
+
+
 @router.post("/proposals/{ref}/ballot")
 def ballot_form(
     ref: str,
@@ -303,12 +314,7 @@ def ballot_form(
     signature: str = Form(""),
 ) -> Response:
     p = proposals.get(db, ref)
-    try:
-        parsed = json.loads(payload)
-    except ValueError:
-        raise BallotMalformed(reason=N_("the payload is not JSON")) from None
-    if not isinstance(parsed, dict):
-        raise BallotMalformed(reason=N_("the payload is an object"))
+    parsed = _pasted_object(payload, BallotMalformed)
     ballots.cast(db, _signed_in(person), p, [{"payload": parsed, "signature": signature.strip()}])
     db.commit()
     return RedirectResponse(f"/proposals/{p.reference}#ballot", status_code=303)
@@ -326,11 +332,8 @@ def proxy_form(
     """Records a proxy for this proposal, signed off the page with the member's key."""
     p = proposals.get(db, ref)
     signer = _signed_in(person)
-    try:
-        parsed = json.loads(payload)
-    except ValueError:
-        raise proxies.ProxyInvalid(reason=N_("the payload is not JSON")) from None
-    if not isinstance(parsed, dict) or parsed.get("proposal") != p.reference:
+    parsed = _pasted_object(payload, proxies.ProxyInvalid)
+    if parsed.get("proposal") != p.reference:
         raise proxies.ProxyInvalid(reason=N_("the payload is a proxy for this proposal"))
     proxies.grant(db, signer, {"payload": parsed, "signature": signature.strip()})
     db.commit()
