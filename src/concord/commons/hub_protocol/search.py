@@ -4,10 +4,10 @@ cursor pagination with a `Link` header, as the Hub pages its listings."""
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
@@ -81,16 +81,17 @@ def _listing(
 
 
 def _params(
-    search: str | None,
-    author: str | None,
-    filter: list[str] | None,
-    sort: str | None,
-    direction: str | None,
-    limit: int | None,
-    cursor: str | None,
-    full: str | None,
-    cardData: str | None,
+    search: str | None = None,
+    author: str | None = None,
+    filter: list[str] | None = Query(default=None),
+    sort: str | None = None,
+    direction: str | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+    full: str | None = None,
+    cardData: str | None = None,
 ) -> dict[str, Any]:
+    """The Hub's listing query, as `list_models` and `list_datasets` send it."""
     return dict(
         search=search,
         author=author,
@@ -104,49 +105,16 @@ def _params(
     )
 
 
+Listing = Annotated[dict[str, Any], Depends(_params)]
+
+
 @router.get("/api/models")
-def list_models(
-    request: Request,
-    db: Db,
-    person: OptionalPerson,
-    search: str | None = None,
-    author: str | None = None,
-    filter: list[str] | None = Query(default=None),
-    sort: str | None = None,
-    direction: str | None = None,
-    limit: int | None = None,
-    cursor: str | None = None,
-    full: str | None = None,
-    cardData: str | None = None,
-) -> JSONResponse:
-    return _listing(
-        request,
-        db,
-        "model",
-        _params(search, author, filter, sort, direction, limit, cursor, full, cardData),
-        person,
-    )
+def list_models(request: Request, db: Db, person: OptionalPerson, params: Listing) -> JSONResponse:
+    return _listing(request, db, "model", params, person)
 
 
 @router.get("/api/datasets")
 def list_datasets(
-    request: Request,
-    db: Db,
-    person: OptionalPerson,
-    search: str | None = None,
-    author: str | None = None,
-    filter: list[str] | None = Query(default=None),
-    sort: str | None = None,
-    direction: str | None = None,
-    limit: int | None = None,
-    cursor: str | None = None,
-    full: str | None = None,
-    cardData: str | None = None,
+    request: Request, db: Db, person: OptionalPerson, params: Listing
 ) -> JSONResponse:
-    return _listing(
-        request,
-        db,
-        "dataset",
-        _params(search, author, filter, sort, direction, limit, cursor, full, cardData),
-        person,
-    )
+    return _listing(request, db, "dataset", params, person)
