@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from concord.commons import repositories as repos
@@ -13,7 +14,7 @@ from concord.commons.hub_protocol.common import hub_time, kind_in, on, writable
 from concord.commons.tables import Ref
 from concord.http import Db
 from concord.members.auth import CurrentPerson, OptionalPerson
-from concord.members.tables import Member
+from concord.members.tables import Member, Person
 
 router = APIRouter(include_in_schema=False)
 
@@ -56,14 +57,8 @@ async def create_branch(
     owner: str, name: str, branch: str, request: Request, db: Db, person: CurrentPerson
 ) -> Response:
     body = await _json(request)
-
-    def run() -> None:
-        repo, member = writable(db, person, kind_in(request), owner, name)
-        start = repos.resolve(db, repo, str(body.get("startingPoint") or "main"))
-        repos.create_ref(db, repo, branch, start, tag=False, by=member)
-        db.commit()
-
-    await run_in_threadpool(run)
+    start = str(body.get("startingPoint") or "main")
+    await run_in_threadpool(_create_ref, request, db, person, owner, name, branch, start, False)
     return Response(status_code=200)
 
 
@@ -71,10 +66,7 @@ async def create_branch(
 def delete_branch(
     owner: str, name: str, branch: str, request: Request, db: Db, person: CurrentPerson
 ) -> Response:
-    repo, member = writable(db, person, kind_in(request), owner, name)
-    repos.delete_ref(db, repo, branch, tag=False, by=member)
-    db.commit()
-    return Response(status_code=200)
+    return _delete_ref(request, db, person, owner, name, branch, tag=False)
 
 
 @on(router, "post", "/{owner}/{name}/tag/{revision:path}")
@@ -82,14 +74,8 @@ async def create_tag(
     owner: str, name: str, revision: str, request: Request, db: Db, person: CurrentPerson
 ) -> Response:
     body = await _json(request)
-
-    def run() -> None:
-        repo, member = writable(db, person, kind_in(request), owner, name)
-        target = repos.resolve(db, repo, revision)
-        repos.create_ref(db, repo, str(body.get("tag", "")), target, tag=True, by=member)
-        db.commit()
-
-    await run_in_threadpool(run)
+    tag = str(body.get("tag", ""))
+    await run_in_threadpool(_create_ref, request, db, person, owner, name, tag, revision, True)
     return Response(status_code=200)
 
 
@@ -97,8 +83,30 @@ async def create_tag(
 def delete_tag(
     owner: str, name: str, tag: str, request: Request, db: Db, person: CurrentPerson
 ) -> Response:
+    return _delete_ref(request, db, person, owner, name, tag, tag=True)
+
+
+def _create_ref(
+    request: Request,
+    db: Session,
+    person: Person,
+    owner: str,
+    name: str,
+    ref: str,
+    start: str,
+    tag: bool,
+) -> None:
+    """A branch or tag named `ref` at the revision `start` resolves to, by a writer."""
     repo, member = writable(db, person, kind_in(request), owner, name)
-    repos.delete_ref(db, repo, tag, tag=True, by=member)
+    repos.create_ref(db, repo, ref, repos.resolve(db, repo, start), tag=tag, by=member)
+    db.commit()
+
+
+def _delete_ref(
+    request: Request, db: Session, person: Person, owner: str, name: str, ref: str, *, tag: bool
+) -> Response:
+    repo, member = writable(db, person, kind_in(request), owner, name)
+    repos.delete_ref(db, repo, ref, tag=tag, by=member)
     db.commit()
     return Response(status_code=200)
 
