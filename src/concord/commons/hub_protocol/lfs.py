@@ -173,6 +173,27 @@ async def dataset_batch(
     return await _batch(request, db, person, "dataset", owner, name)
 
 
+async def _receive(request: Request, descriptor: int, member: int, limit: int) -> tuple[int, str]:
+    """Streams the body into the open file `descriptor` under the member's allowance of bytes
+    in flight (the same as `concord push`'s uploads), stopping once past `limit`: the bytes
+    received and their SHA-256."""
+    settings = request.app.state.settings
+    digest = hashlib.sha256()
+    received = 0
+    with (
+        os.fdopen(descriptor, "wb") as out,
+        inflight.allowance(member, settings.member_upload_bytes) as quota,
+    ):
+        async for piece in request.stream():
+            received += len(piece)
+            if received > limit:
+                break
+            quota.take(len(piece))
+            digest.update(piece)
+            out.write(piece)
+    return received, digest.hexdigest()
+
+
 @router.put(UPLOADS + "{kind}/{owner}/{name}/{oid}")
 async def upload(
     kind: str,
@@ -196,23 +217,10 @@ async def upload(
     store = open_store(settings)
     descriptor, scratch = tempfile.mkstemp(dir=store.scratch(), prefix=".lfs-")
     path = Path(scratch)
-    digest = hashlib.sha256()
-    received = 0
     try:
-        # The same per-member allowance of bytes in flight as `concord push`'s uploads.
-        with (
-            os.fdopen(descriptor, "wb") as out,
-            inflight.allowance(member, settings.member_upload_bytes) as quota,
-        ):
-            async for piece in request.stream():
-                received += len(piece)
-                if received > size:
-                    break
-                quota.take(len(piece))
-                digest.update(piece)
-                out.write(piece)
-        if received != size or digest.hexdigest() != oid:
-            raise UploadMismatch(size=received, actual=digest.hexdigest())
+        received, sha256 = await _receive(request, descriptor, member, size)
+        if received != size or sha256 != oid:
+            raise UploadMismatch(size=received, actual=sha256)
 
         def ingest() -> None:
             store.ingest(db, path, oid)
@@ -290,27 +298,15 @@ async def upload_part(
     store = open_store(settings)
     folder = _parts(store, member, oid)
     descriptor, scratch = tempfile.mkstemp(dir=folder, prefix=".part-")
-    digest = hashlib.sha256()
-    received = 0
     try:
-        with (
-            os.fdopen(descriptor, "wb") as out,
-            inflight.allowance(member, settings.member_upload_bytes) as quota,
-        ):
-            async for piece in request.stream():
-                received += len(piece)
-                if received > expected:
-                    break
-                quota.take(len(piece))
-                digest.update(piece)
-                out.write(piece)
+        received, sha256 = await _receive(request, descriptor, member, expected)
         if received != expected:
-            raise UploadMismatch(size=received, actual=digest.hexdigest())
+            raise UploadMismatch(size=received, actual=sha256)
         os.replace(scratch, folder / str(number))
     finally:
         Path(scratch).unlink(missing_ok=True)
     metrics.moved("in", received)
-    return Response(status_code=200, headers={"ETag": digest.hexdigest()})
+    return Response(status_code=200, headers={"ETag": sha256})
 
 
 @router.post(UPLOADS + "{kind}/{owner}/{name}/{oid}/complete")
