@@ -106,13 +106,24 @@ def _refuse_nul(
     query or header it came from: PostgreSQL's text columns cannot store the character (the
     driver raises, a 500), and SQLite would store what PostgreSQL refuses, so one hub would
     accept what another loses. Bytes (file contents, keys) are not text and pass."""
-    rows = parameters if _many and isinstance(parameters, list | tuple) else (parameters,)
-    for row in rows:
-        values = row.values() if isinstance(row, dict) else row if row else ()
-        for value in values:
-            if isinstance(value, str) and "\x00" in value:
-                raise NulCharacter()
+    for value in _bound(parameters):
+        if isinstance(value, str) and "\x00" in value:
+            raise NulCharacter()
     return statement, parameters
+
+
+def _bound(parameters: Any) -> list[Any]:
+    """Every value bound to a statement, whatever the shape: a dict or a sequence for one row,
+    a list of them for executemany, or one flat list of all the rows' values when SQLAlchemy
+    inserts many rows as one statement ("insertmanyvalues", flagged as many all the same)."""
+    if isinstance(parameters, dict):
+        return list(parameters.values())
+    if isinstance(parameters, list | tuple):
+        out: list[Any] = []
+        for item in parameters:
+            out += _bound(item) if isinstance(item, dict | list | tuple) else [item]
+        return out
+    return [] if parameters is None else [parameters]
 
 
 READ_ONLY = "concord_read_only"
