@@ -1,7 +1,7 @@
 """Client-level differential privacy on MNIST: what ε = 1, 3, 8 cost in accuracy.
 
     python benchmarks/privacy.py            # 30 rounds per setting (about 10 min, 2 cores)
-    python benchmarks/privacy.py --quick    # 3 rounds, ε = 8 and no DP (25 s on 2 loaded cores)
+    python benchmarks/privacy.py --quick    # 3 rounds, ε = 8 and no DP (43 s wall, load 17)
 
 Setting: the 2NN of McMahan et al. 2017 on MNIST, 60,000 digits dealt IID to K = 100 clients,
 10 chosen per round (sampling rate q = 0.1), FedAvg with E = 1, B = 10, η = 0.1 — the
@@ -95,8 +95,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 rounds, ε = 8 and no DP")
     parser.add_argument("--rounds", type=int, help="rounds per setting (default 30; quick 3)")
     parser.add_argument("--clip", type=float, default=1.0, help="clipping norm C")
+    parser.add_argument("--threads", type=int, help="torch threads (default: every core)")
     args = parser.parse_args()
-    torch.set_num_threads(os.cpu_count() or 1)
+    # A quick run takes one thread: beside other work, OpenMP's spinning threads on an
+    # oversubscribed machine cost 2–3× the wall time (see benchmarks/robustness.py).
+    torch.set_num_threads(args.threads or (1 if args.quick else os.cpu_count() or 1))
     rounds = args.rounds or (3 if args.quick else 30)
     targets = [8.0] if args.quick else [8.0, 3.0, 1.0]
     task = Mnist2NN()

@@ -5,6 +5,7 @@ vectorised simulator.
     python benchmarks/robustness.py            # the core table (30 min on 2 shared cores)
     python benchmarks/robustness.py --all      # attack × defence × fraction × split (hours)
     python benchmarks/robustness.py --quick    # a corner: 2 attacks × 2 defences, 20 %, 3 rounds
+                                               # (46 s wall, 11 s CPU at load 17 on 2 cores)
 
 Setting: MNIST's 60,000 training digits over 100 clients, split either pathologically non-IID
 (McMahan et al. 2017: 200 label-sorted shards of 300, two a client) or by Dirichlet α = 0.5;
@@ -163,14 +164,18 @@ def main() -> None:
     parser.add_argument(
         "--write", default="", help="write the table into this file, e.g. docs/robustness.md"
     )
+    parser.add_argument("--threads", type=int, help="torch threads (default: every core)")
     args = parser.parse_args()
-    torch.set_num_threads(os.cpu_count() or 1)
+    # A quick run takes one thread: it is a smoke-sized measurement, mostly run beside other
+    # work, where OpenMP's spinning threads on an oversubscribed machine cost 2–3× the wall
+    # time (72 s against 33 s for the same four runs, load 16 on 2 cores).
+    torch.set_num_threads(args.threads or (1 if args.quick else os.cpu_count() or 1))
     task = Mnist2NN()
     x, y = task.dataset()
     test = task.public_test()
     if args.quick:
         # The corner that answers the two questions in under a minute on a loaded
-        # two-core machine (6 runs of ~5 s): does plain FedAvg (the peer) collapse under
+        # two-core machine (6 runs of ~2 s CPU): does plain FedAvg (the peer) collapse under
         # scaling, and does bucketing + centred clipping hold under scaling and ALIE?
         attacks, defences, fractions, splits = (
             ["scaling", "alie"],
