@@ -67,14 +67,15 @@ STANDARD_RULES: dict[str, Any] = {
 }
 
 PROJECT_SPEC: dict[str, Any] = {
-    # Logistic regression on the 8×8 digits (650 parameters): client-level DP among five
-    # members costs accuracy in proportion to √(parameters) (the noise on the mean is z·C/5 in
-    # every coordinate), so the demo trains the small model privately rather than the 2NN
-    # (199,210 parameters), which no ε below thousands leaves readable with five members.
+    # Logistic regression on the 8×8 digits (650 parameters): the noise client-level DP puts
+    # on the mean of five members' updates is z·C/5 in every coordinate, so its norm grows as
+    # √(parameters) while the signal stays at most C; on the 2NN (199,210 parameters) it
+    # would be 17 times larger against the same signal.
     "task": "logreg-digits",
     "participants": {"members": ["kenya", "brazil", "india", "france", "germany"]},
     # Simulated on the demo's Dirichlet(1) split with these settings (six seeds): 86–90 % on
-    # the 360 held-out digits, against 95 % without DP; at ε = 8 it would be 30–50 %.
+    # the 360 held-out digits, against 95 % without DP; at ε = 8 it would be 29–56 %
+    # (`python benchmarks/privacy.py --demo`).
     "rounds": 12,
     "min_participants": 3,
     "strategy": {"name": "fedavg"},
