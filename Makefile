@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 AXE    := tests/web/node_modules/axe-core/axe.min.js
 PYTEST_ARGS ?=
 
-.PHONY: install demo demo-ci test check format bench clean
+.PHONY: install demo demo-ci test check format bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -43,6 +43,10 @@ format: install
 
 bench: install
 	@for b in $(filter-out benchmarks/_%,$(wildcard benchmarks/*.py)); do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# Each benchmark's reduced run (under a minute each): a smoke test of the measurements.
+bench-quick: install
+	@for b in $(filter-out benchmarks/_%,$(wildcard benchmarks/*.py)); do echo "== $$b --quick"; $(PY) $$b --quick || exit 1; done
 
 clean:
 	rm -rf $(VENV) concord-data .demo-ci .pytest_cache .mypy_cache .ruff_cache

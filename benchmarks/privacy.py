@@ -1,7 +1,8 @@
 """Client-level differential privacy on MNIST: what ε = 1, 3, 8 cost in accuracy.
 
     python benchmarks/privacy.py            # 30 rounds per setting (about 10 min, 2 cores)
-    python benchmarks/privacy.py --quick    # 3 rounds, ε = 8 and no DP, about a minute
+    python benchmarks/privacy.py --quick    # 3 rounds, ε = 8 and no DP (43 s wall, load 17)
+    python benchmarks/privacy.py --demo     # the demo's job: 5 members, SecAgg+ (a minute)
 
 Setting: the 2NN of McMahan et al. 2017 on MNIST, 60,000 digits dealt IID to K = 100 clients,
 10 chosen per round (sampling rate q = 0.1), FedAvg with E = 1, B = 10, η = 0.1 — the
@@ -84,6 +85,49 @@ def run(task: Mnist2NN, split: Any, rounds: int, privacy: mechanism.Settings | N
     }
 
 
+def demo_table(seeds: int = 6) -> dict[str, Any]:
+    """The demo's federated job (governance.seed.PROJECT_SPEC) in the simulator: logreg-digits,
+    its five members on the demo's split (Dirichlet α = 1, seed 7), all five every round (q = 1),
+    SecAgg+ with distributed noise, δ = 10⁻³, at ε = 8, 16, 32, 64 and without DP; z is the
+    smallest that keeps ε after the spec's rounds within the target. Why the demo's budget is
+    what it is: with five members, a small ε leaves no readable model."""
+    from concord.federation.tasks.logreg import DigitsLogReg
+    from concord.governance.jobspec import JobSpec
+    from concord.governance.seed import PROJECT_SPEC
+
+    spec = JobSpec.model_validate(PROJECT_SPEC)
+    dp, secure = spec.privacy.differential_privacy, spec.privacy.secagg
+    assert dp is not None and dp.delta is not None and secure is not None
+    task = DigitsLogReg()
+    x, y, x_test, y_test = task.split()
+    members = len(spec.participants.members)
+    parts = data.dirichlet(y, members, alpha=1.0, seed=7)  # as federation.seed deals them
+    local = spec.local.model_dump()
+
+    def final(privacy: mechanism.Settings | None, seed: int) -> float:
+        result = simulate(
+            task, x, y, parts, FedAvg(), rounds=spec.rounds, local=local,
+            test=(x_test, y_test), seed=seed, privacy=privacy,
+            secure=secure if privacy else None,
+        )  # fmt: skip
+        return round(float(result.history[-1]["accuracy"]), 4)
+
+    rows: dict[str, Any] = {"no_dp": [final(None, s) for s in range(seeds)]}
+    for target in (8.0, 16.0, 32.0, 64.0):
+        z = noise_for(target, spec.rounds, 1.0, dp.delta)
+        settings = mechanism.Settings(
+            budget=target, delta=dp.delta, clip_norm=dp.clip_norm, noise_multiplier=z,
+            noise="distributed",
+        )  # fmt: skip
+        rows[f"epsilon_{target:g}"] = {"z": round(z, 3), "accuracy": [
+            final(settings, s) for s in range(seeds)
+        ]}  # fmt: skip
+    for name, row in rows.items():
+        got = row if isinstance(row, list) else row["accuracy"]
+        print(f"{name}: mean {sum(got) / len(got):.3f}, min {min(got):.3f}, max {max(got):.3f}")
+    return {"demo": rows, "rounds": spec.rounds, "members": members, "delta": dp.delta}
+
+
 def flower_reason() -> str:
     if importlib.util.find_spec("flwr") is None:
         return "flwr is not installed in this environment (not a project dependency)"
@@ -95,8 +139,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 rounds, ε = 8 and no DP")
     parser.add_argument("--rounds", type=int, help="rounds per setting (default 30; quick 3)")
     parser.add_argument("--clip", type=float, default=1.0, help="clipping norm C")
+    parser.add_argument("--threads", type=int, help="torch threads (default: every core)")
+    parser.add_argument("--demo", action="store_true", help="the demo's job at several ε")
     args = parser.parse_args()
-    torch.set_num_threads(os.cpu_count() or 1)
+    # A quick run takes one thread: beside other work, OpenMP's spinning threads on an
+    # oversubscribed machine cost 2–3× the wall time (see benchmarks/robustness.py).
+    torch.set_num_threads(args.threads or (1 if args.quick else os.cpu_count() or 1))
+    if args.demo:
+        torch.set_num_threads(1)
+        print(json.dumps({"benchmark": "privacy-demo", **demo_table()}))
+        return
     rounds = args.rounds or (3 if args.quick else 30)
     targets = [8.0] if args.quick else [8.0, 3.0, 1.0]
     task = Mnist2NN()
@@ -112,7 +164,12 @@ def main() -> None:
             budget=target, delta=delta, clip_norm=args.clip, noise_multiplier=z
         )
         cell = run(task, split, rounds, settings)
-        cell.update(noise_multiplier=round(z, 4), clip_norm=args.clip)
+        cell.update(
+            noise_multiplier=round(z, 4),
+            clip_norm=args.clip,
+            # What DP keeps of the non-private accuracy, on the same rounds and partition.
+            accuracy_ratio=round(cell["final_accuracy"] / cells["no_dp"]["final_accuracy"], 4),
+        )
         cells[f"epsilon_{target:g}"] = cell
         print(f"ε ≤ {target:g} (z = {z:.3f}): {cell}", flush=True)
     reason = flower_reason()
@@ -129,6 +186,11 @@ def main() -> None:
                 "delta": round(delta, 8),
                 "accountant": "rdp",
                 "cells": cells,
+                **{
+                    f"{k}_accuracy_ratio": c["accuracy_ratio"]
+                    for k, c in cells.items()
+                    if k != "no_dp"
+                },
                 "flower": None,
                 "flower_skipped": reason,
                 "threads": torch.get_num_threads(),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select, text
 from tests.governance.conftest import resolution
 from tests.governance.test_pages import sign_in
 
@@ -124,3 +124,34 @@ def test_several_rows_inserted_in_one_statement_pass_the_nul_check(
     # Assert
     assert made.status_code == 201, made.text
     assert db.scalar(select(func.count()).select_from(ProgrammeSession)) == 2
+
+
+def test_the_database_guard_lets_many_rows_inserted_in_one_statement_through(
+    sessions: Any,
+) -> None:
+    # Prepare: a scratch table; the ORM inserts several rows with RETURNING as one statement
+    # whose parameters are one flat list (SQLAlchemy's "insertmanyvalues"), as it did for a
+    # programme's sessions in the demo
+    probe = Table(
+        "nul_probe",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("n", Integer),
+        Column("s", String(20)),
+        prefixes=["TEMPORARY"],
+    )
+    with sessions() as db:
+        probe.create(db.connection())
+
+        # Execute
+        ids = db.execute(
+            insert(probe).returning(probe.c.id), [{"n": 1, "s": "a"}, {"n": 2, "s": "b"}]
+        ).all()
+        with pytest.raises(NulCharacter):
+            db.execute(
+                insert(probe).returning(probe.c.id), [{"n": 3, "s": "c"}, {"n": 4, "s": "\x00"}]
+            )
+        db.rollback()
+
+    # Assert
+    assert len(ids) == 2

@@ -8,21 +8,19 @@ any point resumes from the last completed round, and an update is counted at mos
 row per member and round). Checkpoints and updates are safetensors files in the store.
 
 Files are written to a temporary name, synced and renamed into place before the transaction
-that refers to them commits: a crash leaves at worst a file that no row names, which the next
-attempt overwrites. A server optimiser's state is checkpointed the same way, beside the model.
+that refers to them commits (`files`): a crash leaves at worst a file that no row names, which
+the next attempt overwrites. A server optimiser's state is checkpointed the same way, beside
+the model. Receiving updates is `submission`, node registration `registration`, finding and
+locking a job's open round `rounds`.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
-import tempfile
 from contextlib import ExitStack
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select
@@ -31,35 +29,63 @@ from sqlalchemy.orm import Session
 from concord import metrics as prometheus
 from concord.config import Settings
 from concord.db import utcnow
-from concord.errors import N_, ConcordError, Conflict, Forbidden, Invalid, NotFound
+from concord.errors import N_, Conflict
 from concord.federation import publication, robustness, secure_round
 from concord.federation.card import model_card
+
+# Split out by concept (files, rounds, registration, submission); their names stay importable
+# from here, as callers and tests know them (the `as` form re-exports them).
+from concord.federation.files import folder as folder
+from concord.federation.files import read_parameters as read_parameters
+from concord.federation.files import write_file as write_file
 from concord.federation.parameters import (
     Parameters,
     TensorFile,
-    check_compatible_file,
     digest,
-    file_sha256,
-    from_safetensors,
-    sync_file,
-    sync_folder,
     to_safetensors,
     write_safetensors,
 )
 from concord.federation.privacy import mechanism, secagg
 from concord.federation.privacy.noise import fresh_generator, share_std
+from concord.federation.registration import REGISTRATION_SKEW as REGISTRATION_SKEW
+from concord.federation.registration import NodeUnregistered as NodeUnregistered
+from concord.federation.registration import RegistrationStale as RegistrationStale
+from concord.federation.registration import RegistrationUnsigned as RegistrationUnsigned
+from concord.federation.registration import register_node as register_node
+from concord.federation.registration import registration_message as registration_message
+from concord.federation.registration import seen as seen
+from concord.federation.rounds import UnknownJob as UnknownJob
+from concord.federation.rounds import current_round as current_round
+from concord.federation.rounds import get_job as get_job
+from concord.federation.rounds import lock as lock
 from concord.federation.strategies import Strategy, make_strategy
 from concord.federation.strategies.base import StoredUpdate
 from concord.federation.strategies.whole import stored_verdicts
+from concord.federation.submission import UPDATE_HEADER_SLACK as UPDATE_HEADER_SLACK
+from concord.federation.submission import BadUpdate as BadUpdate
+from concord.federation.submission import DeclineUnsigned as DeclineUnsigned
+from concord.federation.submission import DuplicateUpdate as DuplicateUpdate
+from concord.federation.submission import NotSelected as NotSelected
+from concord.federation.submission import Receipt as Receipt
+from concord.federation.submission import RoundClosed as RoundClosed
+from concord.federation.submission import check_received as check_received
+from concord.federation.submission import chosen as chosen
+from concord.federation.submission import decline as decline
+from concord.federation.submission import decline_message as decline_message
+from concord.federation.submission import expect_update as expect_update
+from concord.federation.submission import incoming as incoming
+from concord.federation.submission import largest_update as largest_update
+from concord.federation.submission import refuse as refuse
+from concord.federation.submission import submit as submit
+from concord.federation.submission import submit_masked as submit_masked
+from concord.federation.submission import update_message as update_message
 from concord.federation.tables import Job, Node, Round, Update
 from concord.federation.tasks.base import TaskData, load_task
 from concord.governance.jobspec import JobSpec
 from concord.governance.standards import evaluate
-from concord.ledger.log import append, canonical_json
-from concord.ledger.tables import LogEntry
+from concord.ledger.log import append
 from concord.members.blocs import bloc_member_ids
 from concord.members.directory import get_member
-from concord.members.keys import verify
 from concord.members.tables import Member
 
 log = logging.getLogger("concord.federation")
@@ -68,81 +94,6 @@ log = logging.getLogger("concord.federation")
 class JobRefused(Conflict):
     code = "federation.job_refused"
     message = N_("The job breaks adopted standards: {rules}")
-
-
-class UnknownJob(NotFound):
-    code = "federation.unknown_job"
-    message = N_("There is no job {job}.")
-
-
-class RoundClosed(Conflict):
-    code = "federation.round_closed"
-    message = N_("Round {round} of job {job} is not open; a late update is not mixed in.")
-
-
-class NotSelected(Forbidden):
-    code = "federation.not_selected"
-    message = N_("Member “{member}” was not selected for round {round} of job {job}.")
-
-
-class DuplicateUpdate(Conflict):
-    code = "federation.duplicate_update"
-    message = N_("Member “{member}” already sent its update for round {round}.")
-
-
-class BadUpdate(Invalid):
-    code = "federation.bad_update"
-    message = N_("The update is refused: {reason}")
-
-
-class NodeUnregistered(Conflict):
-    code = "federation.node_unregistered"
-    message = N_("Member “{member}” has no registered node: register it, signed, first.")
-
-
-class RegistrationUnsigned(Invalid):
-    code = "federation.registration_unsigned"
-    message = N_(
-        "A node registration must be signed with the member's key (fields signed_at and signature)."
-    )
-
-
-class RegistrationStale(Invalid):
-    code = "federation.registration_stale"
-    message = N_(
-        "The registration was signed at {signed_at}, more than {minutes} minutes from the hub's "
-        "clock: sign it again now."
-    )
-
-
-def folder(settings: Settings) -> Path:
-    root = settings.local_store() / "federation"
-    root.mkdir(parents=True, exist_ok=True)
-    return root
-
-
-def _write(settings: Settings, relative: str, data: bytes) -> str:
-    path = folder(settings) / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    sync_folder(path.parent)
-    return relative
-
-
-def read_parameters(settings: Settings, relative: str) -> Parameters:
-    return from_safetensors((folder(settings) / relative).read_bytes())
-
-
-def get_job(session: Session, job_id: int) -> Job:
-    job = session.get(Job, job_id)
-    if job is None:
-        raise UnknownJob(job=job_id)
-    return job
 
 
 def eligible(session: Session, spec: JobSpec) -> set[int]:
@@ -208,7 +159,9 @@ def create_job(
     session.add(job)
     session.flush()
     params = task.init_parameters(job.id)
-    job.parameters = _write(settings, f"job-{job.id}/round-0.safetensors", to_safetensors(params))
+    job.parameters = write_file(
+        settings, f"job-{job.id}/round-0.safetensors", to_safetensors(params)
+    )
     job.digest = digest(params)
     append(
         session,
@@ -269,23 +222,6 @@ def open_round(session: Session, settings: Settings, job: Job) -> Round | None:
     session.add(row)
     session.flush()
     return row
-
-
-def current_round(session: Session, job: Job) -> Round | None:
-    return session.scalars(
-        select(Round)
-        .where(Round.job_id == job.id, Round.status == "open")
-        .order_by(Round.id.desc())
-    ).first()
-
-
-def lock(session: Session, job: Job) -> Job:
-    """Takes the job's row lock (PostgreSQL: FOR UPDATE; SQLite: the write lock held anyway)
-    so two hub processes never close the same round or count an update into a closing one."""
-    session.execute(select(Job.id).where(Job.id == job.id).with_for_update())
-    session.expire_all()  # what this session read before the lock may be stale now
-    session.refresh(job)
-    return job
 
 
 def advance(session: Session, settings: Settings, job: Job) -> bool:
@@ -696,7 +632,7 @@ def _finish(session: Session, settings: Settings, job: Job) -> None:
     ids = sorted({m for r in rounds for m in r.participants})
     names = [m.slug for m in session.scalars(select(Member).where(Member.id.in_(ids))).all()]
     metrics = rounds[-1].metrics if rounds else {}
-    _write(
+    write_file(
         settings,
         f"job-{job.id}/model/model.safetensors",
         (folder(settings) / job.parameters).read_bytes(),
@@ -708,7 +644,7 @@ def _finish(session: Session, settings: Settings, job: Job) -> None:
         achieved_privacy(session, job),
         publication.record_privacy(session, job),
     )
-    _write(settings, f"job-{job.id}/model/README.md", card.encode())
+    write_file(settings, f"job-{job.id}/model/README.md", card.encode())
     job.model_path = f"job-{job.id}/model"
     publication.publish(session, settings, job, folder(settings) / job.model_path, card)
     append(
@@ -728,357 +664,6 @@ def _finish(session: Session, settings: Settings, job: Job) -> None:
             **({"finish_reason": job.finish_reason} if job.finish_reason else {}),
         },
     )
-
-
-def update_message(job: int, round_number: int, member: str, sha256: str, examples: int) -> bytes:
-    """What a node signs for its update."""
-    return canonical_json(
-        {
-            "job": job,
-            "round": round_number,
-            "member": member,
-            "sha256": sha256,
-            "examples": examples,
-        }
-    )
-
-
-@dataclass
-class Receipt:
-    """What the hub answers to an update: the row, and whether it had been received before
-    (a node resending after a lost answer gets the same receipt; nothing is counted twice)."""
-
-    update: Update
-    repeated: bool = False
-
-
-def incoming(settings: Settings, job: Job) -> Path:
-    """Where an update's body is written while it arrives, before it is checked."""
-    path = folder(settings) / f"job-{job.id}" / "incoming"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def check_received(settings: Settings, job_id: int, received: Path) -> str:
-    """The checks of an update's body that need no database, made before the job's lock is
-    taken so that updates arriving together are checked in parallel: its tensors against the
-    job's model (every checkpoint has the initial one's names, shapes and dtypes), values
-    finite. Syncs the file to disk; returns its SHA-256."""
-    reference = folder(settings) / f"job-{job_id}" / "round-0.safetensors"
-    if not reference.exists():
-        raise UnknownJob(job=job_id)
-    with TensorFile(reference) as model, TensorFile(received) as candidate:
-        check_compatible_file(model, candidate)
-    sync_file(received)
-    return file_sha256(received)
-
-
-def submit(
-    session: Session,
-    settings: Settings,
-    job: Job,
-    round_number: int,
-    member: Member,
-    received: Path,
-    *,
-    sha256: str,
-    examples: int,
-    metrics: dict[str, float],
-    signature: str,
-    energy_kwh: float = 0.0,
-    emissions_kg: float = 0.0,
-) -> Receipt:
-    """Takes one node's update from `received` (a file in `incoming` that passed
-    `check_received`, moved into place when accepted); refusals are coded, logged, and change
-    nothing else."""
-    lock(session, job)
-    row = current_round(session, job)
-    try:
-        if not 0 < examples < 10**9:
-            raise BadUpdate(reason=N_("the number of examples must be positive"))
-        verify(
-            session,
-            member,
-            update_message(job.id, round_number, member.slug, sha256, examples),
-            signature,
-        )
-        earlier = _counted(session, job, round_number, member)
-        if earlier is not None and earlier.sha256 == sha256:
-            return Receipt(earlier, repeated=True)
-        if row is None or row.number != round_number:
-            raise RoundClosed(round=round_number, job=job.id)
-        if member.id not in row.participants:
-            raise NotSelected(member=member.slug, round=round_number, job=job.id)
-        if earlier is not None and earlier.round_id == row.id:
-            raise DuplicateUpdate(member=member.slug, round=round_number)
-    except (Invalid, RoundClosed, NotSelected, DuplicateUpdate) as exc:
-        refuse(
-            session,
-            job,
-            round_number,
-            member,
-            exc,
-            sha256=sha256,
-            examples=examples,
-            signature=signature,
-        )
-    path = f"job-{job.id}/round-{round_number}/attempt-{row.attempt}/member-{member.id}.safetensors"
-    target = folder(settings) / path
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(received, target)
-    sync_folder(target.parent)
-    update = Update(
-        round_id=row.id,
-        member_id=member.id,
-        path=path,
-        sha256=sha256,
-        examples=examples,
-        metrics={k: float(v) for k, v in metrics.items()},
-        energy_kwh=max(0.0, energy_kwh),
-        emissions_kg=max(0.0, emissions_kg),
-        signature=signature,
-        received_at=utcnow(),
-    )
-    session.add(update)
-    node = session.scalars(select(Node).where(Node.member_id == member.id)).first()
-    if node is not None:
-        node.last_seen = update.received_at  # a node that delivers is alive
-    session.flush()
-    return Receipt(update)
-
-
-def submit_masked(
-    session: Session,
-    settings: Settings,
-    row: Round,
-    member: Member,
-    received: Path,
-    *,
-    sha256: str,
-    examples: int,
-    metrics: dict[str, float],
-    signature: str,
-) -> Update:
-    """SecAgg+ stage 3: a node's masked vector becomes its update for the round (the caller
-    has checked the stage; `secure_round.check_masked`). Signed like any update."""
-    if not 0 < examples < 10**9:
-        raise BadUpdate(reason=N_("the number of examples must be positive"))
-    verify(
-        session,
-        member,
-        update_message(row.job_id, row.number, member.slug, sha256, examples),
-        signature,
-    )
-    path = f"job-{row.job_id}/round-{row.number}/attempt-{row.attempt}/member-{member.id}.u32"
-    target = folder(settings) / path
-    target.parent.mkdir(parents=True, exist_ok=True)
-    sync_file(received)
-    os.replace(received, target)
-    sync_folder(target.parent)
-    update = Update(
-        round_id=row.id,
-        member_id=member.id,
-        path=path,
-        sha256=sha256,
-        examples=examples,
-        metrics={k: float(v) for k, v in metrics.items()},
-        signature=signature,
-        received_at=utcnow(),
-    )
-    session.add(update)
-    session.flush()
-    return update
-
-
-def expect_update(session: Session, job: Job, round_number: int, member: Member) -> None:
-    """Refuses an update that could not be taken whatever its body, and that nobody may log:
-    for a round that is not open and that the member was not chosen for, or from a member not
-    selected. Called before the body is read, so that such an update never touches the disk.
-    Not logged: the signature covers the body's SHA-256, not known yet, and an unverified act
-    is nobody's (see `refuse`). A participant's late update, and a node resending a counted
-    update after a lost answer, pass: `submit` logs the first's refusal and gives the second
-    its receipt."""
-    row = current_round(session, job)
-    if _counted(session, job, round_number, member) is not None:
-        return
-    if row is None or row.number != round_number:
-        if chosen(session, job, round_number, member):
-            # A participant's late update is its own act: read it (bounded by the model's
-            # size) so that `submit` can check its signature and log the refusal.
-            return
-        raise RoundClosed(round=round_number, job=job.id)
-    if member.id not in row.participants:
-        raise NotSelected(member=member.slug, round=round_number, job=job.id)
-
-
-def largest_update(settings: Settings, job: Job) -> int:
-    """The most bytes an update of `job` may have: its tensors are the initial model's names,
-    shapes and dtypes, so only the safetensors header (names, metadata) may differ in size."""
-    reference = folder(settings) / f"job-{job.id}" / "round-0.safetensors"
-    if not reference.exists():
-        raise UnknownJob(job=job.id)
-    return reference.stat().st_size + UPDATE_HEADER_SLACK
-
-
-# Room for a differently written safetensors header (key order, metadata) in an update.
-UPDATE_HEADER_SLACK = 1024 * 1024
-
-
-def refuse(
-    session: Session,
-    job: Job,
-    round_number: int,
-    member: Member,
-    error: ConcordError,
-    *,
-    sha256: str,
-    examples: int,
-    signature: str,
-) -> NoReturn:
-    """Raises `error` for an update; logs the refusal first (committed) only when the update
-    was signed with the member's key and the member was chosen for that round. Anything else
-    is nobody's act: logging it would let any token holder write into the public log."""
-    message = update_message(job.id, round_number, member.slug, sha256, examples)
-    if _signed(session, member, message, signature) and chosen(session, job, round_number, member):
-        _refusal(session, job, round_number, member, error.code)
-    raise error
-
-
-def _signed(session: Session, member: Member, message: bytes, signature: str) -> bool:
-    """Whether `signature` is the member's over `message` (no key, no signature: False)."""
-    try:
-        verify(session, member, message, signature)
-    except ConcordError:
-        return False
-    return True
-
-
-def chosen(session: Session, job: Job, round_number: int, member: Member) -> bool:
-    """Whether the member was chosen in any attempt of this round."""
-    rows = session.scalars(
-        select(Round.participants).where(Round.job_id == job.id, Round.number == round_number)
-    ).all()
-    return any(member.id in (participants or []) for participants in rows)
-
-
-class DeclineUnsigned(Invalid):
-    code = "federation.decline_unsigned"
-    message = N_("A node declines a round by signing it with the member's key (field signature).")
-
-
-def decline_message(job: int, round_number: int, member: str) -> bytes:
-    """What a node signs to decline a round."""
-    return canonical_json(
-        {"purpose": "concord.round-decline", "job": job, "round": round_number, "member": member}
-    )
-
-
-def decline(
-    session: Session, job: Job, round_number: int, member: Member, *, signature: str
-) -> LogEntry:
-    """Logs that the member's node declines a round (site policy): only the open round of a
-    running job, only a member chosen for it, only signed with the member's key. The caller
-    commits."""
-    if not signature:
-        raise DeclineUnsigned()
-    lock(session, job)
-    row = current_round(session, job)
-    if job.status != "running" or row is None or row.number != round_number:
-        raise RoundClosed(round=round_number, job=job.id)
-    if member.id not in row.participants:
-        raise NotSelected(member=member.slug, round=round_number, job=job.id)
-    sent = session.scalars(
-        select(Update.id).where(Update.round_id == row.id, Update.member_id == member.id)
-    ).first()
-    if sent is not None:  # its update counts already: a decline now would contradict the log
-        raise DuplicateUpdate(member=member.slug, round=round_number)
-    verify(session, member, decline_message(job.id, round_number, member.slug), signature)
-    return append(
-        session,
-        "federation.node_declined",
-        {"job": job.id, "round": round_number, "member": member.slug},
-        member_id=member.id,
-    )
-
-
-def _counted(session: Session, job: Job, round_number: int, member: Member) -> Update | None:
-    """The member's update for this round that counts: in the open attempt or in the closed
-    one (an expired attempt's updates were never counted)."""
-    return session.scalars(
-        select(Update)
-        .join(Round, Round.id == Update.round_id)
-        .where(
-            Round.job_id == job.id,
-            Round.number == round_number,
-            Round.status.in_(("open", "closed")),
-            Update.member_id == member.id,
-        )
-        .order_by(Update.id.desc())
-    ).first()
-
-
-def _refusal(session: Session, job: Job, round_number: int, member: Member, code: str) -> None:
-    """Logs a refusal: whatever the request did is rolled back, the refusal is committed (one
-    session — on SQLite a second one would wait for this one's lock)."""
-    job_id, slug, member_id = job.id, member.slug, member.id
-    session.rollback()
-    append(
-        session,
-        "federation.update_refused",
-        {"job": job_id, "round": round_number, "member": slug, "reason": code},
-        member_id=member_id,
-    )
-    session.commit()
-
-
-REGISTRATION_SKEW = timedelta(minutes=10)
-
-
-def registration_message(member: str, tasks: list[str], signed_at: str) -> bytes:
-    """What a node signs to register: proof that it holds the member's private key."""
-    return canonical_json(
-        {
-            "purpose": "concord.node-registration",
-            "member": member,
-            "tasks": sorted(tasks),
-            "signed_at": signed_at,
-        }
-    )
-
-
-def register_node(
-    session: Session, member: Member, tasks: list[str], *, signed_at: str, signature: str
-) -> Node:
-    """Registers (or refreshes) the member's node; it must sign with the member's key, at a
-    time close to the hub's (an old signed registration replayed is refused)."""
-    if not signed_at or not signature:
-        raise RegistrationUnsigned()
-    try:
-        when = datetime.fromisoformat(signed_at)
-    except ValueError as exc:
-        raise RegistrationUnsigned() from exc
-    if when.tzinfo is None or abs(utcnow() - when) > REGISTRATION_SKEW:
-        raise RegistrationStale(
-            signed_at=signed_at, minutes=int(REGISTRATION_SKEW.total_seconds() // 60)
-        )
-    key = verify(session, member, registration_message(member.slug, tasks, signed_at), signature)
-    node = session.scalars(select(Node).where(Node.member_id == member.id)).first()
-    now = utcnow()
-    if node is None:
-        node = Node(member_id=member.id, tasks=tasks, registered_at=now, last_seen=now)
-        session.add(node)
-    node.tasks, node.last_seen, node.key_fingerprint = tasks, now, key.fingerprint
-    session.flush()
-    return node
-
-
-def seen(session: Session, member: Member) -> Node:
-    """Notes that the member's registered node asked for work."""
-    node = session.scalars(select(Node).where(Node.member_id == member.id)).first()
-    if node is None:
-        raise NodeUnregistered(member=member.slug)
-    node.last_seen = utcnow()
-    return node
 
 
 def work_for(session: Session, settings: Settings, member: Member) -> dict[str, Any] | None:

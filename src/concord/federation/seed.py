@@ -16,9 +16,11 @@ from typing import Any
 import uvicorn
 from numpy.typing import NDArray
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from concord.errors import N_
 from concord.federation import data
+from concord.federation.jobs import achieved_privacy
 from concord.federation.tables import Job
 from concord.federation.tasks.base import load_task
 from concord.federation.tasks.logreg import DigitsLogReg
@@ -135,5 +137,22 @@ def seed(world: World) -> None:
         if job is not None:
             world.notes.append(
                 f"Federated job “{job.title}”: {job.rounds_done} rounds by {len(slugs)} member "
-                f"nodes, {job.status} — see /jobs/{job.id}."
+                f"nodes, {job.status}{_privacy_note(db, job)} — see /jobs/{job.id}."
             )
+
+
+def _privacy_note(db: Session, job: Job) -> str:
+    """What the run applied, as the card states it: the accountant's ε, not the spec's."""
+    spec = JobSpec.model_validate(job.spec)
+    notes = []
+    if spec.privacy.secagg is not None:
+        notes.append("secure aggregation (SecAgg+): the hub saw only each round's sum")
+    achieved = achieved_privacy(db, job)
+    if achieved is not None:
+        notes.append(
+            f"client-level DP achieved ε = {achieved['epsilon']:.3g} "
+            f"(δ = {achieved['delta']:.3g}, {achieved['accountant'].upper()} accountant)"
+        )
+    elif spec.privacy.differential_privacy is not None:
+        notes.append("DP was requested but not applied to every round: none is claimed")
+    return "".join(f"; {n}" for n in notes)
