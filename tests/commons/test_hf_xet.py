@@ -117,3 +117,56 @@ def test_the_xet_endpoints_refuse_strangers_and_broken_objects(client, make) -> 
     assert broken.status_code == 422 and broken.json()["error"]["code"] == "commons.xet_bad_object"
     assert unknown.status_code == 422, unknown.text
     assert "not uploaded" in unknown.json()["error"]["message"]
+
+
+def test_a_compressed_chunk_cannot_expand_past_its_declared_size(client, make) -> None:
+    """LZ4 reaches 255:1: a xorb chunk whose header declares 1 KiB but whose body expands to
+    64 MiB is refused while decoding, never held in memory (the size bounds the output)."""
+    # Prepare: one chunk header (version 0, stored size, scheme 1 = LZ4, declared size)
+    import tracemalloc
+
+    import lz4.block
+    import lz4.frame
+
+    from concord.commons.hub_protocol import xet
+
+    kenya = make.delegate("kenya", "KE")
+    created = client.post(
+        "/api/repos/create", json={"name": "x", "type": "model"}, headers=kenya.headers
+    )
+    assert created.status_code == 200, created.text
+    token = client.get("/api/models/kenya/x/xet-write-token/main", headers=kenya.headers).json()
+    bombs = [
+        lz4.frame.compress(b"\0" * (64 << 20)),
+        lz4.block.compress(b"\0" * (64 << 20), store_size=False),
+    ]
+    good = b"concord " * 128
+
+    def xorb(body: bytes, size: int) -> bytes:
+        header = bytes([0]) + len(body).to_bytes(3, "little") + bytes([1])
+        return header + size.to_bytes(3, "little") + body
+
+    # Execute
+    answers = [
+        client.post(
+            "/api/commons/xet/v1/xorbs/default/" + f"{n:02x}" * 32,
+            content=xorb(bomb, 1024),
+            headers={"Authorization": f"Bearer {token['accessToken']}"},
+        )
+        for n, bomb in enumerate(bombs)
+    ]
+
+    # Assert: both refused with the coded error, without ever holding the expanded bytes; an
+    # honest chunk decodes to its bytes
+    for answer in answers:
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["error"]["code"] == "commons.xet_bad_object"
+    for bomb in bombs:
+        tracemalloc.start()
+        with pytest.raises(xet.BadXetObject):
+            xet.chunks_of(xorb(bomb, 1024))
+        _now, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert peak < 4 << 20, f"decoding took {peak:,} bytes"
+    frame = lz4.frame.compress(good)
+    assert xet.chunks_of(xorb(frame, len(good))) == [good]

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import lz4.block as lz4_block
+import lz4.frame as lz4_frame
 from cryptography.exceptions import InvalidSignature
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -125,67 +127,22 @@ def write_token(
 # --- xorbs: chunks, each behind an 8-byte header, compressed three ways ------------------
 
 
-def _lz4_block(source: bytes, out: bytearray) -> None:
-    """Decodes one LZ4 block onto `out` (earlier output is the window matches copy from)."""
-    i, end = 0, len(source)
-    while i < end:
-        token = source[i]
-        i += 1
-        literals = token >> 4
-        if literals == 15:
-            while True:
-                extra = source[i]
-                i += 1
-                literals += extra
-                if extra != 255:
-                    break
-        out += source[i : i + literals]
-        i += literals
-        if i >= end:
-            break
-        offset = source[i] | (source[i + 1] << 8)
-        i += 2
-        length = token & 15
-        if length == 15:
-            while True:
-                extra = source[i]
-                i += 1
-                length += extra
-                if extra != 255:
-                    break
-        length += 4
-        if offset == 0 or offset > len(out):
-            raise BadXetObject(reason=N_("a compressed chunk is corrupt"))
-        start = len(out) - offset
-        if offset >= length:
-            out += out[start : start + length]
-        else:  # the match overlaps what it writes: a repeating pattern
-            pattern = bytes(out[start:])
-            out += (pattern * (length // offset + 1))[:length]
+LZ4_FRAME = b"\x04\x22\x4d\x18"
 
 
-def lz4(data: bytes) -> bytes:
-    """LZ4, as a frame (what xet-core writes) or a bare block."""
-    out = bytearray()
-    if data[:4] != b"\x04\x22\x4d\x18":
-        _lz4_block(data, out)
-        return bytes(out)
-    flags = data[4]
-    i = 7 + (8 if flags & 0x08 else 0) + (4 if flags & 0x01 else 0)
-    while i + 4 <= len(data):
-        size = int.from_bytes(data[i : i + 4], "little")
-        i += 4
-        if size == 0:
-            break
-        stored, size = size & 0x80000000, size & 0x7FFFFFFF
-        block = data[i : i + size]
-        i += size
-        if stored:
-            out += block
-        else:
-            _lz4_block(block, out)
-        if flags & 0x10:
-            i += 4  # block checksum
+def lz4(data: bytes, size: int) -> bytes:
+    """LZ4, as a frame (what xet-core writes) or a bare block, decoded into at most `size`
+    bytes: the chunk header's size bounds the output, so a small crafted chunk cannot expand
+    into gigabytes (LZ4 reaches 255:1)."""
+    try:
+        if data[:4] != LZ4_FRAME:
+            return bytes(lz4_block.decompress(data, uncompressed_size=size))
+        frame = lz4_frame.LZ4FrameDecompressor()
+        out = frame.decompress(data, max_length=size)
+    except (lz4_block.LZ4BlockError, RuntimeError, ValueError) as exc:  # corrupt input
+        raise BadXetObject(reason=N_("a compressed chunk is corrupt")) from exc
+    if not frame.eof:
+        raise BadXetObject(reason=N_("a chunk's size is not the one its header gives"))
     return bytes(out)
 
 
@@ -214,7 +171,7 @@ def chunks_of(xorb: bytes) -> list[bytes]:
             break  # the footer (xet-core's "XETBLOB" metadata) begins here
         body = xorb[i + 8 : i + 8 + stored]
         i += 8 + stored
-        raw = body if scheme == 0 else lz4(body)
+        raw = body if scheme == 0 else lz4(body, size)
         if scheme == 2:
             raw = ungroup(raw)
         if len(raw) != size:
