@@ -576,10 +576,11 @@ def _serve_hub(data: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes]
 
 def hub_upload(quick: bool) -> None:
     """Uploads of a large file and of all-MiniLM-L6-v2: `upload_folder` through the Hub
-    protocol (preupload, LFS batch, PUT, verify, NDJSON commit) against `concord push` and a
+    protocol, by LFS (preupload, LFS batch, PUT, verify, NDJSON commit; `HF_HUB_DISABLE_XET=1`)
+    and by Xet (the client's default with `hf_xet` installed), against `concord push` and a
     bare Starlette PUT endpoint (the ceiling), each on its own fresh hub, with the hubs' memory
     while the uploads run."""
-    size = (64 if quick else 512) * MIB
+    size = (64 if quick else 1024) * MIB
     repeats = 1 if quick else 3
     work = Path(tempfile.mkdtemp(prefix="concord-bench-hubupload-"))
     processes: list[subprocess.Popen[bytes]] = []
@@ -595,20 +596,22 @@ def hub_upload(quick: bool) -> None:
         env.pop(name, None)
     try:
         tokens, hubs = {}, {}
-        for method in ("hf", "push"):
+        for method in ("hf", "xet", "push"):
             tokens[method] = setup_hub(work / method)
             process, hubs[method] = _serve_hub(work / method, env)
             processes.append(process)
             watches.append(RssWatch(process.pid))
-        watch = dict(zip(("hf", "push"), watches, strict=True))
+        watch = dict(zip(("hf", "xet", "push"), watches, strict=True))
+        # The client's default path: Xet whenever `hf_xet` is importable.
+        xet_env = {k: v for k, v in env.items() if k != "HF_HUB_DISABLE_XET"}
         port = free_port()
         (work / "bare").mkdir()
         bare = subprocess.Popen([PY, "-c", BARE_SERVER, str(port), str(work / "bare")], env=env)
         processes.append(bare)
         wait_port(port)
         card = "---\nlicense: apache-2.0\n---\n# Bench\n"
-        times: dict[str, list[float]] = {"hf": [], "push": [], "bare": []}
-        growth: dict[str, int] = {"hf": 0, "push": 0}
+        times: dict[str, list[float]] = {"hf": [], "xet": [], "push": [], "bare": []}
+        growth: dict[str, int] = {"hf": 0, "xet": 0, "push": 0}
         for i in range(repeats + 1):  # the first round warms up
             folder = work / f"big-{i}"
             folder.mkdir()
@@ -621,6 +624,15 @@ def hub_upload(quick: bool) -> None:
                     HF_UPLOAD,
                     hubs["hf"],
                     tokens["hf"],
+                    f"bench/big-{i}",
+                    str(folder),
+                ],
+                "xet": [
+                    PY,
+                    "-c",
+                    HF_UPLOAD,
+                    hubs["xet"],
+                    tokens["xet"],
                     f"bench/big-{i}",
                     str(folder),
                 ],
@@ -637,7 +649,7 @@ def hub_upload(quick: bool) -> None:
             }
             for method, cmd in runs.items():
                 start = watch[method].reset() if method in watch else 0
-                out, _wall, _rss = run(cmd, env)
+                out, _wall, _rss = run(cmd, xet_env if method == "xet" else env)
                 seconds = json.loads(out.strip().splitlines()[-1])["seconds"]
                 if i:
                     times[method].append(seconds)
@@ -646,6 +658,8 @@ def hub_upload(quick: bool) -> None:
             shutil.rmtree(folder)
         for method in times:
             results[f"{method}_upload_mb_s"] = round(median_rate(size, times[method]), 1)
+            rates = [size / t / 1e6 for t in times[method]]
+            results[f"{method}_upload_mb_s_range"] = [round(min(rates), 1), round(max(rates), 1)]
         for method in growth:
             results[f"hub_{method}_upload_rss_growth_mb"] = round(growth[method] / MIB, 1)
         results["hf_vs_push_ratio"] = round(
@@ -653,6 +667,9 @@ def hub_upload(quick: bool) -> None:
         )
         results["hf_vs_bare_ratio"] = round(
             results["hf_upload_mb_s"] / results["bare_upload_mb_s"], 3
+        )
+        results["xet_vs_push_ratio"] = round(
+            results["xet_upload_mb_s"] / results["push_upload_mb_s"], 3
         )
         show("upload of a large file (MB/s)", results, list(results))
 
@@ -664,6 +681,15 @@ def hub_upload(quick: bool) -> None:
             results["minilm_bytes"] = sum(p.stat().st_size for p in model.rglob("*") if p.is_file())
             runs = {
                 "hf": [PY, "-c", HF_UPLOAD, hubs["hf"], tokens["hf"], "bench/minilm", str(model)],
+                "xet": [
+                    PY,
+                    "-c",
+                    HF_UPLOAD,
+                    hubs["xet"],
+                    tokens["xet"],
+                    "bench/minilm",
+                    str(model),
+                ],
                 "push": [
                     PY,
                     "-c",
@@ -677,7 +703,7 @@ def hub_upload(quick: bool) -> None:
             }
             for method, cmd in runs.items():
                 start = watch[method].reset() if method in watch else 0
-                out, _wall, _rss = run(cmd, env)
+                out, _wall, _rss = run(cmd, xet_env if method == "xet" else env)
                 seconds = json.loads(out.strip().splitlines()[-1])["seconds"]
                 results[f"minilm_{method}_upload_s"] = round(seconds, 2)
                 if method in watch:
