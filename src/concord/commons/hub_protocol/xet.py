@@ -47,7 +47,10 @@ CAS = "/api/commons/xet"
 allow_large_bodies(CAS)
 VALID_S = 3600
 HASH = re.compile(r"^[0-9a-f]{64}$")
-XORB_MAX_BYTES = 64 * 1024 * 1024  # the protocol's own bound on a serialized xorb
+# xet-core fills a xorb with up to 64 MiB of chunk data (and 8,192 chunks); serialized, each
+# chunk gains an 8-byte header and the footer lists every chunk's hash and offsets, so a full
+# xorb runs past 64 MiB (a 1 GiB upload was refused with 413 at exactly 64 MiB).
+XORB_MAX_BYTES = (64 + 2) * 1024 * 1024
 BOOKEND = b"\xff" * 32
 SHARD_TAG_LENGTH = 32
 WITH_VERIFICATION = 1 << 31
