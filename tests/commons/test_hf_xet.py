@@ -170,3 +170,47 @@ def test_a_compressed_chunk_cannot_expand_past_its_declared_size(client, make) -
         assert peak < 4 << 20, f"decoding took {peak:,} bytes"
     frame = lz4.frame.compress(good)
     assert xet.chunks_of(xorb(frame, len(good))) == [good]
+
+
+def test_rebuilding_a_file_holds_no_write_lock(
+    live_server, make, xet_client, tmp_path, database_url, monkeypatch
+) -> None:
+    """A shard's files are rebuilt and hashed outside any transaction: a 1 GiB upload held
+    SQLite's write lock while it did so, and the round ticker failed "database is locked"."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL has no database-wide write lock; the hazard is SQLite's")
+    # Prepare: note, at each xorb read, whether another writer could begin
+    import sqlite3
+
+    from concord.commons.hub_protocol import xet
+
+    seen: list[bool] = []
+    read = xet._read_chunks
+
+    def watched(*args: object) -> bytes:
+        other = sqlite3.connect(database_url.removeprefix("sqlite:///"), timeout=0)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.rollback()
+            seen.append(True)
+        except sqlite3.OperationalError:  # "database is locked"
+            seen.append(False)
+        finally:
+            other.close()
+        return read(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(xet, "_read_chunks", watched)
+    kenya = make.delegate("kenya", "KE")
+    api = HfApi(endpoint=live_server, token=kenya.token)
+    api.create_repo("kenya/lock")
+    api.upload_file(
+        path_or_fileobj=b"---\nlicense: mit\n---\n", path_in_repo="README.md", repo_id="kenya/lock"
+    )
+    text = tmp_path / "notes.txt"
+    text.write_text("habari " * 40_000)
+
+    # Execute
+    api.upload_file(path_or_fileobj=str(text), path_in_repo="notes.txt", repo_id="kenya/lock")
+
+    # Assert
+    assert seen and all(seen), seen

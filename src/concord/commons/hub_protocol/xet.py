@@ -274,6 +274,10 @@ def _rebuild(db: Db, store: ChunkStore, grant: Grant, shard: bytes, limit: int) 
         raise BadXetToken()
     wanted = files_of(shard)
     for item in wanted:
+        # Rebuilding and hashing a file takes as long as its size: no transaction (on SQLite,
+        # the write lock that `repos.get` began) may stay open meanwhile, or every other
+        # writer, the round ticker too, waits and fails with "database is locked".
+        db.rollback()
         descriptor, scratch = tempfile.mkstemp(dir=store.scratch(), prefix=".xet-")
         path = Path(scratch)
         digest = hashlib.sha256()
