@@ -27,8 +27,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import signal
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -84,10 +91,132 @@ def run(clients: int, repeats: int) -> dict[str, float]:
     }
 
 
+def real_nodes(count: int, rounds: int) -> dict[str, Any]:
+    """`count` real `concord node` processes against a served hub (`concord serve`, SQLite):
+    a plain logreg-digits job of `rounds` rounds, then the same job with SecAgg+ (all others
+    as neighbours up to 10 nodes, t a majority, clip_range 4, no dropout). Round time is the
+    hub's own record, round opened → round closed; round 1 (nodes loading their task) is left
+    out of the median. Every node runs with one thread, as separate sites would not compete."""
+    import httpx
+    from deployment import CLI, free_port, members
+    from sqlalchemy import select
+
+    from concord.config import Settings
+    from concord.db import make_engine, make_sessionmaker, upgrade
+    from concord.federation import data, jobs
+    from concord.federation.tables import Job, Round, Update
+    from concord.federation.tasks.logreg import DigitsLogReg
+    from concord.governance.jobspec import JobSpec
+
+    folder = Path(tempfile.mkdtemp(prefix="concord-secagg-"))
+    url = f"sqlite:///{folder / 'concord.db'}"
+    env = {**os.environ, "CONCORD_DATA_DIR": str(folder), "CONCORD_DATABASE_URL": url}
+    env["OMP_NUM_THREADS"] = "1"
+    upgrade(make_engine(url))
+    sites = members(url, count, folder / "keys")
+    x, y, _xt, _yt = DigitsLogReg().split()
+    for (slug, _s, _k), part in zip(sites, data.iid(len(x), count, seed=1), strict=True):
+        data.write_partition(folder / "sites" / slug, x[part], y[part])
+    settings = Settings(data_dir=folder, database_url=url)
+    sessions = make_sessionmaker(make_engine(url))
+
+    def spec(secure: bool) -> JobSpec:
+        body: dict[str, Any] = {
+            "task": "logreg-digits",
+            "participants": {"members": [s for s, _t, _k in sites]},
+            "rounds": rounds,
+            "min_participants": count,
+            "round_deadline_s": 300,
+            "local": {"epochs": 1, "batch_size": 10, "learning_rate": 0.3},
+        }
+        if secure:
+            body["privacy"] = {"secure_aggregation": {"clip_range": CLIP_RANGE}}
+        return JobSpec.model_validate(body)
+
+    port = free_port()
+    hub_url = f"http://127.0.0.1:{port}"
+    with (folder / "hub.log").open("wb") as log:
+        hub = subprocess.Popen(
+            [*CLI, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    nodes: list[subprocess.Popen[bytes]] = []
+    out: dict[str, Any] = {"nodes": count, "rounds": rounds}
+    started = time.perf_counter()
+    try:
+        while True:
+            try:
+                if httpx.get(f"{hub_url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        for slug, secret, key_file in sites:
+            with (folder / f"{slug}.log").open("wb") as log:
+                nodes.append(
+                    subprocess.Popen(
+                        [
+                            *CLI,
+                            *("node", "--member", slug, "--data", str(folder / "sites" / slug)),
+                            *("--hub", hub_url, "--token", secret, "--key-file", str(key_file)),
+                            *("--max-rounds", str(2 * rounds), "--no-energy", "--wait", "1"),
+                        ],
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+        for mode in ("plain", "secagg"):
+            with sessions() as db:
+                job = jobs.create_job(db, settings, spec(mode == "secagg"), title=f"Bench {mode}")
+                db.commit()
+                job_id = job.id
+            deadline = time.monotonic() + 900
+            while time.monotonic() < deadline:
+                with sessions() as db:
+                    row = db.get(Job, job_id)
+                    assert row is not None
+                    if row.status != "running" and row.rounds_done >= rounds:
+                        break
+                time.sleep(0.5)
+            else:
+                raise RuntimeError(f"the {mode} job did not finish in 15 minutes; see {folder}")
+            with sessions() as db:
+                done = db.scalars(
+                    select(Round)
+                    .where(Round.job_id == job_id, Round.status == "closed")
+                    .order_by(Round.number)
+                ).all()
+                times = [(r.closed_at - r.opened_at).total_seconds() for r in done if r.closed_at]
+                stored = db.scalars(
+                    select(Update.path).where(Update.round_id.in_([r.id for r in done]))
+                ).all()
+                attempts = max(r.attempt for r in done)
+            out[f"{mode}_round_s"] = round(statistics.median(times[1:] or times), 3)
+            out[f"{mode}_round_times_s"] = [round(t, 3) for t in times]
+            out[f"{mode}_max_attempt"] = attempts
+            out[f"{mode}_updates_stored"] = len(stored)
+            print(f"{count} real nodes, {mode}: rounds {out[f'{mode}_round_times_s']} s", flush=True)
+    finally:
+        for p in nodes:
+            if p.poll() is None:
+                p.kill()
+        hub.send_signal(signal.SIGTERM)
+        hub.wait(timeout=30)
+    out["overhead_ratio"] = round(out["secagg_round_s"] / out["plain_round_s"], 2)
+    out["wall_s"] = round(time.perf_counter() - started, 1)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--nodes", type=int, help="instead: this many real `concord node` processes and a hub"
+    )
+    parser.add_argument("--rounds", type=int, default=4, help="rounds per job with --nodes")
     args = parser.parse_args()
+    if args.nodes:
+        print(json.dumps({"benchmark": "secagg-real-nodes", **real_nodes(args.nodes, args.rounds)}))
+        return
     sizes = [10, 100] if args.quick else [10, 100, 1000]
     rows = []
     for clients in sizes:
