@@ -31,7 +31,6 @@ import os
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -194,7 +193,7 @@ def real_nodes(count: int, rounds: int) -> dict[str, Any]:
             out[f"{mode}_round_times_s"] = [round(t, 3) for t in times]
             out[f"{mode}_max_attempt"] = attempts
             out[f"{mode}_updates_stored"] = len(stored)
-            print(f"{count} real nodes, {mode}: rounds {out[f'{mode}_round_times_s']} s", flush=True)
+            print(f"{count} real nodes, {mode}: rounds {times} s", flush=True)
     finally:
         for p in nodes:
             if p.poll() is None:
