@@ -164,6 +164,7 @@ def flower(
     if isinstance(lines, str):
         return lines
     accuracies = [line["accuracy"] for line in lines if "accuracy" in line and line["round"]]
+    stamps = [line["t"] for line in lines if "accuracy" in line and line["round"]]
     reached = next((i + 1 for i, a in enumerate(accuracies) if a >= TARGET), None)
     return {
         "rounds_to_97": reached,
@@ -176,6 +177,10 @@ def flower(
         "clip_norm": clip,
         # Flower's wall time includes starting Ray and its workers (≈ 10–20 s here).
         "wall_s": round(wall, 1),
+        # Rounds 2…R from the server's evaluation stamps: start-up left out.
+        "round_s": round((stamps[-1] - stamps[0]) / (len(stamps) - 1), 3)
+        if len(stamps) > 1
+        else None,
         "flwr": _flower_venv.version(),
     }
 
@@ -204,6 +209,7 @@ def main() -> None:
     split = (x, y, x_test, y_test, data.iid(len(y), CLIENTS, seed=0))
     q, delta = PER_ROUND / CLIENTS, accountant.default_delta(CLIENTS)
     cells: dict[str, dict[str, Any]] = {"no_dp": run(task, split, rounds, None)}
+    exact_z: dict[str, float] = {}
     print(f"no DP: {cells['no_dp']}", flush=True)
     for target in targets:
         z = noise_for(target, rounds, q, delta)
@@ -218,11 +224,12 @@ def main() -> None:
             accuracy_ratio=round(cell["final_accuracy"] / cells["no_dp"]["final_accuracy"], 4),
         )
         cells[f"epsilon_{target:g}"] = cell
+        exact_z[f"epsilon_{target:g}"] = z
         print(f"ε ≤ {target:g} (z = {z:.3f}): {cell}", flush=True)
     tightest = f"epsilon_{min(targets):g}"
     peer: dict[str, Any] | str = "skipped (--no-flower)"
     if not args.no_flower:
-        z = cells[tightest]["noise_multiplier"]
+        z = exact_z[tightest]
         peer = flower(task, split, rounds, z, args.clip, q, delta)
     if isinstance(peer, str):
         print(f"Flower: {peer}", flush=True)
@@ -233,6 +240,11 @@ def main() -> None:
             ourcell["final_accuracy"] - peer["final_accuracy"], 4
         )
         peer["wall_ratio_flower_over_ours"] = round(peer["wall_s"] / ourcell["wall_s"], 2)
+        if peer["round_s"]:
+            peer["round_ratio_flower_over_ours"] = round(
+                peer["round_s"] / (ourcell["wall_s"] / ourcell["rounds_run"]), 2
+            )
+        # Same (q, z, rounds), same accountant: the two ε must agree to rounding.
         peer["epsilon_agrees"] = abs(peer["epsilon_same_accountant"] - ourcell["epsilon"]) < 1e-3
         print(f"Flower DifferentialPrivacyServerSideFixedClipping, {tightest}: {peer}", flush=True)
     print(

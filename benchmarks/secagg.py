@@ -1,7 +1,8 @@
 """Secure aggregation (SecAgg+): the cost of a round with and without it.
 
     python benchmarks/secagg.py            # 10, 100 and 1,000 simulated clients
-    python benchmarks/secagg.py --quick    # 10 and 100 clients (under a minute)
+    python benchmarks/secagg.py --quick    # 10 and 100 clients; Flower at 10 (under a minute
+                                           # once benchmarks/.venv-flower exists)
 
 The work: every client holds a delta the size of logreg-digits (650 parameters, float64) and
 a weight; the server needs their weighted mean. "plain" is that mean over the clear deltas (as
@@ -15,9 +16,16 @@ shares, the masked vector, the reveals), against 4·d bytes for a plain float32 
 Neighbourhoods: all others up to 10 clients, then k = 2⌈log2 n⌉ + 2 (SecAgg+'s logarithmic
 degree); t: a majority of the neighbourhood.
 
-Flower's SecAggPlusWorkflow is not measured: `flwr` is not importable in this environment,
-and installing it (1.42.0) would replace this project's FastAPI, Starlette, Typer, Rich and
-Uvicorn with other versions; the column is left out rather than estimated.
+Flower, in the same run: its SecAggPlusWorkflow (flwr.server.workflow, in DefaultWorkflow) in
+its simulation runtime, same vector size, clients, neighbourhood (Flower's num_shares counts
+the client itself: k + 1) and threshold t, clip range 4, no dropout — beside ours also without
+dropout. Flower runs in its own virtual environment, benchmarks/.venv-flower, created on first
+use (a few minutes; `flwr` cannot go into the project's environment), see _flower_secagg.py.
+Its round time is the server's configure_fit → aggregate_fit, median of rounds 2–3: the four
+stages' messages through Flower's runtime and the clients' work in Ray's workers on the same
+two cores. Flower's bytes per client are not measured.
+
+    python benchmarks/secagg.py --nodes 10   # 10 real `concord node` processes and a hub
 
 The last line printed is JSON.
 """
@@ -36,6 +44,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import _flower_venv
 import numpy as np
 
 from concord.federation.privacy import secagg
@@ -48,11 +57,11 @@ def neighbourhood(clients: int) -> int:
     return 0 if clients <= 10 else 2 * math.ceil(math.log2(clients)) + 2
 
 
-def run(clients: int, repeats: int) -> dict[str, float]:
+def run(clients: int, repeats: int, drop: bool = True) -> dict[str, float]:
     rng = np.random.default_rng(clients)
     deltas = {i: rng.uniform(-1, 1, SIZE) for i in range(1, clients + 1)}
     weights = {i: int(rng.integers(50, 300)) for i in deltas}
-    dropped = list(range(1, clients + 1, 10))  # 10 %
+    dropped = list(range(1, clients + 1, 10)) if drop else []  # 10 %
     plain_times, secure_times = [], []
     traffic = 0.0
     error = 0.0
@@ -227,11 +236,28 @@ def main() -> None:
             f" vs {row['secagg_bytes_per_client']}; max error {row['max_error']:.2e} "
             f"(bound {row['error_bound']:.2e})"
         )
-    print(
-        "flower: not measured (flwr not importable; installing it would change FastAPI, "
-        "Starlette, Typer, Rich and Uvicorn)"
-    )
-    out: dict[str, object] = {"vector_size": SIZE, "flower": "not measured"}
+    out: dict[str, object] = {"vector_size": SIZE}
+    for clients in [10] if args.quick else [10, 100]:
+        k = neighbourhood(clients) or clients - 1
+        t = secagg.threshold_for(k, 0)
+        ours_nodrop = run(clients, repeats=3, drop=False)["secagg_round_s"]
+        theirs = _flower_venv.run("_flower_secagg.py", clients, k, t, SIZE, 3)
+        if isinstance(theirs, str):
+            print(f"Flower at {clients} clients: {theirs}")
+            out[f"flower_{clients}"] = theirs
+            continue
+        rounds = [line["s"] for line in theirs if "round" in line]
+        assert all(line["failures"] == 0 for line in theirs if "round" in line)
+        flower_s = statistics.median(rounds[1:])
+        print(
+            f"{clients:>5} clients, no dropout (k={k}, t={t}): ours {ours_nodrop:.3f} s, Flower "
+            f"SecAggPlusWorkflow {flower_s:.3f} s (rounds {[round(r, 2) for r in rounds]}); "
+            f"Flower / ours {flower_s / ours_nodrop:.1f}"
+        )
+        out[f"secagg_nodrop_round_s_{clients}"] = round(ours_nodrop, 4)
+        out[f"flower_secaggplus_round_s_{clients}"] = round(flower_s, 3)
+        out[f"flower_over_ours_{clients}"] = round(flower_s / ours_nodrop, 2)
+    out["flwr"] = _flower_venv.version()
     for row in rows:
         n = row["clients"]
         out[f"plain_round_s_{n}"] = round(row["plain_round_s"], 6)
