@@ -88,8 +88,12 @@ def evaluate(server_round, parameters, config):
     y = np.asarray(load("y_test"))
     params = [np.asarray(p, dtype=np.float32) for p in parameters]
     accuracy = float((forward(params, x)[2].argmax(axis=1) == y).mean())
-    print(json.dumps({"round": server_round, "accuracy": accuracy,
-                      "t": time.perf_counter() - STARTED}), flush=True)
+    print(
+        json.dumps(
+            {"round": server_round, "accuracy": accuracy, "t": time.perf_counter() - STARTED}
+        ),
+        flush=True,
+    )
     return 0.0, {"accuracy": accuracy}
 
 
@@ -97,9 +101,13 @@ def server_fn(context: Context):
     init = [np.load(FOLDER / f"init_{i}.npy") for i in range(6)]
     clients = len(load("parts"))
     strategy = FedAvg(
-        fraction_fit=PER_ROUND / clients, fraction_evaluate=0.0, min_fit_clients=PER_ROUND,
-        min_available_clients=clients, initial_parameters=ndarrays_to_parameters(init),
-        evaluate_fn=evaluate, on_fit_config_fn=lambda r: {"round": r},
+        fraction_fit=PER_ROUND / clients,
+        fraction_evaluate=0.0,
+        min_fit_clients=PER_ROUND,
+        min_available_clients=clients,
+        initial_parameters=ndarrays_to_parameters(init),
+        evaluate_fn=evaluate,
+        on_fit_config_fn=lambda r: {"round": r},
     )
     if Z > 0:
         strategy = DifferentialPrivacyServerSideFixedClipping(

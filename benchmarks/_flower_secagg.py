@@ -57,8 +57,17 @@ class Timed(FedAvg):
         Timed.marks.append((self._start, time.perf_counter()))
         if out[0] is not None:
             Timed.result = parameters_to_ndarrays(out[0])
-        print(json.dumps({"round": server_round, "s": Timed.marks[-1][1] - self._start,
-                          "results": len(results), "failures": len(failures)}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "round": server_round,
+                    "s": Timed.marks[-1][1] - self._start,
+                    "results": len(results),
+                    "failures": len(failures),
+                }
+            ),
+            flush=True,
+        )
         return out
 
 
@@ -68,16 +77,21 @@ app = ServerApp()
 @app.main()
 def main(grid, context: Context) -> None:
     strategy = Timed(
-        fraction_fit=1.0, fraction_evaluate=0.0, min_fit_clients=CLIENTS,
+        fraction_fit=1.0,
+        fraction_evaluate=0.0,
+        min_fit_clients=CLIENTS,
         min_available_clients=CLIENTS,
         initial_parameters=ndarrays_to_parameters([np.zeros(SIZE)]),
     )
-    legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=ROUNDS),
-                           strategy=strategy)
+    legacy = LegacyContext(
+        context=context, config=ServerConfig(num_rounds=ROUNDS), strategy=strategy
+    )
     shares = 1.0 if SHARES >= CLIENTS else SHARES
     workflow = DefaultWorkflow(
         fit_workflow=SecAggPlusWorkflow(
-            num_shares=shares, reconstruction_threshold=THRESHOLD, clipping_range=CLIP_RANGE,
+            num_shares=shares,
+            reconstruction_threshold=THRESHOLD,
+            clipping_range=CLIP_RANGE,
             max_weight=300.0,
         )
     )

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).parent
+last_stderr = ""  # the last Flower run's stderr, for a caller that finds its output short
 FLOWER = HERE / ".venv-flower" / "bin" / "python"
 
 
@@ -45,6 +46,8 @@ def run(script: str, *args: object, timeout: float = 1800) -> list[dict[str, Any
         timeout=timeout,
         check=False,
     )
+    global last_stderr
+    last_stderr = done.stderr
     lines = [json.loads(x) for x in done.stdout.splitlines() if x.startswith("{")]
     if done.returncode != 0 or not lines:
         return f"Flower failed (exit {done.returncode}): {done.stderr[-500:]}"
