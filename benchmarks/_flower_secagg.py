@@ -1,6 +1,6 @@
 """Flower's side of benchmarks/secagg.py, run by benchmarks/.venv-flower's interpreter.
 
-    .venv-flower/bin/python _flower_secagg.py CLIENTS NUM_SHARES THRESHOLD SIZE ROUNDS
+    .venv-flower/bin/python _flower_secagg.py CLIENTS NEIGHBOURS THRESHOLD SIZE ROUNDS
 
 Flower's SecAggPlusWorkflow (flwr.server.workflow) inside DefaultWorkflow, in Flower's
 simulation runtime (Ray): every client's fit returns a fixed random vector of SIZE float64
@@ -86,7 +86,8 @@ def main(grid, context: Context) -> None:
     legacy = LegacyContext(
         context=context, config=ServerConfig(num_rounds=ROUNDS), strategy=strategy
     )
-    shares = 1.0 if SHARES >= CLIENTS else SHARES
+    # Flower's num_shares counts the client itself (one share kept): our k neighbours + 1.
+    shares = 1.0 if SHARES >= CLIENTS - 1 else SHARES + 1
     workflow = DefaultWorkflow(
         fit_workflow=SecAggPlusWorkflow(
             num_shares=shares,
