@@ -48,7 +48,7 @@ def forward(params, x):
 
 def sgd_step(params, x, y):
     """One step of mean cross-entropy, as torch's F.cross_entropy and w -= η·grad."""
-    w1, b1, w2, b2, w3, b3 = params
+    _w1, _b1, w2, _b2, w3, _b3 = params
     h1, h2, logits = forward(params, x)
     p = np.exp(logits - logits.max(axis=1, keepdims=True))
     p /= p.sum(axis=1, keepdims=True)

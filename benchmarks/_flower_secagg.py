@@ -18,7 +18,7 @@ import time
 import numpy as np
 from flwr.client import ClientApp, NumPyClient
 from flwr.client.mod import secaggplus_mod
-from flwr.common import Context, ndarrays_to_parameters, parameters_to_ndarrays
+from flwr.common import Context, ndarrays_to_parameters
 from flwr.server import LegacyContext, ServerApp, ServerConfig
 from flwr.server.strategy import FedAvg
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
@@ -44,9 +44,6 @@ def client_fn(context: Context):
 
 class Timed(FedAvg):
     """FedAvg that stamps the start (configure_fit) and end (aggregate_fit) of each round."""
-
-    marks: list[tuple[float, float]] = []
-    result: list[np.ndarray] = []
 
     def configure_fit(self, server_round, parameters, client_manager):
         self._start = time.perf_counter()

@@ -13,7 +13,7 @@ all the rounds within the target (RDP accountant, δ = 1/K^1.1), found by bisect
 
 Figures: rounds until the test accuracy first reaches 97 % (null: not reached), final and best
 accuracy, z, and the ε actually accounted. The peer, in the same run, is Flower's
-`DifferentialPrivacyServerSideFixedClipping` around its FedAvg, at the tightest ε's z and the
+`DifferentialPrivacyServerSideFixedClipping` around its FedAvg, at ε = 8's z (the aim) and the
 same C, rounds, 10 clients a round, partition and initial model (Flower's simulation runtime
 in its own virtual environment, benchmarks/.venv-flower, created on first use — a few minutes;
 see _flower_venv.py and _flower_privacy.py; its clients train the 2NN in NumPy, as torch is
@@ -192,6 +192,7 @@ def main() -> None:
     parser.add_argument("--clip", type=float, default=1.0, help="clipping norm C")
     parser.add_argument("--threads", type=int, help="torch threads (default: every core)")
     parser.add_argument("--demo", action="store_true", help="the demo's job at several ε")
+    parser.add_argument("--targets", type=float, nargs="+", help="ε targets (default 8 3 1)")
     parser.add_argument("--no-flower", action="store_true", help="leave Flower's run out")
     args = parser.parse_args()
     # A quick run takes one thread: beside other work, OpenMP's spinning threads on an
@@ -202,7 +203,7 @@ def main() -> None:
         print(json.dumps({"benchmark": "privacy-demo", **demo_table()}))
         return
     rounds = args.rounds or (3 if args.quick else 30)
-    targets = [8.0] if args.quick else [8.0, 3.0, 1.0]
+    targets = args.targets or ([8.0] if args.quick else [8.0, 3.0, 1.0])
     task = Mnist2NN()
     x, y = task.dataset()
     x_test, y_test = task.public_test()
@@ -226,16 +227,18 @@ def main() -> None:
         cells[f"epsilon_{target:g}"] = cell
         exact_z[f"epsilon_{target:g}"] = z
         print(f"ε ≤ {target:g} (z = {z:.3f}): {cell}", flush=True)
-    tightest = f"epsilon_{min(targets):g}"
+    # Compared at the loosest target (ε = 8, where the issue sets its aim): at ε = 1 both
+    # sides are near chance on this split and the comparison says nothing.
+    compared = f"epsilon_{max(targets):g}"
     peer: dict[str, Any] | str = "skipped (--no-flower)"
     if not args.no_flower:
-        z = exact_z[tightest]
+        z = exact_z[compared]
         peer = flower(task, split, rounds, z, args.clip, q, delta)
     if isinstance(peer, str):
         print(f"Flower: {peer}", flush=True)
     else:
-        peer["setting"] = tightest
-        ourcell = cells[tightest]
+        peer["setting"] = compared
+        ourcell = cells[compared]
         peer["accuracy_ours_minus_flower"] = round(
             ourcell["final_accuracy"] - peer["final_accuracy"], 4
         )
@@ -246,7 +249,7 @@ def main() -> None:
             )
         # Same (q, z, rounds), same accountant: the two ε must agree to rounding.
         peer["epsilon_agrees"] = abs(peer["epsilon_same_accountant"] - ourcell["epsilon"]) < 1e-3
-        print(f"Flower DifferentialPrivacyServerSideFixedClipping, {tightest}: {peer}", flush=True)
+        print(f"Flower DifferentialPrivacyServerSideFixedClipping, {compared}: {peer}", flush=True)
     print(
         json.dumps(
             {
