@@ -1,7 +1,7 @@
 """Client-level differential privacy on MNIST: what ε = 1, 3, 8 cost in accuracy.
 
-    python benchmarks/privacy.py            # 30 rounds per setting (about 10 min, 2 cores)
-    python benchmarks/privacy.py --quick    # 3 rounds, ε = 8 and no DP (43 s wall, load 17)
+    python benchmarks/privacy.py            # 30 rounds per setting (13 min at load 8–16)
+    python benchmarks/privacy.py --quick    # 3 rounds, ε = 8, no DP and Flower (31 s wall)
     python benchmarks/privacy.py --demo     # the demo's job: 5 members, SecAgg+ (a minute)
 
 Setting: the 2NN of McMahan et al. 2017 on MNIST, 60,000 digits dealt IID to K = 100 clients,
