@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import os
 import re
 import struct
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import lz4.block as lz4_block
 import lz4.frame as lz4_frame
@@ -164,25 +166,30 @@ def ungroup(grouped: bytes) -> bytes:
 
 def chunks_of(xorb: bytes) -> list[bytes]:
     """The raw chunks of a serialized xorb, in order (any footer after them is skipped)."""
-    chunks: list[bytes] = []
-    i = 0
-    while i + 8 <= len(xorb):
-        version, scheme = xorb[i], xorb[i + 4]
-        stored = int.from_bytes(xorb[i + 1 : i + 4], "little")
-        size = int.from_bytes(xorb[i + 5 : i + 8], "little")
-        if version != 0 or scheme > 2 or i + 8 + stored > len(xorb):
-            break  # the footer (xet-core's "XETBLOB" metadata) begins here
-        body = xorb[i + 8 : i + 8 + stored]
-        i += 8 + stored
+    chunks = list(_chunks(io.BytesIO(xorb)))
+    if not chunks:
+        raise BadXetObject(reason=N_("a xorb holds no chunk"))
+    return chunks
+
+
+def _chunks(stream: BinaryIO) -> Iterator[bytes]:
+    """Each raw chunk of a serialized xorb read from `stream`, one at a time: a xorb holds up
+    to 64 MiB, and several arrive at once, so none is held whole."""
+    while len(header := stream.read(8)) == 8:
+        version, scheme = header[0], header[4]
+        stored = int.from_bytes(header[1:4], "little")
+        size = int.from_bytes(header[5:8], "little")
+        if version != 0 or scheme > 2:
+            return  # the footer (xet-core's "XETBLOB" metadata) begins here
+        body = stream.read(stored)
+        if len(body) != stored:
+            return
         raw = body if scheme == 0 else lz4(body, size)
         if scheme == 2:
             raw = ungroup(raw)
         if len(raw) != size:
             raise BadXetObject(reason=N_("a chunk's size is not the one its header gives"))
-        chunks.append(raw)
-    if not chunks:
-        raise BadXetObject(reason=N_("a xorb holds no chunk"))
-    return chunks
+        yield raw
 
 
 def _folder(store: ChunkStore, member: int) -> Path:
@@ -193,33 +200,45 @@ def _folder(store: ChunkStore, member: int) -> Path:
     return folder
 
 
-def _save_xorb(store: ChunkStore, member: int, name: str, body: bytes) -> bool:
-    chunks = chunks_of(body)
+def _save_xorb(store: ChunkStore, member: int, name: str, received: Path) -> bool:
+    """Decodes the xorb received at `received` into the member's folder: the raw chunks one
+    after another, then their lengths and their count (a footer, so that nothing is held)."""
     folder = _folder(store, member)
     target = folder / f"{name}.xorb"
     if target.exists():
         return False
     descriptor, scratch = tempfile.mkstemp(dir=folder, prefix=".xorb-")
-    with os.fdopen(descriptor, "wb") as out:
-        out.write(struct.pack("<I", len(chunks)))
-        out.write(b"".join(struct.pack("<I", len(c)) for c in chunks))
-        for chunk in chunks:
-            out.write(chunk)
-    os.replace(scratch, target)
+    lengths: list[int] = []
+    try:
+        with os.fdopen(descriptor, "wb") as out, received.open("rb") as source:
+            for chunk in _chunks(source):
+                out.write(chunk)
+                lengths.append(len(chunk))
+            if not lengths:
+                raise BadXetObject(reason=N_("a xorb holds no chunk"))
+            out.write(struct.pack(f"<{len(lengths)}I", *lengths))
+            out.write(struct.pack("<I", len(lengths)))
+        os.replace(scratch, target)
+    finally:
+        Path(scratch).unlink(missing_ok=True)
     return True
 
 
-def _read_chunks(folder: Path, name: str, start: int, end: int) -> bytes:
+def _read_chunks(folder: Path, name: str, start: int, end: int) -> Iterator[bytes]:
+    """The raw chunks `start` to `end` (exclusive) of a stored xorb, one at a time."""
     path = folder / f"{name}.xorb"
     if not path.is_file():
         raise BadXetObject(reason=N_("a shard names a xorb that was not uploaded"))
     with path.open("rb") as handle:
+        handle.seek(-4, os.SEEK_END)
         (count,) = struct.unpack("<I", handle.read(4))
+        handle.seek(-4 - 4 * count, os.SEEK_END)
         lengths = struct.unpack(f"<{count}I", handle.read(4 * count))
         if not 0 <= start < end <= count:
             raise BadXetObject(reason=N_("a shard names chunks a xorb does not hold"))
-        handle.seek(4 + 4 * count + sum(lengths[:start]))
-        return handle.read(sum(lengths[start:end]))
+        handle.seek(sum(lengths[:start]))
+        for length in lengths[start:end]:
+            yield handle.read(length)
 
 
 def hash_name(raw: bytes) -> str:
@@ -285,12 +304,12 @@ def _rebuild(db: Db, store: ChunkStore, grant: Grant, shard: bytes, limit: int) 
         try:
             with os.fdopen(descriptor, "wb") as out:
                 for xorb, first, end in item.terms:
-                    data = _read_chunks(folder, xorb, first, end)
-                    size += len(data)
-                    if size > limit:
-                        raise TooLarge(limit=limit)
-                    digest.update(data)
-                    out.write(data)
+                    for data in _read_chunks(folder, xorb, first, end):
+                        size += len(data)
+                        if size > limit:
+                            raise TooLarge(limit=limit)
+                        digest.update(data)
+                        out.write(data)
             if digest.hexdigest() != item.sha256:
                 raise BadXetObject(reason=N_("a rebuilt file does not have the SHA-256 given"))
             store.ingest(db, path, item.sha256)
@@ -327,13 +346,20 @@ async def upload_xorb(prefix: str, name: str, request: Request) -> JSONResponse:
     grant = bearer(request)
     if not HASH.match(name):
         raise BadXetObject(reason=N_("the xorb's name is not a hash"))
-    body = bytearray()
-    async for piece in request.stream():
-        body += piece
-        if len(body) > XORB_MAX_BYTES:
-            raise TooLarge(limit=XORB_MAX_BYTES)
     store = open_store(request.app.state.settings)
-    inserted = await run_in_threadpool(_save_xorb, store, grant.member, name, bytes(body))
+    descriptor, scratch = tempfile.mkstemp(dir=_folder(store, grant.member), prefix=".in-")
+    received = Path(scratch)
+    try:
+        taken = 0
+        with os.fdopen(descriptor, "wb") as out:
+            async for piece in request.stream():
+                taken += len(piece)
+                if taken > XORB_MAX_BYTES:
+                    raise TooLarge(limit=XORB_MAX_BYTES)
+                out.write(piece)
+        inserted = await run_in_threadpool(_save_xorb, store, grant.member, name, received)
+    finally:
+        received.unlink(missing_ok=True)
     return JSONResponse({"was_inserted": inserted})
 
 
