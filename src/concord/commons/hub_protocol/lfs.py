@@ -74,6 +74,16 @@ def _verify(request: Request, claim: str, signature: str) -> None:
         raise BadUploadUrl() from exc
 
 
+def _check_address(
+    request: Request, oid: str, size: int, repo: str, member: int, expires: int, sig: str
+) -> None:
+    """Refuses an upload address that has expired, names no SHA-256, or was not signed by
+    this hub for exactly this object, size, repository and member."""
+    if expires < time.time() or not OID.match(oid):
+        raise BadUploadUrl()
+    _verify(request, _claim(oid, size, repo, member, expires), sig)
+
+
 def _claim(oid: str, size: int, repo: str, member: int, expires: int) -> str:
     return f"lfs-upload\n{oid}\n{size}\n{repo}\n{member}\n{expires}"
 
@@ -208,9 +218,7 @@ async def upload(
     sig: str,
 ) -> Response:
     """The bytes of one object, PUT by the client to the address the batch API signed."""
-    if expires < time.time() or not OID.match(oid):
-        raise BadUploadUrl()
-    _verify(request, _claim(oid, size, f"{kind}/{owner}/{name}", member, expires), sig)
+    _check_address(request, oid, size, f"{kind}/{owner}/{name}", member, expires, sig)
     settings = request.app.state.settings
     if size > settings.max_upload_bytes:
         raise TooLarge(limit=settings.max_upload_bytes)
@@ -288,9 +296,7 @@ async def upload_part(
 ) -> Response:
     """One part of a multipart upload, at the address the batch API signed; its ETag is the
     part's SHA-256, which the completion names."""
-    if expires < time.time() or not OID.match(oid):
-        raise BadUploadUrl()
-    _verify(request, _claim(oid, size, f"{kind}/{owner}/{name}", member, expires), sig)
+    _check_address(request, oid, size, f"{kind}/{owner}/{name}", member, expires, sig)
     expected = _part_size(size, number)
     if expected == 0:
         raise BadUploadUrl()
@@ -324,9 +330,7 @@ async def complete(
 ) -> Response:
     """Joins the parts in order, checks each against the ETag the client names and the whole
     against the object's SHA-256, then stores it as a basic upload is stored."""
-    if expires < time.time() or not OID.match(oid):
-        raise BadUploadUrl()
-    _verify(request, _claim(oid, size, f"{kind}/{owner}/{name}", member, expires), sig)
+    _check_address(request, oid, size, f"{kind}/{owner}/{name}", member, expires, sig)
     try:
         body = json.loads(await request.body())
         tags = {int(p["partNumber"]): str(p["etag"]).strip('"') for p in body["parts"]}
