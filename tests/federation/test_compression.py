@@ -250,22 +250,18 @@ def test_nodes_train_a_compressed_job_to_the_end(
     assert cached == {"round-0--round-1.zdelta", "round-1--round-2.zdelta"}
 
 
-def test_a_node_fetches_a_verified_difference_or_the_whole_model(
-    live_server, make, sessions, settings, client
-) -> None:
-    # Prepare: a job with two stored models (round 1 starts from round 0's, round 2 from a
-    # changed one), as if round 1 had closed.
-    kenya = make.delegate("kenya", "KE")
+def _job_with_two_rounds(
+    sessions: Any, settings: Any, member_id: int, change: Any
+) -> tuple[int, Path, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """A job whose round 1 started from its initial model and round 2 from `change` applied to
+    each tensor of it, both closed, inserted in one batch: its id, the jobs folder, and the
+    two models."""
     spec = JobSpec.model_validate({**_spec(), "rounds": 3})
     with sessions() as s:
         job = jobs.create_job(s, settings, spec, title="Digits")
-        job_id = job.id
-        root = jobs.folder(settings)
+        job_id, root = job.id, jobs.folder(settings)
         first = from_safetensors((root / job.parameters).read_bytes())
-        second = {
-            k: v + np.float32(0.25) * (np.arange(v.size) % 7 == 0).reshape(v.shape)
-            for k, v in first.items()
-        }
+        second = {k: change(v) for k, v in first.items()}
         (root / f"job-{job_id}/round-1.safetensors").write_bytes(to_safetensors(second))
         for number, path in ((1, job.parameters), (2, f"job-{job_id}/round-1.safetensors")):
             s.add(
@@ -274,7 +270,7 @@ def test_a_node_fetches_a_verified_difference_or_the_whole_model(
                     number=number,
                     attempt=1,
                     status="closed",
-                    participants=[kenya.member.id],
+                    participants=[member_id],
                     parameters=path,
                     deadline=utcnow(),
                     opened_at=utcnow(),
@@ -284,6 +280,21 @@ def test_a_node_fetches_a_verified_difference_or_the_whole_model(
                 )
             )
         s.commit()
+    return job_id, root, first, second
+
+
+def test_a_node_fetches_a_verified_difference_or_the_whole_model(
+    live_server, make, sessions, settings, client
+) -> None:
+    # Prepare: a job with two stored models (round 1 starts from round 0's, round 2 from a
+    # changed one), as if round 1 had closed.
+    kenya = make.delegate("kenya", "KE")
+    job_id, _root, first, second = _job_with_two_rounds(
+        sessions,
+        settings,
+        kenya.member.id,
+        lambda v: v + np.float32(0.25) * (np.arange(v.size) % 7 == 0).reshape(v.shape),
+    )
     url = f"/api/federation/jobs/{job_id}/rounds/2/parameters"
     # Execute: the raw route, then the node's fetch holding round 1's model.
     raw = client.get(url, params={"base": 1})
@@ -308,30 +319,9 @@ def test_a_difference_that_does_not_verify_is_never_trained_on(
 ) -> None:
     # Prepare: the hub's cached difference is wrong (rebuilds a model that is not round 2's).
     kenya = make.delegate("kenya", "KE")
-    spec = JobSpec.model_validate({**_spec(), "rounds": 3})
-    with sessions() as s:
-        job = jobs.create_job(s, settings, spec, title="Digits")
-        job_id, root = job.id, jobs.folder(settings)
-        first = from_safetensors((root / job.parameters).read_bytes())
-        second = {k: v + np.float32(0.5) for k, v in first.items()}
-        (root / f"job-{job_id}/round-1.safetensors").write_bytes(to_safetensors(second))
-        for number, path in ((1, job.parameters), (2, f"job-{job_id}/round-1.safetensors")):
-            s.add(
-                Round(
-                    job_id=job_id,
-                    number=number,
-                    attempt=1,
-                    status="closed",
-                    participants=[kenya.member.id],
-                    parameters=path,
-                    deadline=utcnow(),
-                    opened_at=utcnow(),
-                    examples=0,
-                    metrics={},
-                    digest="",
-                )
-            )
-        s.commit()
+    job_id, root, first, second = _job_with_two_rounds(
+        sessions, settings, kenya.member.id, lambda v: v + np.float32(0.5)
+    )
     wrong = delta.encode(first, {k: v - np.float32(1) for k, v in first.items()})
     assert wrong is not None
     cache = root / f"job-{job_id}" / "deltas" / "round-0--round-1.zdelta"
