@@ -1,0 +1,178 @@
+"""Group commit of log appends: entries queued by many callers, written by one transaction.
+
+A durable commit costs one flush of the database's write-ahead log (SQLite with
+`synchronous=FULL`, PostgreSQL with `synchronous_commit=on`): some milliseconds on a real disk,
+whatever the transaction holds. Appenders that commit one entry each therefore queue behind
+each other's flushes. Here callers hand their entry to the database's `Committer` instead: one
+thread per database and process takes everything queued, appends it in queue order in ONE
+transaction (`log.append_prepared`), commits, and only then answers every caller of that
+group. While it flushes, new entries queue for the next group, so the group grows with the
+load and the flushes per entry fall.
+
+What a caller is told is durable: the answer is given after `commit()` returned, and both
+databases return from a commit only after its log is flushed; a `kill -9` of the process at
+any moment loses at most entries nobody was told about (tests/ledger/test_crash.py).
+
+The order is the queue's: a caller's entry gets an index after every entry queued before it,
+and the group is gap-free because the whole group commits or none of it does. If the
+transaction fails, every caller of the group gets the error and nothing of the group is in
+the log; the next group starts again from the stored state.
+
+Entries appended this way are not atomic with a domain act: acts still append in their own
+transaction with `log.append` (the act and its entry commit together). The committer is for
+appends that are the act themselves (records, imports, the API's logging of what it did).
+Callers serialise their content to canonical JSON before queueing, so a value that cannot be
+logged fails in its caller and never in the group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from collections import deque
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from concord.ledger import log
+
+MAX_GROUP = 10_000  # entries per transaction at most (bounds memory and a group's latency)
+IDLE_S = 2.0  # the thread ends after this long without work, and starts again on demand
+
+
+class Group:
+    """Entries committed together, and the answer to each of their callers."""
+
+    def __init__(self) -> None:
+        self.items: list[log.Prepared] = []
+        self.done = threading.Event()
+        self.results: list[log.Appended] = []
+        self.error: BaseException | None = None
+        self._waiting: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], int]]] = {}
+        self._lock = threading.Lock()
+
+    def wait(self, position: int) -> log.Appended:
+        self.done.wait()
+        return self._result(position)
+
+    def _result(self, position: int) -> log.Appended:
+        if self.error is not None:
+            raise self.error
+        return self.results[position]
+
+    def on_done(self, future: asyncio.Future[Any], position: int) -> None:
+        """Resolves `future` (of the running loop) once the group is committed."""
+        with self._lock:
+            if not self.done.is_set():
+                self._waiting.setdefault(future.get_loop(), []).append((future, position))
+                return
+        self._resolve([(future, position)])
+
+    def finish(self, results: list[log.Appended], error: BaseException | None) -> None:
+        self.results, self.error = results, error
+        with self._lock:
+            self.done.set()  # wakes every thread of the group at once
+            waiting, self._waiting = self._waiting, {}
+        for loop, futures in waiting.items():  # one wake-up per event loop, not per caller
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(self._resolve, futures)
+
+    def _resolve(self, futures: list[tuple[asyncio.Future[Any], int]]) -> None:
+        for future, position in futures:
+            if future.done():  # the caller was cancelled; its entry is logged all the same
+                continue
+            try:
+                future.set_result(self._result(position))
+            except BaseException as error:  # the group's failure is each caller's
+                future.set_exception(error)
+
+
+class Committer:
+    """The group committer of one database in this process (get it with `committer_for`)."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+        self.groups = 0  # transactions committed (for tests and the benchmark)
+        self.entries = 0
+        self._lock = threading.Condition()
+        self._queue: deque[Group] = deque()  # full groups waiting, oldest first
+        self._open = Group()
+        self._thread: threading.Thread | None = None
+
+    def submit(
+        self, kind: str, content: dict[str, Any], member_id: int | None = None
+    ) -> tuple[Group, int]:
+        """Queues one entry; returns its group and its place in it (see `Group.wait`)."""
+        log.check_kind(kind)
+        item = (kind, log.canonical_json(content), member_id)
+        with self._lock:
+            group = self._open
+            group.items.append(item)
+            position = len(group.items) - 1
+            if len(group.items) >= MAX_GROUP:
+                self._queue.append(group)
+                self._open = Group()
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="concord-log-committer", daemon=True
+                )
+                self._thread.start()
+            elif position == 0:
+                self._lock.notify()
+        return group, position
+
+    def append(
+        self, kind: str, content: dict[str, Any], member_id: int | None = None
+    ) -> log.Appended:
+        """Appends one entry and returns once it is durable, with its index."""
+        group, position = self.submit(kind, content, member_id)
+        return group.wait(position)
+
+    async def append_async(
+        self, kind: str, content: dict[str, Any], member_id: int | None = None
+    ) -> log.Appended:
+        """`append` for async code: the event loop runs on while the group commits."""
+        group, position = self.submit(kind, content, member_id)
+        future: asyncio.Future[log.Appended] = asyncio.get_running_loop().create_future()
+        group.on_done(future, position)
+        return await future
+
+    def _next(self) -> Group | None:
+        """The next group to commit, waiting for one; None when idle for IDLE_S."""
+        with self._lock:
+            while not self._queue and not self._open.items:
+                if not self._lock.wait(IDLE_S) and not self._queue and not self._open.items:
+                    self._thread = None
+                    return None
+            if self._queue:
+                return self._queue.popleft()
+            group, self._open = self._open, Group()
+            return group
+
+    def _run(self) -> None:
+        while (group := self._next()) is not None:
+            try:
+                with self.sessions() as session, session.begin():
+                    results = log.append_prepared(session, group.items)
+            except BaseException as error:  # the group failed as a whole; its callers hear why
+                group.finish([], error)
+                continue
+            self.groups += 1
+            self.entries += len(results)
+            group.finish(results, None)
+
+
+_committers: weakref.WeakKeyDictionary[Engine, Committer] = weakref.WeakKeyDictionary()
+_committers_lock = threading.Lock()
+
+
+def committer_for(sessions: sessionmaker[Session]) -> Committer:
+    """The committer of the database behind `sessions` (made on first use, one per engine)."""
+    engine = sessions.kw["bind"]
+    with _committers_lock:
+        committer = _committers.get(engine)
+        if committer is None:
+            committer = _committers[engine] = Committer(sessions)
+        return committer
