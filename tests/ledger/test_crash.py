@@ -3,6 +3,7 @@ no acknowledged entry lost."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import time
 from sqlalchemy import select
 
 from concord.ledger import log, tree
+from concord.ledger.committer import committer_for
 from concord.ledger.tables import LogEntry, LogNode
 
 APPENDER = """
@@ -66,3 +68,63 @@ def test_kill_9_during_appends_loses_no_acknowledged_entry(database_url, session
         log.append(db, "after.crash", {})
     with sessions() as db:
         assert log.current_root(db)[0] == size + 1
+
+
+GROUP_APPENDERS = """
+import sys, threading
+from concord.db import make_engine, make_sessionmaker
+from concord.ledger.committer import committer_for
+
+group = committer_for(make_sessionmaker(make_engine(sys.argv[1])))
+printing = threading.Lock()
+
+def appender(thread):
+    n = 0
+    while True:
+        entry = group.append("crash.group", {"thread": thread, "n": n})
+        # Answered, so its group committed: this entry must survive anything from now on.
+        with printing:
+            print(entry.index, thread, n, flush=True)
+        n += 1
+
+for thread in range(32):
+    threading.Thread(target=appender, args=(thread,), daemon=True).start()
+threading.Event().wait()
+"""
+
+
+def test_kill_9_during_group_commits_loses_no_acknowledged_entry(database_url, sessions) -> None:
+    """32 threads append one entry at a time through the group committer, printing each
+    acknowledged index; `kill -9` lands wherever the committer is (mid-group, mid-commit)."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", GROUP_APPENDERS, database_url],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ},
+    )
+    acknowledged: dict[int, dict[str, int]] = {}
+    deadline = time.monotonic() + 60
+    assert process.stdout is not None
+    while len(acknowledged) < 3000 and time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if line:
+            index, thread, n = (int(v) for v in line.split())
+            acknowledged[index] = {"thread": thread, "n": n}
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    assert len(acknowledged) >= 3000, "the appenders did not get going"
+
+    with sessions() as db:
+        size, root = log.current_root(db)
+        rows = list(db.execute(select(LogEntry.index, LogEntry.body).order_by(LogEntry.index)))
+        assert [row[0] for row in rows] == list(range(size))  # gap-free
+        assert max(acknowledged) < size
+        for index, content in acknowledged.items():
+            assert json.loads(rows[index][1])["content"] == content
+        leaves = [tree.leaf_hash(row[1]) for row in rows]
+        assert root == tree.mth(leaves)
+        assert log.root_at(db, size) == root
+        nodes = db.scalars(select(LogNode)).all()
+        assert len(nodes) == size - bin(size).count("1")
+    # The log still grows normally afterwards, through the committer too.
+    assert committer_for(sessions).append("after.crash", {}).index == size
