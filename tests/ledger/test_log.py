@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from concord.ledger import log, tree
+from concord.ledger import log, nodecache, tree
 from concord.ledger.tables import LogEntry, LogNode
 from concord.members import directory
 
@@ -145,6 +145,7 @@ def test_the_node_cache_serves_upper_levels_and_forgets_a_replaced_log(
     from concord.ledger import nodecache
 
     cache = nodecache.cache_for(engine)
+    cache.reset()  # the engine is the session's: an earlier test's longer log may be cached
     fill(sessions, 700)
     with sessions() as db:
         leaves = _leaves(db)
@@ -166,3 +167,37 @@ def test_the_node_cache_serves_upper_levels_and_forgets_a_replaced_log(
         leaves = _leaves(db)
         assert log.inclusion_proof(db, 3, 520) == tree.path(3, leaves)
         assert log.root_at(db, 520) == tree.mth(leaves)
+
+
+def test_a_single_proof_with_its_leaf_is_one_statement(
+    sessions, engine, empty_tables, monkeypatch
+) -> None:
+    nodecache.cache_for(engine).reset()  # an earlier test's longer log may be cached
+    fill(sessions, 700)
+    statements: list[str] = []
+    real_run = log._run
+
+    def counted(session: Session, sql: str, params: tuple[object, ...]) -> list[object]:
+        statements.append(sql)
+        return real_run(session, sql, params)
+
+    monkeypatch.setattr(log, "_run", counted)
+    with sessions() as db:
+        leaves = _leaves(db)
+        log.proven_leaf(db, 0, 700)  # the first fills the node cache's upper levels
+        for size in (1, 2, 255, 256, 257, 512, 699, 700):
+            for index in {0, size // 3, size - 2, size - 1} - {-1}:
+                statements.clear()
+                leaf, path = log.proven_leaf(db, index, size)
+                assert (leaf, path) == (leaves[index], tree.path(index, leaves[:size]))
+                assert len(statements) == 1, statements
+        for index, size in [(0, 701), (700, 700), (-1, 5), (0, -3)]:
+            with pytest.raises(log.BadTreeSize):
+                log.proven_leaf(db, index, size)
+    # A log replaced under the hub: its cached nodes are not served for the new one.
+    empty_tables()
+    fill(sessions, 700, kind="rewritten")
+    with sessions() as db:
+        leaves = _leaves(db)
+        for index in (5, 300, 699):
+            assert log.proven_leaf(db, index, 700) == (leaves[index], tree.path(index, leaves))

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import weakref
 from collections import deque
 from typing import Any
@@ -40,6 +41,11 @@ from concord.ledger import log
 
 MAX_GROUP = 10_000  # entries per transaction at most (bounds memory and a group's latency)
 IDLE_S = 2.0  # the thread ends after this long without work, and starts again on demand
+# Before a group starts, the committer waits a moment for the callers it just answered to
+# append again (as PostgreSQL's commit_delay does): at most this fraction of the last commit's
+# time, and never more than MAX_DELAY_S.
+DELAY_SHARE = 0.25
+MAX_DELAY_S = 0.002
 
 
 class Group:
@@ -47,14 +53,24 @@ class Group:
 
     def __init__(self) -> None:
         self.items: list[log.Prepared] = []
-        self.done = threading.Event()
+        self.done = False
         self.results: list[log.Appended] = []
         self.error: BaseException | None = None
+        self._threads: list[threading.Lock] = []  # one held lock per waiting thread
         self._waiting: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], int]]] = {}
         self._lock = threading.Lock()
 
     def wait(self, position: int) -> log.Appended:
-        self.done.wait()
+        """Blocks until the group is committed (or failed). Each thread waits on a lock of its
+        own, released by `finish`: a shared Event would wake them all onto one lock."""
+        mine = threading.Lock()
+        mine.acquire()
+        with self._lock:
+            if not self.done:
+                self._threads.append(mine)
+            else:
+                mine.release()
+        mine.acquire()
         return self._result(position)
 
     def _result(self, position: int) -> log.Appended:
@@ -65,7 +81,7 @@ class Group:
     def on_done(self, future: asyncio.Future[Any], position: int) -> None:
         """Resolves `future` (of the running loop) once the group is committed."""
         with self._lock:
-            if not self.done.is_set():
+            if not self.done:
                 self._waiting.setdefault(future.get_loop(), []).append((future, position))
                 return
         self._resolve([(future, position)])
@@ -73,8 +89,11 @@ class Group:
     def finish(self, results: list[log.Appended], error: BaseException | None) -> None:
         self.results, self.error = results, error
         with self._lock:
-            self.done.set()  # wakes every thread of the group at once
+            self.done = True
+            threads, self._threads = self._threads, []
             waiting, self._waiting = self._waiting, {}
+        for lock in threads:
+            lock.release()
         for loop, futures in waiting.items():  # one wake-up per event loop, not per caller
             if not loop.is_closed():
                 loop.call_soon_threadsafe(self._resolve, futures)
@@ -92,14 +111,17 @@ class Group:
 class Committer:
     """The group committer of one database in this process (get it with `committer_for`)."""
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
-        self.sessions = sessions
+    def __init__(self, engine: Engine) -> None:
+        # Weakly: the registry is keyed by the engine, and a committer must not keep it alive.
+        self._engine = weakref.ref(engine)
         self.groups = 0  # transactions committed (for tests and the benchmark)
         self.entries = 0
         self._lock = threading.Condition()
         self._queue: deque[Group] = deque()  # full groups waiting, oldest first
         self._open = Group()
         self._thread: threading.Thread | None = None
+        self._answered = 0  # callers of the last group: how many are likely to come back
+        self._last_commit_s = 0.0
 
     def submit(
         self, kind: str, content: dict[str, Any], member_id: int | None = None
@@ -119,7 +141,7 @@ class Committer:
                     target=self._run, name="concord-log-committer", daemon=True
                 )
                 self._thread.start()
-            elif position == 0:
+            elif position == 0 or position + 1 == self._answered:
                 self._lock.notify()
         return group, position
 
@@ -148,31 +170,52 @@ class Committer:
                     return None
             if self._queue:
                 return self._queue.popleft()
+            # Closed-loop callers (each appends again once answered) would otherwise split into
+            # two half groups that alternate, each waiting for the other's flush.
+            delay = min(MAX_DELAY_S, DELAY_SHARE * self._last_commit_s)
+            deadline = time.monotonic() + delay
+            while len(self._open.items) < self._answered and not self._queue:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._lock.wait(left)
+            if self._queue:
+                return self._queue.popleft()
             group, self._open = self._open, Group()
             return group
 
     def _run(self) -> None:
         while (group := self._next()) is not None:
+            started = time.monotonic()
             try:
-                with self.sessions() as session, session.begin():
-                    results = log.append_prepared(session, group.items)
+                results = self._commit(group.items)
             except BaseException as error:  # the group failed as a whole; its callers hear why
                 group.finish([], error)
                 continue
             self.groups += 1
             self.entries += len(results)
+            self._last_commit_s = time.monotonic() - started
+            self._answered = len(results)
             group.finish(results, None)
+
+    def _commit(self, items: list[log.Prepared]) -> list[log.Appended]:
+        """Appends `items` in one transaction; returns once it is committed (durable)."""
+        engine = self._engine()
+        if engine is None:
+            raise RuntimeError("the database engine of this log was disposed of")
+        with Session(engine, expire_on_commit=False) as session, session.begin():
+            return log.append_prepared(session, items)
 
 
 _committers: weakref.WeakKeyDictionary[Engine, Committer] = weakref.WeakKeyDictionary()
 _committers_lock = threading.Lock()
 
 
-def committer_for(sessions: sessionmaker[Session]) -> Committer:
+def committer_for(sessions: sessionmaker[Session] | Engine) -> Committer:
     """The committer of the database behind `sessions` (made on first use, one per engine)."""
-    engine = sessions.kw["bind"]
+    engine = sessions if isinstance(sessions, Engine) else sessions.kw["bind"]
     with _committers_lock:
         committer = _committers.get(engine)
         if committer is None:
-            committer = _committers[engine] = Committer(sessions)
+            committer = _committers[engine] = Committer(engine)
         return committer

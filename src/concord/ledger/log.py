@@ -321,54 +321,7 @@ class Nodes:
 
     def read(self, coords: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         """These nodes as stored, without the cache (those missing are left out)."""
-        wanted = list(coords)
-        found: dict[tuple[int, int], bytes] = {}
-        if not wanted:
-            return found
-        connection = self.session.connection()
-        sqlite = connection.dialect.name == "sqlite"
-        if sqlite and len(wanted) <= FEW_NODES_SQLITE:
-            # A single proof: every node in one statement of primary-key lookups, since on
-            # SQLite each statement costs more Python than its lookups cost SQLite.
-            sql = " UNION ALL ".join(
-                NODE_SQLITE if level else LEAF_SQLITE for level, _index in wanted
-            )
-            params = tuple(
-                v for level, index in wanted for v in ((level, index) if level else (index,))
-            )
-            for level, index, digest in _run(self.session, sql, params):
-                found[(level, index)] = bytes(digest)
-            return found
-        leaves = [index for level, index in wanted if level == 0]
-        inner = [[level, index] for level, index in wanted if level > 0]
-        if not sqlite and len(wanted) <= FEW_NODES:
-            # A proof or a few: leaves and inner nodes in one round trip.
-            pairs = ([level for level, _i in inner], [index for _l, index in inner])
-            for level, index, digest in _run(self.session, FEW_PG, (leaves, *pairs)):
-                found[(level, index)] = bytes(digest)
-            return found
-        if leaves:
-            sql, values = (LEAVES_SQLITE, json.dumps(leaves)) if sqlite else (LEAVES_PG, leaves)
-            for index, digest in _run(self.session, sql, (values,)):
-                found[(0, index)] = bytes(digest)
-        if not sqlite and 0 < len(inner) <= FEW_NODES:
-            # A proof or a few: every inner node in one round trip.
-            pairs = ([level for level, _i in inner], [index for _l, index in inner])
-            for level, index, digest in _run(self.session, NODES_PG, pairs):
-                found[(level, index)] = bytes(digest)
-            return found
-        # Many (or SQLite, in process, where statements cost no round trip): one statement
-        # per level, an index scan of the key, measured faster than one join on pairs.
-        by_level: dict[int, list[int]] = {}
-        for level, index in inner:
-            by_level.setdefault(level, []).append(index)
-        for level, indices in by_level.items():
-            by_index = (level, json.dumps(indices) if sqlite else indices)
-            for index, digest in _run(
-                self.session, NODES_LEVEL_SQLITE if sqlite else NODES_LEVEL_PG, by_index
-            ):
-                found[(level, index)] = bytes(digest)
-        return found
+        return read_nodes(self.session, coords)
 
     def __call__(self, level: int, index: int) -> bytes:
         if (level, index) not in self.known:
@@ -377,6 +330,56 @@ class Nodes:
             return self.known[(level, index)]
         except KeyError:
             raise UnknownEntry(index=index << level) from None
+
+
+def read_nodes(session: Session, coords: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    """These nodes as stored, without the cache (those missing are left out)."""
+    wanted = list(coords)
+    found: dict[tuple[int, int], bytes] = {}
+    if not wanted:
+        return found
+    connection = session.connection()
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite and len(wanted) <= FEW_NODES_SQLITE:
+        # A single proof: every node in one statement of primary-key lookups, since on
+        # SQLite each statement costs more Python than its lookups cost SQLite.
+        sql = " UNION ALL ".join(NODE_SQLITE if level else LEAF_SQLITE for level, _index in wanted)
+        params = tuple(
+            v for level, index in wanted for v in ((level, index) if level else (index,))
+        )
+        for level, index, digest in _run(session, sql, params):
+            found[(level, index)] = bytes(digest)
+        return found
+    leaves = [index for level, index in wanted if level == 0]
+    inner = [[level, index] for level, index in wanted if level > 0]
+    if not sqlite and len(wanted) <= FEW_NODES:
+        # A proof or a few: leaves and inner nodes in one round trip.
+        pairs = ([level for level, _i in inner], [index for _l, index in inner])
+        for level, index, digest in _run(session, FEW_PG, (leaves, *pairs)):
+            found[(level, index)] = bytes(digest)
+        return found
+    if leaves:
+        sql, values = (LEAVES_SQLITE, json.dumps(leaves)) if sqlite else (LEAVES_PG, leaves)
+        for index, digest in _run(session, sql, (values,)):
+            found[(0, index)] = bytes(digest)
+    if not sqlite and 0 < len(inner) <= FEW_NODES:
+        # A proof or a few: every inner node in one round trip.
+        pairs = ([level for level, _i in inner], [index for _l, index in inner])
+        for level, index, digest in _run(session, NODES_PG, pairs):
+            found[(level, index)] = bytes(digest)
+        return found
+    # Many (or SQLite, in process, where statements cost no round trip): one statement
+    # per level, an index scan of the key, measured faster than one join on pairs.
+    by_level: dict[int, list[int]] = {}
+    for level, index in inner:
+        by_level.setdefault(level, []).append(index)
+    for level, indices in by_level.items():
+        by_index = (level, json.dumps(indices) if sqlite else indices)
+        for index, digest in _run(
+            session, NODES_LEVEL_SQLITE if sqlite else NODES_LEVEL_PG, by_index
+        ):
+            found[(level, index)] = bytes(digest)
+    return found
 
 
 # Plain driver statements with the wanted nodes as one parameter (a JSON array for SQLite,
@@ -430,6 +433,79 @@ def inclusion_proof(session: Session, index: int, tree_size: int) -> list[bytes]
     if not 0 <= index < tree_size:
         raise BadTreeSize(size=tree_size, asked=index)
     return inclusion_proofs(session, [index], tree_size, seen)[0]
+
+
+def proven_leaf(session: Session, index: int, tree_size: int) -> tuple[bytes, list[bytes]]:
+    """The leaf hash of entry `index` and PATH(index, D[tree_size]), by ONE statement: the
+    state row (to check the size and the node cache), the leaf and the nodes of the path that
+    the cache does not hold. A single proof on PostgreSQL thus costs one round trip, where
+    `inclusion_proof` then `leaf` cost three; the cache is only checked once the state is
+    read, and its nodes are read from the database after all if it turns out not to match."""
+    if tree_size < 0:
+        raise BadTreeSize(size=size(session), asked=tree_size)
+    if not 0 <= index < tree_size:
+        raise BadTreeSize(size=tree_size, asked=index)
+    plan = tree.inclusion_ranges(index, tree_size)
+    wanted = tree.needed_nodes(plan) | {(0, index)}
+    cache = nodecache.cache_for(session.get_bind())
+    generation = cache.generation
+    cached = cache.get(wanted)
+    current, frontier, found = _state_and_nodes(session, [c for c in wanted if c not in cached])
+
+    def reader(coords: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        return read_nodes(session, coords)
+
+    if tree_size > current:
+        raise BadTreeSize(size=current, asked=tree_size)
+    if cache.usable(current, frontier, reader) and cache.generation == generation:
+        cache.keep(found)
+    else:
+        found.update(read_nodes(session, cached))
+        cached = {}
+    known = {**cached, **found}
+
+    def lookup(level: int, node: int) -> bytes:
+        try:
+            return known[(level, node)]
+        except KeyError:  # a stored node is gone: the store was tampered with
+            raise UnknownEntry(index=node << level) from None
+
+    path = [tree.range_hash(start, width, lookup) for start, width in plan]
+    return lookup(0, index), path
+
+
+def _state_and_nodes(
+    session: Session, wanted: list[tuple[int, int]]
+) -> tuple[int, bytes, dict[tuple[int, int], bytes]]:
+    """(size, frontier) of the log and the stored nodes `wanted`, by one statement."""
+    leaves = [i for level, i in wanted if level == 0]
+    inner = [(level, i) for level, i in wanted if level > 0]
+    if session.connection().dialect.name == "sqlite":
+        if len(wanted) > FEW_NODES_SQLITE:  # a deep right edge: past SQLite's compound limit
+            return (*state(session), read_nodes(session, wanted))
+        parts = [STATE_NODES_SQLITE, *(LEAF_SQLITE for _ in leaves), *(NODE_SQLITE for _ in inner)]
+        params: tuple[Any, ...] = (*leaves, *(v for node in inner for v in node))
+        rows = _run(session, " UNION ALL ".join(parts), params)
+    else:
+        levels, indices = [level for level, _i in inner], [i for _level, i in inner]
+        rows = _run(session, STATE_NODES_PG, (leaves, levels, indices))
+    current, frontier = 0, b""
+    found: dict[tuple[int, int], bytes] = {}
+    for level, number, digest in rows:
+        if level < 0:
+            current, frontier = int(number), bytes(digest)
+        else:
+            found[(level, number)] = bytes(digest)
+    return current, frontier, found
+
+
+STATE_NODES_SQLITE = "SELECT -1, size, frontier FROM ledger_state WHERE id = 1"
+STATE_NODES_PG = (
+    "SELECT -1::smallint, size, frontier FROM ledger_state WHERE id = 1 UNION ALL "
+    "SELECT 0::smallint, idx, leaf_hash FROM ledger_entries WHERE idx = ANY(%s) UNION ALL "
+    "SELECT n.level, n.idx, n.hash FROM unnest(%s::smallint[], %s::bigint[]) AS w(level, idx) "
+    "JOIN ledger_nodes AS n ON n.level = w.level AND n.idx = w.idx"
+)
 
 
 def inclusion_proofs(

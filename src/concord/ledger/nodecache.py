@@ -39,6 +39,7 @@ class NodeCache:
         self.size = 0
         self.frontier = b""
         self.lock = threading.Lock()
+        self.generation = 0  # counts emptyings: nodes got before and used after must match it
 
     def usable(self, size: int, frontier: bytes, read: Read) -> bool:
         """Whether the cache holds nodes of the tree of `size` with `frontier`, adopting that
@@ -57,9 +58,18 @@ class NodeCache:
                 if [stored.get(node) for node in old] == expected:
                     self.size, self.frontier = size, frontier
                     return True
-            self.nodes.clear()
+            self.nodes = {}  # a new dict: readers holding the old one keep a consistent view
+            self.generation += 1
             self.size, self.frontier = size, frontier
             return True
+
+    def reset(self) -> None:
+        """Forgets everything: for whoever replaces the log under a running hub by a shorter
+        one (tests do), which the cache would otherwise leave alone until it outgrew it."""
+        with self.lock:
+            self.nodes = {}
+            self.generation += 1
+            self.size, self.frontier = 0, b""
 
     def get(self, wanted: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         nodes = self.nodes  # one lookup each: another thread may empty it meanwhile

@@ -115,8 +115,7 @@ def entry(index: Index, db: Db) -> EntryPublic:
 @api.get("/proof/inclusion")
 def inclusion(db: Db, index: QueryIndex, size: QueryIndex) -> InclusionPublic:
     """RFC 9162 inclusion proof (audit path) of entry `index` in the tree of `size` entries."""
-    proof = log.inclusion_proof(db, index, size)
-    leaf = log.leaf(db, index)
+    leaf, proof = log.proven_leaf(db, index, size)  # one statement
     return InclusionPublic(
         index=index, size=size, leaf_hash=leaf.hex(), audit_path=[p.hex() for p in proof]
     )
