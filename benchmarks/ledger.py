@@ -3,6 +3,12 @@
     python benchmarks/ledger.py            # 100,000 entries, 10,000 inclusion, 1,000 consistency
     python benchmarks/ledger.py --quick    # 10,000 / 1,000 / 100
 
+Group commit: APPENDERS threads (and, as the API's async handlers would, ASYNC_APPENDERS
+coroutines on one event loop) each append one entry at a time through `ledger.committer` and
+wait until it is durable; the rate counts acknowledged entries only, and the number of entries
+per commit is reported beside it. The same threads committing one entry per transaction
+(`log.append`, what each appender paid before) run as the baseline.
+
 Ours runs on SQLite (WAL, synchronous=FULL) and on PostgreSQL (CONCORD_DATABASE_URL, or the
 local server at 127.0.0.1:5432 if one answers), committing every 1,000 entries: each commit is
 durable before the next batch starts. Proofs are produced from the stored nodes and each one is
@@ -17,6 +23,7 @@ entry bytes. The last line printed is one JSON object.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import random
@@ -24,19 +31,23 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from concord.db import make_engine, make_sessionmaker, upgrade
-from concord.ledger import log, tiles, tree
+from concord.ledger import committer, log, tiles, tree
 
 HERE = Path(__file__).parent
 PEER_VENV = HERE / ".venv-peer"
 BATCH = 1000
+APPENDERS = 64
+ASYNC_APPENDERS = 2048
 PG_DEFAULT = "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/postgres"
 
 PEER = r"""
@@ -128,11 +139,17 @@ def ours(url: str, n: int, n_inc: int, n_cons: int) -> dict[str, float]:
             inclusion.append(n_inc / (time.perf_counter() - t0))
         single = []
         picks = [rng.randrange(n) for _ in range(min(n_inc, 2000))]
+        for _ in range(3):  # leaf and proof by one statement, as the API serves them
+            t0 = time.perf_counter()
+            for i in picks:
+                leaf, path = log.proven_leaf(db, i, n)
+                assert tree.verify_inclusion(leaf, i, n, path, root)
+            single.append(len(picks) / (time.perf_counter() - t0))
         t0 = time.perf_counter()
-        for i in picks:
+        for i in picks[:500]:  # as before: size, nodes and leaf by three statements
             path = log.inclusion_proof(db, i, n)
             assert tree.verify_inclusion(log.leaf(db, i), i, n, path, root)
-        single.append(len(picks) / (time.perf_counter() - t0))
+        single_three = min(500, len(picks)) / (time.perf_counter() - t0)
         # Tiles as the hub serves them: every level-0 tile and those above.
         every = [t for level in range(tiles.levels(n)) for t in tiles.tiles_at(level, n)]
         t0 = time.perf_counter()
@@ -170,10 +187,90 @@ def ours(url: str, n: int, n_inc: int, n_cons: int) -> dict[str, float]:
         "appends_per_s": appends,
         "inclusion_proofs_per_s": statistics.median(inclusion),
         "single_inclusion_proofs_per_s": statistics.median(single),
+        "single_inclusion_proofs_min_per_s": min(single),
+        "single_inclusion_proofs_max_per_s": max(single),
+        "single_inclusion_proofs_three_statements_per_s": single_three,
         "tiles_per_s": tile_rate,
         "tile_inclusion_proofs_per_s": from_tiles,
         "consistency_proofs_per_s": statistics.median(consistency),
         "single_consistency_proofs_per_s": statistics.median(single_cons),
+    }
+
+
+def group_commit(url: str, per_thread: int, per_task: int, baseline: int) -> dict[str, float]:
+    """Durable appends of one entry per caller, from many callers at once (see the module)."""
+    engine = make_engine(url, pool_size=16, max_overflow=0)  # the baseline shares 16
+    upgrade(engine)
+    sessions = make_sessionmaker(engine)
+    group = committer.committer_for(sessions)
+    with sessions() as db:
+        start = log.size(db)  # PostgreSQL's database already holds the proofs' entries
+
+    def threads(work: Any, count: int) -> float:
+        workers = [threading.Thread(target=work, args=(t, count)) for t in range(APPENDERS)]
+        t0 = time.perf_counter()
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        return APPENDERS * count / (time.perf_counter() - t0)
+
+    def grouped(thread: int, count: int) -> None:
+        for n in range(count):
+            group.append("bench.group", {"thread": thread, "n": n})
+
+    def alone(thread: int, count: int) -> None:  # one transaction, one flush, per entry
+        for n in range(count):
+            with sessions() as db, db.begin():
+                log.append(db, "bench.alone", {"thread": thread, "n": n})
+
+    async def tasks(count: int) -> float:
+        async def appender(task: int) -> None:
+            for n in range(count):
+                await group.append_async("bench.async", {"task": task, "n": n})
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(appender(task) for task in range(ASYNC_APPENDERS)))
+        return ASYNC_APPENDERS * count / (time.perf_counter() - t0)
+
+    threads(grouped, 5)  # warm up: the committer's thread, connections, caches
+    before = (group.groups, group.entries)
+    thread_rates = [threads(grouped, per_thread) for _ in range(3)]
+    thread_groups = (group.entries - before[1]) / max(1, group.groups - before[0])
+    before = (group.groups, group.entries)
+    async_rates = [asyncio.run(tasks(per_task)) for _ in range(3)]
+    async_groups = (group.entries - before[1]) / max(1, group.groups - before[0])
+    alone_rate = threads(alone, baseline)
+    with sessions() as db:  # everything acknowledged is there, and the log verifies
+        size, root = log.current_root(db)
+        expected = (
+            start + APPENDERS * (5 + 3 * per_thread + baseline) + 3 * ASYNC_APPENDERS * per_task
+        )
+        assert size == expected, (size, expected)
+        assert log.root_at(db, size) == root
+    engine.dispose()
+    return {
+        "group_appends_per_s": statistics.median(thread_rates),
+        "group_appends_min_per_s": min(thread_rates),
+        "group_appends_max_per_s": max(thread_rates),
+        "group_entries_per_commit": thread_groups,
+        "group_async_appends_per_s": statistics.median(async_rates),
+        "group_async_entries_per_commit": async_groups,
+        "one_commit_per_entry_appends_per_s": alone_rate,
+    }
+
+
+def ratios(database: str, ours: dict[str, float]) -> dict[str, float]:
+    """Group commit against one commit per entry, one statement against three per proof."""
+    return {
+        f"{database}_group_commit_ratio": round(
+            ours["group_appends_per_s"] / ours["one_commit_per_entry_appends_per_s"], 2
+        ),
+        f"{database}_single_proof_one_statement_ratio": round(
+            ours["single_inclusion_proofs_per_s"]
+            / ours["single_inclusion_proofs_three_statements_per_s"],
+            2,
+        ),
     }
 
 
@@ -194,19 +291,27 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     n, n_inc, n_cons = (10_000, 1_000, 100) if args.quick else (100_000, 10_000, 1_000)
+    per_thread, per_task, baseline = (50, 5, 3) if args.quick else (400, 20, 10)
     result: dict[str, object] = {
         "entries": n,
         "inclusion_proofs": n_inc,
         "consistency_proofs": n_cons,
         "batch": BATCH,
+        "appenders": APPENDERS,
+        "async_appenders": ASYNC_APPENDERS,
+        "cpus": os.cpu_count(),
+        "load_average_1min": round(os.getloadavg()[0], 2),
     }
     # Warm up imports, hashing and the database drivers on a tiny log.
     with tempfile.TemporaryDirectory() as folder:
         ours(f"sqlite:///{folder}/warm.db", 2_000, 100, 10)
     with tempfile.TemporaryDirectory() as folder:
         sqlite = ours(f"sqlite:///{folder}/bench.db", n, n_inc, n_cons)
+    with tempfile.TemporaryDirectory() as folder:
+        sqlite.update(group_commit(f"sqlite:///{folder}/group.db", per_thread, per_task, baseline))
     print("ours, SQLite:", json.dumps({k: round(v) for k, v in sqlite.items()}))
     result.update({f"sqlite_{k}": round(v, 1) for k, v in sqlite.items()})
+    result.update(ratios("sqlite", sqlite))
     server = postgres_server()
     if server:
         name = f"concord_bench_{uuid.uuid4().hex[:8]}"
@@ -216,8 +321,10 @@ def main() -> None:
         try:
             url = make_url(server).set(database=name).render_as_string(hide_password=False)
             pg = ours(url, n, n_inc, n_cons)
+            pg.update(group_commit(url, per_thread, per_task, baseline))
             print("ours, PostgreSQL:", json.dumps({k: round(v) for k, v in pg.items()}))
             result.update({f"postgresql_{k}": round(v, 1) for k, v in pg.items()})
+            result.update(ratios("postgresql", pg))
         finally:
             with admin.connect() as connection:
                 connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -230,6 +337,12 @@ def main() -> None:
         result.update({f"pymerkle_{k}": round(v, 1) for k, v in theirs.items()})
         result["appends_speedup"] = round(
             sqlite["appends_per_s"] / theirs["sqlite_appends_per_s"], 2
+        )
+        result["group_appends_speedup"] = round(
+            sqlite["group_appends_per_s"] / theirs["sqlite_appends_per_s"], 2
+        )
+        result["group_async_appends_speedup"] = round(
+            sqlite["group_async_appends_per_s"] / theirs["sqlite_appends_per_s"], 2
         )
         result["inclusion_speedup"] = round(
             sqlite["inclusion_proofs_per_s"] / theirs["inclusion_proofs_per_s"], 2
