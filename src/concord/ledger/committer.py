@@ -116,7 +116,7 @@ class Committer:
         self._engine = weakref.ref(engine)
         self.groups = 0  # transactions committed (for tests and the benchmark)
         self.entries = 0
-        self._lock = threading.Condition()
+        self._lock = threading.Condition(threading.Lock())  # not reentrant: cheaper
         self._queue: deque[Group] = deque()  # full groups waiting, oldest first
         self._open = Group()
         self._thread: threading.Thread | None = None

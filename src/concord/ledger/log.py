@@ -161,10 +161,17 @@ Prepared = tuple[str, bytes, int | None]  # kind, canonical JSON of the content,
 def check_kind(kind: str) -> None:
     """Refuses a kind the entries table cannot hold the same way on every database (the
     driver-level inserts below do not pass through `concord.db`'s NUL check)."""
+    if kind in _good_kinds:
+        return
     if "\x00" in kind:
         raise NulCharacter()
     if not 0 < len(kind) <= KIND_LENGTH:
         raise ValueError(f"a log entry kind has 1 to {KIND_LENGTH} characters: {kind[:80]!r}")
+    if len(_good_kinds) < 4096:  # kinds are few; checked once each
+        _good_kinds.add(kind)
+
+
+_good_kinds: set[str] = set()
 
 
 KIND_LENGTH = 64
