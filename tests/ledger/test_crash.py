@@ -71,7 +71,7 @@ def test_kill_9_during_appends_loses_no_acknowledged_entry(database_url, session
 
 
 GROUP_APPENDERS = """
-import sys, threading
+import asyncio, sys, threading
 from concord.db import make_engine, make_sessionmaker
 from concord.ledger.committer import committer_for
 
@@ -87,15 +87,27 @@ def appender(thread):
             print(entry.index, thread, n, flush=True)
         n += 1
 
+async def task_appender(task):
+    n = 0
+    while True:
+        entry = await group.append_async("crash.group", {"thread": task, "n": n})
+        with printing:
+            print(entry.index, task, n, flush=True)
+        n += 1
+
+async def tasks():  # as the API's async handlers would append
+    await asyncio.gather(*(task_appender(task) for task in range(100, 356)))
+
 for thread in range(32):
     threading.Thread(target=appender, args=(thread,), daemon=True).start()
-threading.Event().wait()
+asyncio.run(tasks())
 """
 
 
 def test_kill_9_during_group_commits_loses_no_acknowledged_entry(database_url, sessions) -> None:
-    """32 threads append one entry at a time through the group committer, printing each
-    acknowledged index; `kill -9` lands wherever the committer is (mid-group, mid-commit)."""
+    """32 threads and 256 coroutines append one entry at a time through the group committer,
+    printing each acknowledged index; `kill -9` lands wherever the committer is (mid-group,
+    mid-commit)."""
     process = subprocess.Popen(
         [sys.executable, "-c", GROUP_APPENDERS, database_url],
         stdout=subprocess.PIPE,
@@ -113,6 +125,7 @@ def test_kill_9_during_group_commits_loses_no_acknowledged_entry(database_url, s
     os.kill(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
     assert len(acknowledged) >= 3000, "the appenders did not get going"
+    assert {c["thread"] < 100 for c in acknowledged.values()} == {True, False}  # both kinds
 
     with sessions() as db:
         size, root = log.current_root(db)
