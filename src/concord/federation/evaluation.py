@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import math
 import re
 from dataclasses import asdict, dataclass, field
@@ -28,7 +29,7 @@ from concord.commons import access
 from concord.commons import repositories as repos
 from concord.commons.tables import Repository
 from concord.db import utcnow
-from concord.errors import N_, Conflict, Forbidden, Invalid, NotFound
+from concord.errors import N_, ConcordError, Conflict, Forbidden, Invalid, NotFound
 from concord.federation.tables import (
     Campaign,
     CampaignAnswer,
@@ -36,11 +37,14 @@ from concord.federation.tables import (
     CampaignResult,
     Job,
     Node,
+    Round,
 )
 from concord.ledger.log import append, canonical_json
 from concord.members.countries import country
 from concord.members.keys import verify
 from concord.members.tables import Member, Person
+
+log = logging.getLogger("concord.federation")
 
 # --- errors
 
@@ -78,6 +82,11 @@ class AlreadyAnswered(Conflict):
 class BadEvaluation(Invalid):
     code = "federation.bad_evaluation"
     message = N_("The evaluation is refused: {reason}")
+
+
+class AnswerUnsigned(Invalid):
+    code = "federation.campaign_answer_unsigned"
+    message = N_("A node answers a campaign by signing it with the member's key (field signature).")
 
 
 class NotYourCampaign(Forbidden):
@@ -773,8 +782,6 @@ def open_for_job(session: Session, job: Job, metrics: dict[str, Any]) -> int | N
     revision = (job.publication or {}).get("revision")
     if not job.model_repo or not revision:
         return None
-    from concord.federation.tables import Round
-
     rounds = session.scalars(
         select(Round.participants).where(Round.job_id == job.id, Round.status == "closed")
     ).all()
@@ -782,16 +789,23 @@ def open_for_job(session: Session, job: Job, metrics: dict[str, Any]) -> int | N
     if not participants:
         return None
     metric = "accuracy" if "accuracy" in metrics or not metrics else sorted(metrics)[0]
-    campaign_id = open_campaign(
-        session,
-        None,
-        title=f"Final model of job {job.id}",
-        task=str(job.spec.get("task", "")),
-        models=[(job.model_repo, revision)],
-        metric=metric,
-        threshold=None,
-        members=participants,
-        job_id=job.id,
-    )
+    savepoint = session.begin_nested()  # a campaign that cannot open never undoes the job's end
+    try:
+        campaign_id = open_campaign(
+            session,
+            None,
+            title=f"Final model of job {job.id}",
+            task=str(job.spec.get("task", "")),
+            models=[(job.model_repo, revision)],
+            metric=metric,
+            threshold=None,
+            members=participants,
+            job_id=job.id,
+        )
+    except ConcordError as error:
+        savepoint.rollback()
+        log.warning("no campaign for the final model of job %s: %s", job.id, error.code)
+        return None
+    savepoint.commit()
     get_campaign(session, campaign_id).proposal_id = job.proposal_id  # adopted: its job ran
     return campaign_id
