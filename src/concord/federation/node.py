@@ -349,7 +349,7 @@ def _campaign_answer(
     try:
         retrying(
             lambda: client.post(
-                f"/api/campaigns/{campaign}/{status}",
+                f"/api/campaigns/{campaign}/{'decline' if status == 'declined' else status}",
                 json={"signature": signature, "reason": reason},
             )
         )
