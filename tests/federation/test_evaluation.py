@@ -286,7 +286,7 @@ def test_opening_a_campaign_is_checked(client, hub, make, sessions) -> None:
         ({"models": [{"repo": "kenya/digits", "revision": "v9"}]}, 404, "commons.unknown_revision"),
         ({"models": []}, 422, "federation.bad_campaign"),
         ({"task": ""}, 422, "federation.bad_campaign"),
-        ({"metric": "Accuracy!"}, 422, "federation.bad_campaign"),
+        ({"metric": "accuracy\n"}, 422, "federation.bad_campaign"),
         ({"evaluation_set": "../etc"}, 422, "federation.bad_campaign"),
         ({"proposal_id": 77}, 409, "federation.campaign_proposal"),
     ]
@@ -307,9 +307,9 @@ def test_answers_are_checked(client, hub, make) -> None:
     chile = make.delegate("chile", "CL")
     register_node(client, chile, tasks=("mnist-cnn",))
     campaign = _open(client, brazil).json()["campaign_id"]
-    good = [
-        {"repo": "kenya/digits", "revision": sha, "metrics": {"accuracy": 0.9}, "num_examples": 10}
-    ]
+    # A third-party task names its metrics its own way.
+    metrics = {"accuracy": 0.9, "Top-5 accuracy": 0.99}
+    good = [{"repo": "kenya/digits", "revision": sha, "metrics": metrics, "num_examples": 10}]
 
     def post(actor, body, what="results"):
         answer = client.post(f"/api/campaigns/{campaign}/{what}", json=body, headers=actor.headers)
@@ -326,6 +326,10 @@ def test_answers_are_checked(client, hub, make) -> None:
         "federation.bad_evaluation",
     )
     assert post(kenya, _results(kenya, campaign, [{**good[0], "metrics": {"accuracy": "x"}}])) == (
+        422,
+        "federation.bad_evaluation",
+    )
+    assert post(kenya, _results(kenya, campaign, [{**good[0], "metrics": {"a\nb": 1.0}}])) == (
         422,
         "federation.bad_evaluation",
     )
@@ -351,7 +355,7 @@ def test_answers_are_checked(client, hub, make) -> None:
     assert post(brazil, _results(brazil, campaign, good)) == (409, "federation.campaign_closed")
     assert client.get("/api/campaigns/999").json()["error"]["code"] == "federation.campaign_unknown"
     matrix = client.get(f"/api/campaigns/{campaign}").json()["models"][0]
-    assert [c["member"] for c in matrix["cells"]] == ["kenya"]
+    assert [(c["member"], c["metrics"]) for c in matrix["cells"]] == [("kenya", metrics)]
     assert (matrix["declined"], matrix["pending"]) == (["norway"], ["brazil"])
 
 

@@ -180,6 +180,12 @@ def answer_message(campaign: int, member: str, status: str, reason: str = "") ->
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 
+def metric_name(name: object) -> bool:
+    """A metric is named as its task names it ("accuracy", "F1", "top-5 accuracy"): any short
+    printable text."""
+    return isinstance(name, str) and 0 < len(name) <= 64 and name.isprintable()
+
+
 def open_campaign(
     session: Session,
     member: Member | None,
@@ -204,7 +210,7 @@ def open_campaign(
         raise BadCampaign(reason=N_("a title is needed"))
     if not NAME.match(task or ""):
         raise BadCampaign(reason=N_("name the evaluation task (lowercase letters, digits, -_.)"))
-    if not NAME.match(metric or ""):
+    if not metric_name(metric):
         raise BadCampaign(reason=N_("name the metric to compare (e.g. accuracy)"))
     if not NAME.match(evaluation_set or ""):
         raise BadCampaign(reason=N_("the evaluation set is a plain name (e.g. test)"))
@@ -526,7 +532,7 @@ def _checked(
             raise BadEvaluation(reason=N_("metrics must be a map of names to numbers"))
         clean: dict[str, float] = {}
         for name, value in metrics.items():
-            if not isinstance(name, str) or not NAME.match(name):
+            if not metric_name(name):
                 raise BadEvaluation(reason=N_("metrics must be a map of names to numbers"))
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise BadEvaluation(reason=N_("metrics must be a map of names to numbers"))

@@ -277,14 +277,6 @@ class Site:
     private: Any
 
 
-CAMPAIGN_OVER = {  # the hub's answers that end this node's part in a campaign
-    "federation.campaign_closed",
-    "federation.campaign_answered",
-    "federation.campaign_not_asked",
-    "federation.campaign_unknown",
-}
-
-
 def _answer_campaign(
     client: HubClient, work: dict[str, Any], site: Site, policy: SitePolicy, report: NodeReport
 ) -> None:
@@ -345,8 +337,8 @@ def send_results(client: HubClient, payload: dict[str, Any], member: str, privat
             )
         )
     except RemoteError as exc:
-        if exc.code not in CAMPAIGN_OVER:
-            raise
+        # Refused (the campaign closed meanwhile, or the hub finds the results malformed):
+        # logged here, and the node goes on with its other work.
         log.warning("campaign %s: results not taken (%s)", campaign, exc.code)
         return False
     return True
@@ -364,8 +356,6 @@ def _campaign_answer(
             )
         )
     except RemoteError as exc:
-        if exc.code not in CAMPAIGN_OVER:
-            raise
         log.warning("campaign %s: answer not taken (%s)", campaign, exc.code)
 
 
