@@ -169,7 +169,8 @@ def test_nodes_answer_a_campaign_and_the_matrix_shows_it_by_member(client, hub, 
     model = {"repo": "kenya/digits", "revision": sha}
 
     # Execute: the nodes get the work through the long poll and answer three ways.
-    work = client.get("/api/federation/work", headers=actors["kenya"].headers).json()
+    old_node = client.get("/api/federation/work", headers=actors["kenya"].headers)
+    work = client.get("/api/federation/work?campaigns=true", headers=actors["kenya"].headers).json()
     kenya = client.post(
         f"/api/campaigns/{campaign}/results",
         json=_results(
@@ -193,9 +194,10 @@ def test_nodes_answer_a_campaign_and_the_matrix_shows_it_by_member(client, hub, 
         json=_answer(actors["norway"], campaign, "declined"),
         headers=actors["norway"].headers,
     )
-    after = client.get("/api/federation/work", headers=actors["kenya"].headers)
+    after = client.get("/api/federation/work?campaigns=true", headers=actors["kenya"].headers)
 
     # Assert
+    assert old_node.status_code == 204  # a node that does not ask for campaigns gets none
     assert work["kind"] == "evaluation" and work["campaign"] == campaign
     assert work["models"] == [model] and work["evaluation_set"] == "test"
     assert (kenya.status_code, brazil.status_code, norway.status_code) == (201, 201, 200)
@@ -243,7 +245,7 @@ def test_held_results_show_as_pending_until_released(client, hub) -> None:
         headers=brazil.headers,
     )
     waiting = client.get(f"/api/campaigns/{campaign}").json()["models"][0]
-    no_work = client.get("/api/federation/work", headers=brazil.headers)
+    no_work = client.get("/api/federation/work?campaigns=true", headers=brazil.headers)
     released = client.post(
         f"/api/campaigns/{campaign}/results",
         json=_results(

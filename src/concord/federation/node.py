@@ -415,7 +415,9 @@ def _poll(
 ) -> tuple[Any, set[int]]:
     """The work the hub offers (None if none), and the running jobs this node takes part in."""
     try:
-        answer = client.send("GET", "/api/federation/work", params={"wait": wait})
+        answer = client.send(
+            "GET", "/api/federation/work", params={"wait": wait, "campaigns": "true"}
+        )
     except RemoteError as exc:
         if exc.code != "federation.node_unregistered":  # e.g. a hub restored from a backup
             raise
