@@ -203,6 +203,11 @@ def test_nodes_answer_a_campaign_and_the_matrix_shows_it_by_member(client, hub, 
     assert (kenya.status_code, brazil.status_code, norway.status_code) == (201, 201, 200)
     assert after.status_code == 204  # answered: no more work
     matrix = client.get(f"/api/campaigns/{campaign}").json()
+    assert (matrix["opened_by"], matrix["threshold"], matrix["task"]) == (
+        "brazil",
+        0.9,
+        "logreg-digits",
+    )
     row = matrix["models"][0]
     assert (row["repo"], row["revision"], row["metric"]) == ("kenya/digits", sha, "accuracy")
     assert [c["member"] for c in row["cells"]] == ["brazil", "kenya"]
@@ -428,6 +433,7 @@ def test_a_finished_job_opens_a_campaign_of_its_final_model(make, sessions, sett
     assert campaign is not None
     m = evaluation.matrix(db, campaign)
     assert m.title == f"Final model of job {job_id}" and m.job_id == job_id
+    assert m.opened_by is None  # the hub opened it
     assert [(s.repo, s.revision) for s in m.models] == [
         ("kenya/final", job.publication["revision"])
     ]

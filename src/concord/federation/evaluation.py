@@ -140,6 +140,9 @@ class Matrix:
     evaluation_set: str = "test"
     job_id: int | None = None
     proposal_id: int | None = None
+    opened_by: str | None = None  # a member's handle; None: the hub (a job's final model)
+    created_at: str = ""  # ISO 8601
+    closed_at: str | None = None
 
 
 # --- what nodes sign
@@ -700,7 +703,15 @@ def matrix(session: Session, campaign_id: int) -> Matrix:
         evaluation_set=campaign.evaluation_set,
         job_id=campaign.job_id,
         proposal_id=campaign.proposal_id,
+        opened_by=_slug(session, campaign.opened_by),
+        created_at=campaign.created_at.isoformat(),
+        closed_at=campaign.closed_at.isoformat() if campaign.closed_at else None,
     )
+
+
+def _slug(session: Session, member_id: int | None) -> str | None:
+    member = session.get(Member, member_id) if member_id is not None else None
+    return member.slug if member is not None else None
 
 
 def latest_for_model(session: Session, repo: str) -> Matrix | None:
