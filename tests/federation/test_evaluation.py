@@ -89,8 +89,10 @@ def _trained(seed: int = 0, epochs: int = 3) -> dict[str, np.ndarray]:
     return params
 
 
-def publish(sessions, settings, owner: str, name: str, params: dict[str, Any], tmp: Path) -> str:
-    """Publishes `params` as owner/name in the commons; its commit."""
+def publish(
+    sessions, settings, owner: str, name: str, params: dict[str, Any], tmp: Path, card: str = ""
+) -> str:
+    """Publishes `params` as owner/name in the commons (with a card's metadata); its commit."""
     source = tmp / f"{owner}-{name}.safetensors"
     source.write_bytes(to_safetensors(params))
     with sessions() as s:
@@ -102,7 +104,7 @@ def publish(sessions, settings, owner: str, name: str, params: dict[str, Any], t
             name,
             {"model.safetensors": source},
             licence="mit",
-            card_text="",
+            card_text=card,
             provenance={},
         )
         s.commit()
@@ -277,9 +279,11 @@ def test_held_results_show_as_pending_until_released(client, hub) -> None:
     assert [c["member"] for c in after["cells"]] == ["brazil"]
 
 
-def test_opening_a_campaign_is_checked(client, hub, make, sessions) -> None:
-    # Prepare: brazil keeps a private model; an observer has no member.
+def test_opening_a_campaign_is_checked(client, hub, make, sessions, settings, tmp_path) -> None:
+    # Prepare: brazil keeps a private model and a gated one; an observer has no member.
     actors, _sha = hub
+    gated = "---\nlicense: mit\ngated: manual\n---\n# Gated\n"
+    publish(sessions, settings, "brazil", "gated", _trained(epochs=0), tmp_path, card=gated)
     with sessions() as s:
         brazil = s.scalars(select(Member).where(Member.slug == "brazil")).one()
         repo = repos.create(s, brazil, kind="model", name="secret", licence="mit")
@@ -296,6 +300,7 @@ def test_opening_a_campaign_is_checked(client, hub, make, sessions) -> None:
         ({"metric": "accuracy\n"}, 422, "federation.bad_campaign"),
         ({"evaluation_set": "../etc"}, 422, "federation.bad_campaign"),
         ({"proposal_id": 77}, 409, "federation.campaign_proposal"),
+        ({"models": [{"repo": "brazil/gated"}]}, 403, "commons.gated"),
     ]
 
     # Execute / Assert
@@ -305,6 +310,9 @@ def test_opening_a_campaign_is_checked(client, hub, make, sessions) -> None:
     assert _open(client, observer).status_code == 403
     assert client.post("/api/campaigns", json={}).status_code in (401, 422)
     assert client.get("/api/campaigns").json() == []  # nothing was opened
+    # Its owner's delegates read the gated model: they may open a campaign of it.
+    own = _open(client, actors["brazil"], models=[{"repo": "brazil/gated"}])
+    assert own.status_code == 201, own.text
 
 
 def test_answers_are_checked(client, hub, make) -> None:
