@@ -5,10 +5,12 @@ the federation's long poll (`GET /api/federation/work`)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import IntegrityError
 
 from concord.federation import evaluation
 from concord.federation.tables import Campaign
@@ -18,6 +20,8 @@ from concord.members.auth import CurrentPerson
 from concord.members.people import acting_member
 from concord.members.tables import Person
 from concord.validation import MAX_ID, Id
+
+T = TypeVar("T")
 
 router = APIRouter(prefix="/api/campaigns", tags=["evaluation campaigns"])
 
@@ -150,8 +154,10 @@ def close(campaign_id: Id, db: Db, person: CurrentPerson) -> dict[str, Any]:
 def results(campaign_id: Id, body: SignedResults, db: Db, person: CurrentPerson) -> dict[str, Any]:
     """Your node's signed metrics for every model of the campaign. Logged."""
     member = acting_member(db, person)
-    rows = evaluation.receive_results(db, campaign_id, member, body.payload, body.signature)
-    db.commit()
+    rows = _once(
+        db,
+        lambda: evaluation.receive_results(db, campaign_id, member, body.payload, body.signature),
+    )
     return {"campaign": campaign_id, "member": member.slug, "results": len(rows)}
 
 
@@ -173,12 +179,30 @@ def held(
     return _answer(db, person, campaign_id, "held", body or SignedAnswer())
 
 
+def _once(db: Db, act: Callable[[], T]) -> T:
+    """`act()` committed; a node's resend racing its first attempt (one row per member, a
+    unique constraint) is looked at again after the other has committed: the same receipt,
+    or the coded refusal."""
+    try:
+        done = act()
+        db.commit()
+    except IntegrityError:
+        db.rollback()
+        done = act()
+        db.commit()
+    return done
+
+
 def _answer(
     db: Db, person: Person, campaign_id: int, status: str, body: SignedAnswer
 ) -> dict[str, Any]:
     member = acting_member(db, person)
     if not body.signature:
         raise evaluation.AnswerUnsigned()
-    evaluation.receive_answer(db, campaign_id, member, status, body.signature, body.reason)
-    db.commit()
+    _once(
+        db,
+        lambda: evaluation.receive_answer(
+            db, campaign_id, member, status, body.signature, body.reason
+        ),
+    )
     return {"campaign": campaign_id, "member": member.slug, "status": status}
