@@ -2,7 +2,7 @@
 processes against a served hub (`concord serve`, SQLite), each on its own test share.
 
     python benchmarks/evaluation.py            # 10 nodes, the models padded to the CNN's size
-    python benchmarks/evaluation.py --quick    # 5 nodes, unpadded models (under a minute)
+    python benchmarks/evaluation.py --quick    # 3 nodes, unpadded models
 
 What is measured:
 
@@ -217,7 +217,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.quick:
-        args.nodes, args.pad_to = min(args.nodes, 5), 0
+        args.nodes, args.pad_to = min(args.nodes, 3), 0
 
     folder = Path(tempfile.mkdtemp(prefix="concord-evaluation-"))
     url = f"sqlite:///{folder / 'concord.db'}"
