@@ -25,7 +25,7 @@ from concord import inflight
 from concord import metrics as prometheus
 from concord.config import Settings
 from concord.errors import TooLarge
-from concord.federation import jobs, robustness, secure_round, thin
+from concord.federation import campaign_routes, evaluation, jobs, robustness, secure_round, thin
 from concord.federation.parameters import BadParameters, file_sha256
 from concord.federation.tables import Job, Round
 from concord.federation.wakeup import RECHECK_S, bell, lifespan
@@ -77,8 +77,17 @@ def register(body: NodeRegistration, db: Db, person: CurrentPerson) -> dict[str,
 
 
 @router.get("/work")
-async def work(request: Request, db: Db, person: CurrentPerson, wait: Seconds = 0.0) -> Response:
-    """The round your node should train now; waits up to `wait` seconds (at most 30) for one
+async def work(
+    request: Request,
+    db: Db,
+    person: CurrentPerson,
+    wait: Seconds = 0.0,
+    campaigns: Annotated[
+        bool, Query(description="The node evaluates campaigns too (nodes before them do not)")
+    ] = False,
+) -> Response:
+    """The round your node should train now — or, with `campaigns=true`, an evaluation campaign
+    it should answer (`"kind": "evaluation"`); waits up to `wait` seconds (at most 30) for one
     to open (long polling), then answers 204 No Content. The header `Concord-Jobs-Waiting`
     of that answer lists the running jobs your member takes part in (comma-separated ids):
     with none listed, the node has nothing to wait for."""
@@ -87,7 +96,7 @@ async def work(request: Request, db: Db, person: CurrentPerson, wait: Seconds = 
     member: Member | None = None
     while True:
         rung = bell.rings
-        member, found = await step(db, _find_work, settings, person, member)
+        member, found = await step(db, _find_work, settings, person, member, campaigns)
         remaining = deadline - time.monotonic()
         if found is not None or remaining <= 0:
             break
@@ -104,13 +113,16 @@ async def work(request: Request, db: Db, person: CurrentPerson, wait: Seconds = 
 
 
 def _find_work(
-    db: Db, settings: Settings, person: Person, member: Member | None
+    db: Db, settings: Settings, person: Person, member: Member | None, campaigns: bool = False
 ) -> tuple[Member, dict[str, Any] | None]:
     """One look for work, in one short transaction (the first also notes the node seen)."""
     if member is None:
         member = acting_member(db, person)
         jobs.seen(db, member)
+    # Training first: a round has a deadline; a campaign waits for the node's next look.
     found = jobs.work_for(db, settings, member)
+    if found is None and campaigns:
+        found = evaluation.work_for(db, member)
     db.commit()  # advancing a job is work done for everyone; never hold the lock
     return member, found
 
@@ -605,3 +617,10 @@ def secagg_reveal(
         (job_id, number, attempt),
         lambda state, member: secure_round.post_reveal(db, state, member, payload, body.signature),
     )
+
+
+# Campaigns live under /api/campaigns (campaign_routes); this domain's router serves both.
+federation_api = router
+router = APIRouter()
+router.include_router(federation_api)
+router.include_router(campaign_routes.router)
