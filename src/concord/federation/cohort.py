@@ -14,7 +14,7 @@ Equal sizes (the paper's 600 examples each) give k_j = C and full batches: no wa
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -73,7 +73,7 @@ def train_cohort(
     xs: list[NDArray[Any]],
     ys: list[NDArray[Any]],
     config: dict[str, Any],
-    seeds: list[int],
+    seeds: Sequence[int],
 ) -> list[Parameters]:
     """`train_stacked` for clients given as lists of arrays; their models in input order."""
     n = np.array([len(x) for x in xs], dtype=np.int64)
@@ -101,7 +101,7 @@ def train_stacked(
     y_all: NDArray[Any],
     sizes: NDArray[np.int64],
     config: dict[str, Any],
-    seeds: list[int],
+    seeds: Sequence[int],
 ) -> Parameters:
     """Trains every client of the cohort from `params`: `x_all` (C, N, …) and `y_all` (C, N)
     hold each client's examples, padded to N; `sizes` (C,) the real counts. Returns every
@@ -130,7 +130,7 @@ def train_stacked(
     valid = (positions[None, :] < torch.from_numpy(n)[:, None]).float()  # (C, L)
     start = {k: torch.from_numpy(np.asarray(params[k])) for k in names}
     stack = {k: v.expand(c, *v.shape).clone() for k, v in start.items()}  # (C, *P_k)
-    rngs = [np.random.default_rng(seeds[j]) for j in rank]
+    rngs: list[np.random.Generator] = []  # drawn from only when an epoch shuffles
     # vmap the forward only and let ordinary autograd differentiate the sum of the clients'
     # losses (each client's parameters get its own loss's gradient): vmap over torch.func.grad
     # runs convolution backward ~15x slower on CPU than autograd through the grouped conv.
@@ -144,6 +144,7 @@ def train_stacked(
         if whole:
             x, y = data, labels
         else:
+            rngs = rngs or [np.random.default_rng(seeds[int(j)]) for j in rank]
             order = torch.zeros((c, length), dtype=torch.int64)  # padding → row 0, masked
             for i in range(c):
                 order[i, : n[i]] = torch.from_numpy(epoch_order(rngs[i], int(n[i]), batch_size))

@@ -13,9 +13,9 @@ Evaluation scores every client's test share in one pass when the task has `Examp
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -123,13 +123,36 @@ class Clients:
         return int(self.sizes[c])
 
 
+class Seeds(Sequence[int]):
+    """Each chosen client's seed for a round, `client_seed(seed, round, client)`, worked out
+    when asked for: a round of full-batch steps draws no shuffle, and 1,000 seed sequences
+    cost more than the round's training."""
+
+    def __init__(self, seed: int, round_number: int, clients: Sequence[int]) -> None:
+        self.seed, self.round_number, self.clients = seed, round_number, clients
+
+    @overload
+    def __getitem__(self, index: int) -> int: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Seeds: ...
+
+    def __getitem__(self, index: int | slice) -> int | Seeds:
+        if isinstance(index, slice):
+            return Seeds(self.seed, self.round_number, self.clients[index])
+        return client_seed(self.seed, self.round_number, self.clients[index])
+
+    def __len__(self) -> int:
+        return len(self.clients)
+
+
 @dataclass(frozen=True)
 class Work:
     """A round's local training: which clients, with what settings, and each client's seed."""
 
     chosen: list[int]
     config: dict[str, Any]
-    seeds: list[int]
+    seeds: Sequence[int]
 
     def shares(self, size: int) -> Iterator[Work]:
         """The work cut into consecutive shares of at most `size` clients."""
@@ -495,8 +518,10 @@ def simulate(
     clip_norm = privacy.clip_norm if privacy is not None else 0.0
     every = max(1, evaluate_every)
     for r in range(1, rounds + 1):
-        started = time.perf_counter()
-        chosen = [int(c) for c in strategy.select(r, names, clients_per_round, seed)]
+        started, cpu = time.perf_counter(), time.process_time()
+        # In client order (the names sort as strings): a round of every client then trains
+        # on a view of the clients' stored examples rather than a gathered copy.
+        chosen = sorted(int(c) for c in strategy.select(r, names, clients_per_round, seed))
         sampling_rate = len(chosen) / len(names)
         steps = [(p.sampling_rate, p.noise_multiplier) for p in result.privacy]
         if privacy is not None:
@@ -504,7 +529,7 @@ def simulate(
             if upcoming > privacy.budget:
                 result.stopped = f"privacy budget: round {r} would take ε to {upcoming:.3g}"
                 break
-        work = Work(chosen, strategy.configure(r, local), [client_seed(seed, r, c) for c in chosen])
+        work = Work(chosen, strategy.configure(r, local), Seeds(seed, r, chosen))
         entry: dict[str, float] = {"round": r, "clients": len(chosen)}
         averaged = False
         if cluster is not None:
@@ -550,6 +575,8 @@ def simulate(
             clip_norm = record.next_clip_norm
             entry.update(epsilon=record.epsilon, clip_norm=record.clip_norm)
         entry["seconds"] = time.perf_counter() - started
+        # Processor time of this process's threads: on a shared machine, the work done.
+        entry["cpu_seconds"] = time.process_time() - cpu
         if shares is not None and (r % every == 0 or r == rounds or target_accuracy is not None):
             _evaluate_into(entry, task, params, shares)
         result.history.append(entry)

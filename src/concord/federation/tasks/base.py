@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -101,7 +102,7 @@ class Vectorisable(Protocol):
         y: NDArray[Any],
         sizes: NDArray[np.int64],
         config: dict[str, Any],
-        seeds: list[int],
+        seeds: Sequence[int],
     ) -> Parameters: ...
 
 

@@ -13,6 +13,7 @@ Outputs are logits; the softmax lives in the cross-entropy. Inputs are rows of 7
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -119,11 +120,11 @@ class MnistLogReg(MnistTask):
         y: NDArray[Any],
         sizes: NDArray[np.int64],
         config: dict[str, Any],
-        seeds: list[int],
+        seeds: Sequence[int],
     ) -> Parameters:
         epochs, batch_size, lr, mu = local_config(config)
-        w, b = batched_sgd(
-            np.ascontiguousarray(params["out.weight"].T, dtype=np.float32),  # (784, 10)
+        v, b = batched_sgd(
+            params["out.weight"].astype(np.float32, copy=False),  # (10, 784)
             params["out.bias"].astype(np.float32),
             x,
             y,
@@ -136,7 +137,7 @@ class MnistLogReg(MnistTask):
             seeds=seeds,
             proximal_bias=True,
         )
-        return {"out.weight": np.ascontiguousarray(w.transpose(0, 2, 1)), "out.bias": b}
+        return {"out.weight": v, "out.bias": b}
 
     def example_metrics(
         self, params: Parameters, x: NDArray[Any], y: NDArray[Any]

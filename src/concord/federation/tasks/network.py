@@ -11,6 +11,7 @@ proximal weight (0 for FedAvg).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -178,7 +179,7 @@ class NetworkTask:
         y: NDArray[Any],
         sizes: NDArray[np.int64],
         config: dict[str, Any],
-        seeds: list[int],
+        seeds: Sequence[int],
     ) -> Parameters:
         """A cohort trained as one computation under vmap (`concord.federation.cohort`)."""
         from concord.federation.cohort import train_stacked
