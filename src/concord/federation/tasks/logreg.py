@@ -94,7 +94,8 @@ def batched_sgd(
     The weights are given as V = Wᵀ, (k, d) — a PyTorch linear layer's layout — and returned
     stacked (C, k, d) with b (C, k): the gradient Gᵀ X (k × n by n × d per client) was measured
     1.4x faster than Xᵀ G, and a module's weights need no transposed copy. float32: half the
-    memory traffic of the plain loop's float64, and results within 1e-5 of it (tested), as parameters travel as float32 anyway.
+    memory traffic of the plain loop's float64, and results within 1e-5 of it (tested), as
+    parameters travel as float32 anyway.
     FedProx's μ pulls the weights back to w⁰ (as `sgd`), and the bias too with `proximal_bias`
     (as a PyTorch module's loss over all its parameters does)."""
     c, n_max = labels.shape[0], int(n.max())
