@@ -75,6 +75,18 @@ def example_scores(
     }
 
 
+def bmm(a: NDArray[np.float32], b: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Batched matrix product (C, m, n) @ (C, n, p). NumPy's stacked matmul is fast for short
+    inner dimensions and falls off a cliff for long ones, where PyTorch's bmm is not (measured,
+    Gᵀ X for 1,000 clients of 60 examples: NumPy 0.044 s CPU, torch 0.061; for 100 clients of
+    600: NumPy 0.76, torch 0.040)."""
+    if a.shape[2] <= 128:
+        return np.asarray(np.matmul(a, b), dtype=np.float32)
+    import torch
+
+    return np.asarray(torch.bmm(torch.from_numpy(a), torch.from_numpy(b)).numpy())
+
+
 def batched_sgd(
     v0: NDArray[np.float32],
     b0: NDArray[np.float32],
@@ -136,12 +148,12 @@ def batched_sgd(
             if shared:
                 z = (xb.reshape(-1, d) @ v0.T).reshape(*xb.shape[:2], -1) + b0  # (C, B, k)
             else:
-                z = np.matmul(xb, v.transpose(0, 2, 1)) + b[:, None, :]  # (C, B, d) @ (C, d, k)
+                z = bmm(xb, v.transpose(0, 2, 1)) + b[:, None, :]  # (C, B, d) @ (C, d, k)
             g = softmax(z).astype(np.float32, copy=False) - yb  # type: ignore[arg-type]  # float32 z
             if not ok.all():
                 g *= ok[..., None]
             g /= count[:, None, None]
-            grad_v = np.matmul(g.transpose(0, 2, 1), xb)  # (C, k, d)
+            grad_v = bmm(g.transpose(0, 2, 1), xb)  # (C, k, d)
             grad_b = g.sum(axis=1)  # (C, k)
             if mu:
                 grad_v += np.float32(mu) * (v - v0)
