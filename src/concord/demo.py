@@ -31,6 +31,7 @@ def run_demo(settings: Settings, *, keep_regional: bool = False) -> World:
     world = World(settings=settings, sessions=make_sessionmaker(engine))
     # Serving afterwards: the regional hub takes the next port, so its address is predictable.
     story = Story(world, regional_port=settings.port + 1 if keep_regional else None)
+    world.hub = story.primary  # the federation step's nodes talk to the hub the story serves
     steps: list[tuple[str, Callable[[], None]]] = [
         (module.STEP, partial(module.seed, world)) for module in domain_modules("seed")
     ]

@@ -6,6 +6,7 @@ Each domain's `seed.py` defines `STEP` (a title for the progress display) and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,10 @@ class World:
     # Facts later steps need: e.g. "tokens" (member slug → delegate token secret).
     facts: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # Serves this hub for the occasion and returns its URL; set by whoever runs the steps
+    # (the demo's story), so that a domain's step that needs a live hub (federated nodes)
+    # never starts a shell itself.
+    hub: Callable[[], str] | None = None
 
     @property
     def keys_dir(self) -> Path:

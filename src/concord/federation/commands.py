@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import typer
 from numpy.typing import NDArray
 from rich.table import Table
@@ -234,7 +233,7 @@ def simulate_command(
     clients: int = typer.Option(100, help="Simulated clients."),
     rounds: int = typer.Option(10, help="Rounds."),
     per_round: int = typer.Option(None, help="Clients per round (default: all)."),
-    partition: str = typer.Option("iid", help="iid, noniid (two label shards each), dirichlet"),
+    partition: str = typer.Option("iid", help="iid, noniid (two label shards each), dirichlet."),
     alpha: float = typer.Option(0.5, help="Dirichlet concentration."),
     strategy: str = typer.Option("fedavg", help="fedavg, fedavgm, fedprox, fedadam, …"),
     epochs: int = typer.Option(1, help="Local epochs."),
@@ -247,6 +246,9 @@ def simulate_command(
     malicious: float = typer.Option(0.2, help="Fraction of malicious clients under --attack."),
     bucketing: int = typer.Option(None, help="Robust strategies: bucket size (≥ 2)."),
     as_json: bool = typer.Option(False, "--json", help="Print the history as JSON."),
+    evaluate_every: int = typer.Option(
+        1, help="Evaluate every N rounds (and after the last); timed apart from training."
+    ),
     backend: str = typer.Option("local", help="local, or ray to spread cohorts over processes."),
     workers: int = typer.Option(None, help="Ray worker processes on this machine (default: CPUs)."),
     address: str = typer.Option(None, help="Address of a running Ray cluster to use instead."),
@@ -276,11 +278,9 @@ def simulate_command(
     """Simulate a federated job; the cohort of each round trains as one batched computation."""
     from concord.federation import data
     from concord.federation.attacks import Attack, choose_malicious
-    from concord.federation.simulation import NotSimulable, Wire, simulate
+    from concord.federation.simulation import Wire, simulate
     from concord.federation.strategies import make_strategy
     from concord.federation.tasks.base import load_task
-    from concord.federation.tasks.logreg import DigitsLogReg
-    from concord.federation.tasks.mnist import MnistTask
     from concord.governance.jobspec import Compression, DifferentialPrivacy, StrategySpec
 
     wire = None
@@ -294,27 +294,13 @@ def simulate_command(
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--compression/--fraction") from exc
         wire = Wire(squeeze)
+    if partition not in data.PARTITIONS:  # refused before the data set is loaded
+        raise data.UnknownPartition(partition=partition, known=", ".join(data.PARTITIONS))
     chosen = load_task(task)
-    x: NDArray[Any]
-    x_test: NDArray[Any]
-    y: NDArray[Any]
-    if isinstance(chosen, MnistTask):
-        x, y = chosen.dataset()
-        x_test, y_test = chosen.public_test()
-    elif isinstance(chosen, DigitsLogReg):
-        x, y = chosen.dataset()
-        order = np.random.default_rng(seed).permutation(len(y))
-        x, y = x[order], y[order]
-        cut = int(0.8 * len(y))
-        x, y, x_test, y_test = x[:cut], y[:cut], x[cut:], y[cut:]
-    else:
-        raise NotSimulable(task=task, tasks="logreg-digits, logreg-mnist, mnist-2nn, mnist-cnn")
-    if partition == "noniid":
-        parts = data.pathological_non_iid(y, clients=clients, shards=2 * clients, seed=seed)
-    elif partition == "dirichlet":
-        parts = data.dirichlet(y, clients, alpha, seed)
-    else:
-        parts = data.iid(len(y), clients, seed)
+    x, y, x_test, y_test = _simulation_data(chosen)
+    # Each client's test share is cut from the public test set the way its training share is.
+    parts = data.partition(partition, y, clients, alpha=alpha, seed=seed)
+    test_parts = data.partition(partition, y_test, clients, alpha=alpha, seed=seed)
     result = simulate(
         chosen,
         x,
@@ -324,6 +310,8 @@ def simulate_command(
         rounds=rounds,
         clients_per_round=per_round,
         test=(x_test, y_test),
+        test_partitions=test_parts,
+        evaluate_every=evaluate_every,
         seed=seed,
         local={"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate},
         backend=backend,
@@ -356,23 +344,7 @@ def simulate_command(
     if as_json:
         out.print_json(json.dumps(result.history))
         return
-    columns = ["round", "clients", "accuracy", "loss", "ε", "seconds"]
-    table = Table(*columns, *(["bytes up", "bytes down"] if wire is not None else []))
-    for h in result.history:
-        table.add_row(
-            str(int(h["round"])),
-            str(int(h["clients"])),
-            f"{h['accuracy']:.3f}",
-            f"{h['loss']:.3f}",
-            f"{h['epsilon']:.3g}" if "epsilon" in h else "—",
-            f"{h['seconds']:.3f}",
-            *(
-                [f"{h['update_bytes']:,.0f}", f"{h['download_bytes']:,.0f}"]
-                if wire is not None
-                else []
-            ),
-        )
-    out.print(table)
+    _print_history(result.history, wire is not None)
     if result.privacy:
         last = result.privacy[-1]
         out.print(
@@ -382,3 +354,48 @@ def simulate_command(
         )
     if result.stopped:
         out.print(f"stopped: {result.stopped}")
+
+
+def _simulation_data(task: Any) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any], NDArray[Any]]:
+    """The task's training pool and public test set, through the `Simulable` protocol."""
+    from concord.federation.simulation import NotSimulable
+    from concord.federation.tasks.base import Simulable, installed
+
+    if not isinstance(task, Simulable):
+        able = [name for name, ep in installed().items() if isinstance(ep.load()(), Simulable)]
+        raise NotSimulable(task=task.name, tasks=", ".join(sorted(able)) or "—")
+    x, y = task.training_pool()
+    x_test, y_test = task.public_test()
+    return x, y, x_test, y_test
+
+
+def _cell(h: dict[str, float], key: str, form: str = ".3f") -> str:
+    return format(h[key], form) if key in h else "—"
+
+
+def _print_history(history: list[dict[str, float]], wire: bool) -> None:
+    """One row per round: the test metrics where evaluated, the clients' fairness (mean over
+    clients, mean of the worst 10 %, worst client, spread), training and evaluation time."""
+    columns = ["round", "clients", "accuracy", "loss", "clients' mean", "worst 10 %", "worst"]
+    columns += ["spread", "ε", "train s", "eval s"]
+    table = Table(*columns, *(["bytes up", "bytes down"] if wire else []))
+    for h in history:
+        table.add_row(
+            str(int(h["round"])),
+            str(int(h["clients"])),
+            _cell(h, "accuracy"),
+            _cell(h, "loss"),
+            _cell(h, "accuracy_mean"),
+            _cell(h, "accuracy_worst10"),
+            _cell(h, "accuracy_worst"),
+            _cell(h, "accuracy_spread"),
+            _cell(h, "epsilon", ".3g"),
+            _cell(h, "seconds"),
+            _cell(h, "evaluation_seconds"),
+            *(
+                [_cell(h, "update_bytes", ",.0f"), _cell(h, "download_bytes", ",.0f")]
+                if wire
+                else []
+            ),
+        )
+    out.print(table)

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from concord.errors import N_, Invalid
+
 IntArray = NDArray[np.int64]
 
 
@@ -64,3 +66,25 @@ def dirichlet(y: NDArray[Any], clients: int, alpha: float, seed: int = 0) -> lis
         for c, chunk in enumerate(np.split(idx, cuts)):
             parts[c] += chunk.tolist()
     return [np.array(sorted(p), dtype=np.int64) for p in parts]
+
+
+PARTITIONS = ("iid", "noniid", "dirichlet")
+
+
+class UnknownPartition(Invalid):
+    code = "federation.unknown_partition"
+    message = N_("No partition “{partition}”; choose one of: {known}.")
+
+
+def partition(
+    kind: str, y: NDArray[Any], clients: int, *, alpha: float = 0.5, seed: int = 0
+) -> list[IntArray]:
+    """The examples with labels `y` shared among `clients` by the partitioner named `kind`:
+    `iid`, `noniid` (two label shards each, as the FedAvg paper) or `dirichlet` (α)."""
+    if kind == "iid":
+        return iid(len(y), clients, seed)
+    if kind == "noniid":
+        return pathological_non_iid(y, clients=clients, shards=2 * clients, seed=seed)
+    if kind == "dirichlet":
+        return dirichlet(y, clients, alpha, seed)
+    raise UnknownPartition(partition=kind, known=", ".join(PARTITIONS))

@@ -1,19 +1,16 @@
 """Demo step: the adopted project's job, trained by real `concord node` processes — one per
-participating member, each with its own partition on disk — against this hub served for the
-occasion on 127.0.0.1."""
+participating member, each with its own partition on disk — against this hub, served for the
+occasion on 127.0.0.1 by whoever runs the steps (`World.hub`: the demo's story)."""
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
 from contextlib import ExitStack
 from typing import Any
 
-import uvicorn
 from numpy.typing import NDArray
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,9 +19,7 @@ from concord.errors import N_
 from concord.federation import data
 from concord.federation.jobs import achieved_privacy
 from concord.federation.tables import Job
-from concord.federation.tasks.base import load_task
-from concord.federation.tasks.logreg import DigitsLogReg
-from concord.federation.tasks.mnist import MnistTask
+from concord.federation.tasks.base import Simulable, load_task
 from concord.governance.jobspec import JobSpec
 from concord.members.tables import Member
 from concord.seeding import World
@@ -32,18 +27,10 @@ from concord.seeding import World
 STEP = N_("A federated job across member nodes")
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _training_data(task: Any) -> tuple[NDArray[Any], NDArray[Any]]:
-    """What the demo hands out to the members' sites: MNIST's training set, or the digits."""
-    if isinstance(task, MnistTask):
-        return task.dataset()
-    x, y, _xt, _yt = DigitsLogReg().split()
-    return x, y
+def _training_data(task: Any) -> tuple[NDArray[Any], NDArray[Any]] | None:
+    """What the demo hands out to the members' sites: the task's training pool, if it has one
+    (`Simulable`); its public test set stays at the hub."""
+    return task.training_pool() if isinstance(task, Simulable) else None
 
 
 def _until_done(world: World, job_id: int, nodes: list[subprocess.Popen[bytes]]) -> None:
@@ -76,24 +63,18 @@ def seed(world: World) -> None:
         members = {m.slug: m for m in db.scalars(select(Member)).all()}
         slugs = [s for s in spec.participants.members if s in members]
         job_id = job.id
+    pool = _training_data(load_task(spec.task))
+    if pool is None or world.hub is None:
+        world.notes.append(f"Federated job {job_id} waits for nodes: no data or hub to run them.")
+        return
     tokens = world.facts.get("tokens", {})
-    x, y = _training_data(load_task(spec.task))
+    x, y = pool
     # Dirichlet(1): each member holds its own mix of digits, as real sites would.
     parts = data.dirichlet(y, len(slugs), alpha=1.0, seed=7)
     sites = world.settings.data_dir / "nodes"
     for slug, part in zip(slugs, parts, strict=True):
         data.write_partition(sites / slug, x[part], y[part])
-    from concord.api import create_app
-
-    port = _port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(world.settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    hub = f"http://127.0.0.1:{port}"
+    hub = world.hub()
     logs = ExitStack()
     try:
         # Our own interpreter and arguments we build: no untrusted input.
@@ -130,8 +111,6 @@ def seed(world: World) -> None:
         _until_done(world, job_id, nodes)
     finally:
         logs.close()
-        server.should_exit = True
-        thread.join(timeout=10)
     with world.sessions() as db:
         job = db.get(Job, job_id)
         if job is not None:

@@ -1,19 +1,21 @@
 """`concord simulate`: many clients on one machine, for choosing settings before members commit.
 
-The cohort of a round trains as ONE batched computation. Logistic regression: the clients'
-parameters are stacked (C, d, k), their data padded to (C, n_max, d) with a mask, and every SGD
-step is two einsums for all clients at once. PyTorch models (`NetworkTask`): the same stacking
-with torch.func's vmap over a functional call (`concord.federation.cohort`). Models that cannot
-be batched fall back to a loop over clients; tests check that both give the same parameters.
-The strategies are the ones the hub runs.
+The simulator knows tasks only through their protocols (`tasks.base`): a `Simulable` task
+brings the data, and one that is `Vectorisable` trains a cohort of clients as ONE computation —
+logistic regression with stacked parameters (C, d, k) and batched matrix products
+(`tasks.logreg.batched_sgd`), PyTorch models with torch.func's vmap (`cohort`). Other tasks,
+or one found not to vectorise, run the plain loop over clients through `Task.train`; tests
+check that both give the same parameters. The strategies are the ones the hub runs; under the
+default weighted mean (FedAvg, FedProx, FedOpt) the stacked models are averaged in one product.
+Evaluation scores every client's test share in one pass when the task has `ExampleMetrics`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,15 +23,19 @@ from numpy.typing import NDArray
 from concord.errors import N_, Invalid
 from concord.federation import compression, delta
 from concord.federation.attacks import Attack, flip_labels
-from concord.federation.cohort import NotVectorisable, train_cohort
 from concord.federation.parameters import Parameters, to_safetensors
 from concord.federation.privacy import mechanism, secagg
 from concord.federation.privacy.clipping import difference
 from concord.federation.privacy.noise import share_std
 from concord.federation.strategies.base import ClientUpdate, Strategy
-from concord.federation.tasks.base import EvalResult, TaskData, TrainResult
-from concord.federation.tasks.logreg import LogisticRegression, one_hot, softmax
-from concord.federation.tasks.network import NetworkTask
+from concord.federation.tasks.base import (
+    EvalResult,
+    ExampleMetrics,
+    NotVectorisable,
+    TaskData,
+    TrainResult,
+    Vectorisable,
+)
 from concord.governance.jobspec import (
     SUM_STRATEGIES,
     Compression,
@@ -69,24 +75,75 @@ class SimulationResult:
     stopped: str = ""  # why the run ended before its rounds (the privacy budget)
 
 
-@dataclass(frozen=True)
 class Clients:
-    """Every simulated client's data: all examples, and each client's indices into them."""
+    """Every simulated client's data: each client's examples, and how many.
 
-    x: NDArray[Any]
-    y: NDArray[Any]
-    partitions: list[NDArray[np.int64]]
+    When every client holds as many examples (iid shares), the examples are stored once in
+    client order, (C, n, …), so that a round of all clients trains on a view of them and a
+    sample of clients is one gather; otherwise each cohort's rows are gathered and padded."""
+
+    def __init__(
+        self, x: NDArray[Any], y: NDArray[Any], partitions: list[NDArray[np.int64]]
+    ) -> None:
+        self.partitions = partitions
+        self.sizes = np.array([len(p) for p in partitions], dtype=np.int64)
+        self.equal = len(partitions) > 0 and bool((self.sizes == self.sizes[0]).all())
+        if self.equal:
+            order = np.concatenate(partitions)
+            shape = (len(partitions), int(self.sizes[0]))
+            if len(order) == len(y) and bool((order == np.arange(len(y))).all()):
+                x, y = x.reshape(*shape, *x.shape[1:]), y.reshape(shape)  # already in order
+            else:
+                x, y = x[order].reshape(*shape, *x.shape[1:]), y[order].reshape(shape)
+        self.x, self.y = x, y
 
     def data(self, c: int) -> tuple[NDArray[Any], NDArray[Any]]:
+        if self.equal:
+            return self.x[c], self.y[c]
         return self.x[self.partitions[c]], self.y[self.partitions[c]]
 
     def stacks(self, chosen: list[int]) -> tuple[list[NDArray[Any]], list[NDArray[Any]]]:
-        """The chosen clients' inputs and labels, as two lists (for a batched step)."""
+        """The chosen clients' inputs and labels, as two lists."""
         pairs = [self.data(c) for c in chosen]
         return [x for x, _y in pairs], [y for _x, y in pairs]
 
+    def stacked(self, chosen: list[int]) -> tuple[NDArray[Any], NDArray[Any], NDArray[np.int64]]:
+        """The chosen clients' inputs (C, N, …) and labels (C, N), padded, and their sizes."""
+        sizes = self.sizes[chosen]
+        if self.equal:
+            if len(chosen) == len(self.sizes) and chosen == list(range(len(self.sizes))):
+                return self.x, self.y, sizes  # every client, in order: a view
+            return self.x[chosen], self.y[chosen], sizes
+        index = np.zeros((len(chosen), int(sizes.max())), dtype=np.int64)  # padding → row 0
+        for i, c in enumerate(chosen):
+            index[i, : sizes[i]] = self.partitions[c]
+        return self.x[index], self.y[index], sizes
+
     def size(self, c: int) -> int:
-        return len(self.partitions[c])
+        return int(self.sizes[c])
+
+
+class Seeds(Sequence[int]):
+    """Each chosen client's seed for a round, `client_seed(seed, round, client)`, worked out
+    when asked for: a round of full-batch steps draws no shuffle, and 1,000 seed sequences
+    cost more than the round's training."""
+
+    def __init__(self, seed: int, round_number: int, clients: Sequence[int]) -> None:
+        self.seed, self.round_number, self.clients = seed, round_number, clients
+
+    @overload
+    def __getitem__(self, index: int) -> int: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Seeds: ...
+
+    def __getitem__(self, index: int | slice) -> int | Seeds:
+        if isinstance(index, slice):
+            return Seeds(self.seed, self.round_number, self.clients[index])
+        return client_seed(self.seed, self.round_number, self.clients[index])
+
+    def __len__(self) -> int:
+        return len(self.clients)
 
 
 @dataclass(frozen=True)
@@ -95,7 +152,7 @@ class Work:
 
     chosen: list[int]
     config: dict[str, Any]
-    seeds: list[int]
+    seeds: Sequence[int]
 
     def shares(self, size: int) -> Iterator[Work]:
         """The work cut into consecutive shares of at most `size` clients."""
@@ -104,7 +161,21 @@ class Work:
             yield Work(self.chosen[start:end], self.config, self.seeds[start:end])
 
 
-# Tasks found not to run under vmap: asked once per process, not once per round.
+@dataclass(frozen=True)
+class Cohort:
+    """Some clients' trained models, every tensor stacked (C, *shape), and their example counts."""
+
+    models: Parameters
+    sizes: NDArray[np.int64]
+    chosen: list[int]
+
+    def updates(self) -> Iterator[ClientUpdate]:
+        for i, c in enumerate(self.chosen):
+            model = {k: v[i] for k, v in self.models.items()}
+            yield ClientUpdate(model, int(self.sizes[i]), str(c))
+
+
+# Tasks found not to train stacked: asked once per process, not once per round.
 _LOOPED: set[str] = set()
 
 
@@ -112,119 +183,29 @@ def client_seed(seed: int, round_number: int, client: int) -> int:
     return int(np.random.SeedSequence([seed, round_number, client]).generate_state(1)[0])
 
 
-def batched_logreg(
-    w0: F,
-    b0: F,
-    xs: list[F],
-    ys: list[NDArray[Any]],
-    classes: int,
-    *,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    mu: float,
-    seeds: list[int],
-) -> tuple[F, F]:
-    """Local SGD of C clients at once. Returns W (C, d, k) and b (C, k)."""
-    c = len(xs)
-    d = w0.shape[0]
-    n = np.array([len(x) for x in xs])  # (C,)
-    n_max = int(n.max())
-    # float32 on the batched path: half the memory traffic of the plain loop's float64, and
-    # results within 1e-5 of it (tested), as the parameters travel as float32 anyway.
-    y = np.zeros((c, n_max, classes), dtype=np.float32)  # (C, N, k)
-    if (n == n_max).all():
-        x = np.stack(xs).astype(np.float32, copy=False)  # (C, N, d)
-        y[:] = np.eye(classes, dtype=np.float32)[np.stack(ys).astype(int)]
-    else:
-        x = np.zeros((c, n_max, d), dtype=np.float32)
-        for i in range(c):
-            x[i, : n[i]] = xs[i]
-            y[i, : n[i]] = one_hot(ys[i], classes)
-    w0 = w0.astype(np.float32)
-    b0 = b0.astype(np.float32)
-    w = np.broadcast_to(w0, (c, *w0.shape)).copy()  # (C, d, k)
-    b = np.broadcast_to(b0, (c, *b0.shape)).copy()  # (C, k)
-    shared = True  # every client still holds w0: the logits are one large matrix product
-    rngs = [np.random.default_rng(s) for s in seeds]
-    full = batch_size <= 0 or batch_size >= n_max
-    for _ in range(epochs):
-        if full:
-            batches = [np.broadcast_to(np.arange(n_max), (c, n_max))]
-            valid = [np.arange(n_max)[None, :] < n[:, None]]  # (C, N)
-        else:
-            # Each client's own shuffle (as the plain loop draws it), cut into batches.
-            orders = np.zeros((c, n_max), dtype=np.int64)
-            for i in range(c):
-                orders[i, : n[i]] = rngs[i].permutation(n[i])
-            steps = int(np.ceil(n_max / batch_size))
-            batches, valid = [], []
-            for j in range(steps):
-                cols = np.arange(j * batch_size, min((j + 1) * batch_size, n_max))
-                batches.append(orders[:, cols])  # (C, B)
-                valid.append(cols[None, :] < n[:, None])  # (C, B)
-        for idx, ok in zip(batches, valid, strict=True):
-            if full:
-                xb, yb = x, y  # the whole padded data: no gathered copy
-            else:
-                rows = np.arange(c)[:, None]
-                xb, yb = x[rows, idx], y[rows, idx]  # (C, B, d), (C, B, k)
-            m = ok[..., None].astype(np.float32)  # (C, B, 1)
-            count = np.maximum(ok.sum(axis=1), 1)[:, None, None]  # (C, 1, 1)
-            active = np.asarray(ok.any(axis=1), dtype=np.float32)  # clients with a batch now
-            if shared:
-                z = (xb.reshape(-1, d) @ w0).reshape(*xb.shape[:2], -1) + b0  # (C, B, k)
-            else:
-                z = np.matmul(xb, w) + b[:, None, :]  # batched GEMM: (C, B, d) @ (C, d, k)
-            p = softmax(z)  # (C, B, k)
-            g = (p - yb) * m / count  # (C, B, k)
-            grad_w = np.matmul(xb.transpose(0, 2, 1), g)  # (C, d, k)
-            if mu:
-                grad_w += np.float32(mu) * (w - w0)
-            shared = False
-            step = np.float32(lr) * active[:, None, None]
-            w = w - step * grad_w
-            b = b - np.float32(lr) * active[:, None] * g.sum(axis=1)
-    return w, b
+def fast_path(task: SimulatedTask, work: Work, vectorised: bool) -> bool:
+    """Whether this round's clients train stacked: the task says it can (`Vectorisable`),
+    it has not been found unable to, and no per-example clipping (DP-SGD) is asked for."""
+    return (
+        vectorised
+        and isinstance(task, Vectorisable)
+        and task.name not in _LOOPED
+        and not work.config.get("dp_sgd")
+    )
 
 
-def _cohorts(
-    task: LogisticRegression, params: Parameters, clients: Clients, work: Work, cohort: int
-) -> Iterator[ClientUpdate]:
-    """Trains the chosen clients `cohort` at a time and yields their updates, so memory
-    grows with the cohort, not with the number of clients."""
-    config = work.config
+def stacked_cohorts(
+    task: Vectorisable, params: Parameters, clients: Clients, work: Work, cohort: int
+) -> list[Cohort]:
+    """The chosen clients trained `cohort` at a time, each share as one computation. All
+    shares are trained before any is returned, so that a task found not to vectorise is
+    retried by the loop before any of its updates reach the strategy."""
+    done = []
     for group in work.shares(cohort):
-        w, b = batched_logreg(
-            params["weight"].astype(np.float64),
-            params["bias"].astype(np.float64),
-            *clients.stacks(group.chosen),
-            task.classes,
-            epochs=int(config.get("epochs", 1)),
-            batch_size=int(config.get("batch_size", 10)),
-            lr=float(config.get("learning_rate", 0.1)),
-            mu=float(config.get("proximal_mu", 0.0)),
-            seeds=group.seeds,
-        )
-        for i, c in enumerate(group.chosen):
-            yield ClientUpdate(
-                {"weight": w[i].astype(np.float32), "bias": b[i].astype(np.float32)},
-                clients.size(c),
-                str(c),
-            )
-
-
-def _network_cohorts(
-    task: NetworkTask, params: Parameters, clients: Clients, work: Work, cohort: int
-) -> Iterator[ClientUpdate]:
-    for group in work.shares(cohort):
-        models = train_cohort(task, params, *clients.stacks(group.chosen), work.config, group.seeds)
-        for c, model in zip(group.chosen, models, strict=True):
-            yield ClientUpdate(model, clients.size(c), str(c))
-
-
-def _batchable(task: NetworkTask) -> bool:
-    return task.vectorise and task.name not in _LOOPED
+        x, y, sizes = clients.stacked(group.chosen)
+        models = task.train_stacked(params, x, y, sizes, work.config, group.seeds)
+        done.append(Cohort(models, sizes, group.chosen))
+    return done
 
 
 def _loop(
@@ -236,6 +217,24 @@ def _loop(
         yield ClientUpdate(result.parameters, clients.size(c), str(c))
 
 
+def trained(
+    task: SimulatedTask,
+    params: Parameters,
+    clients: Clients,
+    work: Work,
+    cohort: int,
+    vectorised: bool,
+) -> list[Cohort] | Iterator[ClientUpdate]:
+    """The round's training in this process: stacked cohorts where the task allows,
+    otherwise each client's update from the plain loop."""
+    if fast_path(task, work, vectorised):
+        try:
+            return stacked_cohorts(task, params, clients, work, cohort)  # type: ignore[arg-type]
+        except NotVectorisable:
+            _LOOPED.add(task.name)
+    return _loop(task, params, clients, work)
+
+
 def local_updates(
     task: SimulatedTask,
     params: Parameters,
@@ -245,18 +244,33 @@ def local_updates(
     vectorised: bool,
 ) -> Iterator[ClientUpdate]:
     """The chosen clients' updates, trained in this process: batched where the model allows."""
-    if work.config.get("dp_sgd"):
-        return _loop(task, params, clients, work)  # per-example clipping runs client by client
-    if vectorised and isinstance(task, LogisticRegression):
-        return _cohorts(task, params, clients, work, cohort)
-    if vectorised and isinstance(task, NetworkTask) and _batchable(task):
-        try:
-            # Trained in full here, so that a model found not to vectorise is retried by the
-            # loop before any of its updates reach the strategy.
-            return iter(list(_network_cohorts(task, params, clients, work, cohort)))
-        except NotVectorisable:
-            _LOOPED.add(task.name)
-    return _loop(task, params, clients, work)
+    done = trained(task, params, clients, work, cohort, vectorised)
+    if isinstance(done, list):
+        return (u for part in done for u in part.updates())
+    return done
+
+
+def plain_mean(strategy: Strategy) -> bool:
+    """Whether the strategy combines by the default example-weighted mean (FedAvg, FedProx,
+    the FedOpt family): then stacked cohorts are averaged in one product, not client by client."""
+    return type(strategy).combine is Strategy.combine and not strategy.needs_all_updates
+
+
+def stacked_mean(cohorts: list[Cohort]) -> Parameters:
+    """The example-weighted mean of every stacked model: one matrix-vector product per
+    tensor, in float32 (the models' type; a float64 copy of 1,000 models took longer than
+    their training), the sum carried across cohorts in float64."""
+    total = float(sum(int(c.sizes.sum()) for c in cohorts))
+    if total <= 0:
+        raise ValueError("no examples to aggregate")
+    out: dict[str, NDArray[np.float64]] = {}
+    for part in cohorts:
+        weights = part.sizes.astype(np.float64) / total
+        for k, v in part.models.items():
+            flat = v.reshape(len(weights), -1)
+            piece = (weights.astype(flat.dtype) @ flat).astype(np.float64).reshape(v.shape[1:])
+            out[k] = out[k] + piece if k in out else piece
+    return out
 
 
 def crafted(
@@ -348,6 +362,87 @@ class Wire:
         return decoded, total / max(len(updates), 1)
 
 
+@dataclass(frozen=True)
+class TestShares:
+    """The test pool and which client owns each of its examples (-1: none). The simulator
+    partitions the task's public test set among its clients the same way as the training
+    pool (iid, label shards, Dirichlet), so each client is scored on data like its own."""
+
+    x: NDArray[Any]
+    y: NDArray[Any]
+    owner: NDArray[np.int64]
+    counts: NDArray[np.int64]
+
+    @classmethod
+    def of(
+        cls, x: NDArray[Any], y: NDArray[Any], partitions: list[NDArray[np.int64]] | None
+    ) -> TestShares:
+        owner = np.full(len(y), -1, dtype=np.int64)
+        for c, part in enumerate(partitions or []):
+            owner[part] = c
+        counts = np.bincount(owner[owner >= 0], minlength=len(partitions or []))
+        return cls(x, y, owner, counts.astype(np.int64))
+
+
+def fairness(values: NDArray[np.float64]) -> dict[str, float]:
+    """Aggregates of one metric over clients: the mean, the mean of the worst 10 % (at least
+    one client), the worst client, and the spread (max − min, and the standard deviation)."""
+    ranked = np.sort(values)
+    decile = max(1, int(np.ceil(0.1 * len(ranked))))
+    return {
+        "mean": float(ranked.mean()),
+        "worst10": float(ranked[:decile].mean()),
+        "worst": float(ranked[0]),
+        "spread": float(ranked[-1] - ranked[0]),
+        "std": float(ranked.std()),
+    }
+
+
+def evaluation(task: SimulatedTask, params: Parameters, test: TestShares) -> dict[str, float]:
+    """The model on the whole test pool (`loss`, `accuracy`, …) and, when clients hold test
+    shares, each metric's fairness over clients (`accuracy_worst10`, …).
+
+    A task with `ExampleMetrics` is scored in one pass over every example; each client's
+    metric is then a `bincount` over its examples. Other tasks: `evaluate` once on the pool
+    and once per client (correct, and slow for thousands of clients)."""
+    scored = test.owner >= 0
+    if isinstance(task, ExampleMetrics):
+        per_example = task.example_metrics(params, test.x, test.y)
+        overall = {k: float(np.mean(v)) for k, v in per_example.items()}
+        per_client: dict[str, NDArray[np.float64]] = {
+            k: np.bincount(
+                test.owner[scored], weights=v[scored], minlength=len(test.counts)
+            ).astype(np.float64)
+            for k, v in per_example.items()
+        }
+    else:
+        whole = task.evaluate(params, TaskData(test.x, test.y))
+        overall = {"loss": whole.loss, **whole.metrics}
+        runs = [
+            task.evaluate(params, TaskData(test.x[test.owner == c], test.y[test.owner == c]))
+            for c in range(len(test.counts))
+            if test.counts[c]
+        ]
+        held = test.counts > 0
+        per_client = {}
+        for k in overall:
+            sums = np.zeros(len(test.counts))
+            sums[held] = [
+                (r.loss if k == "loss" else r.metrics.get(k, np.nan)) * r.num_examples for r in runs
+            ]
+            per_client[k] = sums
+    entry = dict(overall)
+    held = test.counts > 0
+    if held.any():
+        for k, sums in per_client.items():
+            if k == "loss":
+                continue  # fairness is read on the task's metrics (a loss has no "worst" side)
+            means = sums[held] / test.counts[held]
+            entry.update({f"{k}_{name}": v for name, v in fairness(means).items()})
+        entry["clients_evaluated"] = float(held.sum())
+    return entry
+
+
 def simulate(
     task: SimulatedTask,
     x: NDArray[Any],
@@ -359,6 +454,8 @@ def simulate(
     local: dict[str, Any],
     clients_per_round: int | None = None,
     test: tuple[NDArray[Any], NDArray[Any]] | None = None,
+    test_partitions: list[NDArray[np.int64]] | None = None,
+    evaluate_every: int = 1,
     seed: int = 0,
     vectorised: bool = True,
     cohort: int = 2048,
@@ -372,6 +469,12 @@ def simulate(
     wire: Wire | None = None,
 ) -> SimulationResult:
     """Runs `rounds` rounds (or until the test accuracy reaches `target_accuracy`).
+
+    Evaluation on `test` runs every `evaluate_every` rounds and after the last; its time is
+    `evaluation_seconds` in the round's history, apart from the round's training `seconds`.
+    With `test_partitions` (each client's indices into the test set), every client is scored
+    on its own share and the history gives each metric's fairness over clients: `_mean`,
+    `_worst10` (mean of the lowest decile), `_worst`, `_spread` (max − min) and `_std`.
 
     `backend="ray"` trains each round's clients in Ray worker processes (`workers` of them on
     this machine, or the cluster at `address`); the strategy, seeds and results are the same.
@@ -401,6 +504,7 @@ def simulate(
         for c in attack.malicious:
             y[partitions[int(c)]] = flip_labels(y[partitions[int(c)]])
     clients = Clients(x, y, partitions)
+    shares = TestShares.of(test[0], test[1], test_partitions) if test is not None else None
     cluster = None
     if backend == "ray":
         from concord.federation.spread import Cluster
@@ -408,11 +512,16 @@ def simulate(
         cluster = Cluster(task.name, clients, workers, address)
     elif backend != "local":
         raise UnknownBackend(backend=backend)
+    # Nothing between the clients and the mean: stacked cohorts average in one product.
+    direct = attack is None and wire is None and secure is None and privacy is None
     noise_rng = np.random.default_rng([seed, 0x0D1FF])
     clip_norm = privacy.clip_norm if privacy is not None else 0.0
+    every = max(1, evaluate_every)
     for r in range(1, rounds + 1):
-        started = time.perf_counter()
-        chosen = [int(c) for c in strategy.select(r, names, clients_per_round, seed)]
+        started, cpu = time.perf_counter(), time.process_time()
+        # In client order (the names sort as strings): a round of every client then trains
+        # on a view of the clients' stored examples rather than a gathered copy.
+        chosen = sorted(int(c) for c in strategy.select(r, names, clients_per_round, seed))
         sampling_rate = len(chosen) / len(names)
         steps = [(p.sampling_rate, p.noise_multiplier) for p in result.privacy]
         if privacy is not None:
@@ -420,16 +529,24 @@ def simulate(
             if upcoming > privacy.budget:
                 result.stopped = f"privacy budget: round {r} would take ε to {upcoming:.3g}"
                 break
-        work = Work(chosen, strategy.configure(r, local), [client_seed(seed, r, c) for c in chosen])
+        work = Work(chosen, strategy.configure(r, local), Seeds(seed, r, chosen))
+        entry: dict[str, float] = {"round": r, "clients": len(chosen)}
+        averaged = False
         if cluster is not None:
             updates = cluster.updates(params, work, cohort, vectorised)
         else:
-            updates = local_updates(task, params, clients, work, cohort, vectorised)
-        if vectorised and isinstance(task, NetworkTask) and not _batchable(task):
-            result.vectorised = False
+            done = trained(task, params, clients, work, cohort, vectorised)
+            if isinstance(done, list) and direct and plain_mean(strategy):
+                params = _next(strategy, params, stacked_mean(done))
+                updates, averaged = iter(()), True
+            elif isinstance(done, list):
+                updates = (u for part in done for u in part.updates())
+            else:
+                updates = done
+            if vectorised and task.name in _LOOPED:
+                result.vectorised = False
         if attack is not None:
             updates = iter(crafted(attack, params, list(updates), r))
-        entry: dict[str, float] = {"round": r, "clients": len(chosen)}
         if wire is not None:
             entry["download_bytes"] = wire.download(r, params, [str(c) for c in chosen])
             entry["download_bytes_from_previous"] = wire.previous
@@ -445,9 +562,10 @@ def simulate(
                 result.privacy.append(record)
                 entry.update(epsilon=record.epsilon, clip_norm=record.clip_norm)
         elif privacy is None:
-            params = strategy.aggregate(
-                r, params, list(updates) if strategy.needs_all_updates else updates
-            )
+            if not averaged:
+                params = strategy.aggregate(
+                    r, params, list(updates) if strategy.needs_all_updates else updates
+                )
         else:
             params, record = _private_round(
                 strategy, params, updates, privacy, clip_norm, len(chosen), sampling_rate, noise_rng
@@ -457,14 +575,31 @@ def simulate(
             clip_norm = record.next_clip_norm
             entry.update(epsilon=record.epsilon, clip_norm=record.clip_norm)
         entry["seconds"] = time.perf_counter() - started
-        if test is not None:
-            evaluation = task.evaluate(params, TaskData(test[0], test[1]))
-            entry.update(loss=evaluation.loss, **evaluation.metrics)
+        # Processor time of this process's threads: on a shared machine, the work done.
+        entry["cpu_seconds"] = time.process_time() - cpu
+        if shares is not None and (r % every == 0 or r == rounds or target_accuracy is not None):
+            _evaluate_into(entry, task, params, shares)
         result.history.append(entry)
         if target_accuracy is not None and entry.get("accuracy", 0.0) >= target_accuracy:
             break
+    if shares is not None and result.history and "evaluation_seconds" not in result.history[-1]:
+        _evaluate_into(result.history[-1], task, params, shares)  # stopped early: the last model
     result.parameters = params
     return result
+
+
+def _evaluate_into(
+    entry: dict[str, float], task: SimulatedTask, params: Parameters, shares: TestShares
+) -> None:
+    began = time.perf_counter()
+    entry.update(evaluation(task, params, shares))
+    entry["evaluation_seconds"] = time.perf_counter() - began
+
+
+def _next(strategy: Strategy, params: Parameters, combined: Parameters) -> Parameters:
+    """The strategy's server step from an already combined model, in the model's dtypes."""
+    updated = strategy.server_update(params, combined)
+    return {k: v.astype(params[k].dtype, copy=False) for k, v in updated.items()}
 
 
 def _secure_round(

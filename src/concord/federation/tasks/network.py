@@ -11,6 +11,7 @@ proximal weight (0 for FedAvg).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +171,40 @@ class NetworkTask:
             for first in range(0, len(inputs), EVAL_BATCH)
         ]
         return torch.cat(labels).numpy().astype(np.int64) if labels else np.zeros(0, np.int64)
+
+    def train_stacked(
+        self,
+        params: Parameters,
+        x: NDArray[Any],
+        y: NDArray[Any],
+        sizes: NDArray[np.int64],
+        config: dict[str, Any],
+        seeds: Sequence[int],
+    ) -> Parameters:
+        """A cohort trained as one computation under vmap (`concord.federation.cohort`)."""
+        from concord.federation.cohort import train_stacked
+        from concord.federation.tasks.base import NotVectorisable
+
+        if not self.vectorise:
+            raise NotVectorisable(f"{self.name} is measured faster one client at a time")
+        return train_stacked(self, params, x, y, sizes, config, seeds)
+
+    @torch.no_grad()
+    def example_metrics(
+        self, params: Parameters, x: NDArray[Any], y: NDArray[Any]
+    ) -> dict[str, NDArray[Any]]:
+        """Each example's cross-entropy and whether it was classified right."""
+        model = self.load(params).eval()
+        inputs = torch.from_numpy(as_inputs(x))
+        labels = torch.from_numpy(np.asarray(y, dtype=np.int64))
+        loss = np.empty(len(labels), dtype=np.float64)
+        correct = np.empty(len(labels), dtype=np.float64)
+        for first in range(0, len(labels), EVAL_BATCH):
+            logits = model(inputs[first : first + EVAL_BATCH])
+            batch = labels[first : first + EVAL_BATCH]
+            loss[first : first + len(batch)] = F.cross_entropy(logits, batch, reduction="none")
+            correct[first : first + len(batch)] = logits.argmax(dim=1) == batch
+        return {"loss": loss, "accuracy": correct}
 
     @torch.no_grad()
     def evaluate(self, params: Parameters, data: TaskData) -> EvalResult:
