@@ -14,21 +14,32 @@ from rich.table import Table
 from concord.console import out
 
 job_app = typer.Typer(help="Federated jobs at this hub.", no_args_is_help=True)
+# `concord node` runs the node; `concord node approve` releases held evaluation results.
+node_app = typer.Typer()
 
 
 def register(app: typer.Typer) -> None:
     app.command("simulate")(simulate_command)
-    app.command("node")(node_command)
+    node_app.callback(invoke_without_command=True)(node_command)
+    node_app.command("approve")(approve_command)
+    app.add_typer(node_app, name="node")
     app.add_typer(job_app, name="job")
 
 
 def node_command(
-    member: str = typer.Option(..., help="Your member's handle."),
-    data: Path = typer.Option(..., help="Folder with this site's data (train.npz)."),
+    ctx: typer.Context,
+    # Required unless a subcommand runs (checked below): `concord node approve` has its own.
+    member: str = typer.Option(None, help="Your member's handle."),
+    data: Path = typer.Option(None, help="Folder with this site's data (train.npz, test.npz)."),
     hub: str = typer.Option(None, help="Hub URL (default: CONCORD_HUB)."),
     token: str = typer.Option(None, help="Your API token (default: CONCORD_TOKEN)."),
     key_file: Path = typer.Option(None, help="Your member's private key."),
-    policy: Path = typer.Option(None, help="Site policy (TOML): tasks and projects accepted."),
+    policy: Path = typer.Option(
+        None, help="Site policy (TOML): tasks and projects accepted, tasks evaluated."
+    ),
+    state: Path = typer.Option(
+        None, help="The node's own folder: model cache, held results (default: DATA/.concord-node)."
+    ),
     once: bool = typer.Option(False, help="Train one round, then exit."),
     max_rounds: int = typer.Option(None, help="Exit after this many rounds."),
     idle_exit: float = typer.Option(
@@ -45,8 +56,16 @@ def node_command(
         help="FOR TESTS ONLY: craft this node's updates with an attack.",
     ),
 ) -> None:
-    """Run a member's node: pull work, train on local data, push signed updates."""
+    """Run a member's node: pull work, train on local data, push signed updates; evaluate
+    commons models on local test data for campaigns the site policy accepts."""
     import os
+
+    if ctx.invoked_subcommand is not None:
+        return
+    if member is None:
+        raise typer.BadParameter("Missing option '--member'.", param_hint="--member")
+    if data is None:
+        raise typer.BadParameter("Missing option '--data'.", param_hint="--data")
 
     from concord.federation.node import SitePolicy, run_node
     from concord.logs import configure
@@ -67,11 +86,58 @@ def node_command(
         idle_exit=idle_exit,
         wait=wait,
         attack=attack,
+        state=state,
     )
     out.print(
         f"[green]node {member}[/]: trained {len(report.trained)} rounds, declined "
-        f"{len(report.declined)}"
+        f"{len(report.declined)}; campaigns evaluated {len(report.evaluated)}, held "
+        f"{len(report.evaluations_held)}, declined {len(report.evaluations_declined)}; "
+        f"pulled {report.downloaded_bytes} bytes of models"
     )
+
+
+def approve_command(
+    member: str = typer.Option(..., help="Your member's handle."),
+    data: Path = typer.Option(None, help="The site's data folder (its state folder is inside)."),
+    state: Path = typer.Option(None, help="The node's own folder (default: DATA/.concord-node)."),
+    campaign: int = typer.Option(None, help="Release this campaign's results only."),
+    hub: str = typer.Option(None, help="Hub URL (default: CONCORD_HUB)."),
+    token: str = typer.Option(None, help="Your API token (default: CONCORD_TOKEN)."),
+    key_file: Path = typer.Option(None, help="Your member's private key."),
+) -> None:
+    """Release evaluation results the node holds (policy `approve_evaluations = true`):
+    shows each, then sends it signed to the hub."""
+    import os
+
+    from concord.federation.node import approve, default_state
+    from concord.members.keys import default_key_path
+
+    if state is None and data is None:
+        raise typer.BadParameter("give --state or --data", param_hint="--state")
+    folder = state if state is not None else default_state(data)
+
+    def show(payload: dict[str, Any]) -> None:
+        table = Table("model", "revision", "examples", "metrics")
+        for r in payload["results"]:
+            table.add_row(
+                r["repo"],
+                r["revision"][:12],
+                str(r["num_examples"]),
+                ", ".join(f"{k} {v:.4f}" for k, v in sorted(r["metrics"].items())),
+            )
+        out.print(f"campaign {payload['campaign']} ({payload['evaluation_set']}):")
+        out.print(table)
+
+    sent = approve(
+        hub or os.environ.get("CONCORD_HUB") or "http://127.0.0.1:8000",
+        member,
+        token or os.environ.get("CONCORD_TOKEN") or "",
+        key_file or default_key_path(member),
+        folder,
+        campaign,
+        show,
+    )
+    out.print(f"[green]released[/] results of {len(sent)} campaign(s): {sent}")
 
 
 @job_app.command("create")

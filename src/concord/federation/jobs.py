@@ -30,7 +30,7 @@ from concord import metrics as prometheus
 from concord.config import Settings
 from concord.db import utcnow
 from concord.errors import N_, Conflict
-from concord.federation import publication, robustness, secure_round
+from concord.federation import evaluation, publication, robustness, secure_round
 from concord.federation.card import model_card
 
 # Split out by concept (files, rounds, registration, submission); their names stay importable
@@ -647,6 +647,9 @@ def _finish(session: Session, settings: Settings, job: Job) -> None:
     write_file(settings, f"job-{job.id}/model/README.md", card.encode())
     job.model_path = f"job-{job.id}/model"
     publication.publish(session, settings, job, folder(settings) / job.model_path, card)
+    # The final model evaluated by each participant on its own test data (its job page shows
+    # the accuracy member by member); only a published model, which nodes can pull.
+    campaign = evaluation.open_for_job(session, job, metrics)
     append(
         session,
         "federation.job_completed",
@@ -662,6 +665,7 @@ def _finish(session: Session, settings: Settings, job: Job) -> None:
                 else {}
             ),
             **({"finish_reason": job.finish_reason} if job.finish_reason else {}),
+            **({"campaign": campaign} if campaign is not None else {}),
         },
     )
 

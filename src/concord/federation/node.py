@@ -10,6 +10,11 @@ A site policy (TOML) lists what the site accepts:
 
     tasks = ["logreg-digits"]        # tasks this site will run
     projects = ["CP-2026-1"]         # adopted projects it takes part in ("*" for any)
+    evaluate = ["logreg-digits"]     # tasks it evaluates commons models with ("*": any;
+                                     # absent: none — it declines every campaign, signed)
+    approve_evaluations = true       # results wait for `concord node approve`
+
+Evaluation campaigns come through the same long poll (`federation.evaluator` does the work).
 """
 
 from __future__ import annotations
@@ -28,9 +33,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from concord.client import HubClient
-from concord.errors import N_, HubUnreachable, RemoteError
-from concord.federation import compression, delta, secure_round, thin
+from concord.errors import N_, ConcordError, HubUnreachable, RemoteError
+from concord.federation import compression, delta, evaluator, secure_round, thin
 from concord.federation.attacks import craft_own
+from concord.federation.evaluation import answer_message, result_message
 from concord.federation.jobs import (
     WAITING_HEADER,
     decline_message,
@@ -65,6 +71,8 @@ LOST = {  # the hub's answers that end this node's part in a round
 class SitePolicy:
     tasks: set[str] | None = None
     projects: set[str] | None = None
+    evaluate: set[str] = field(default_factory=set)  # none unless the policy lists some
+    approve_evaluations: bool = False
 
     @classmethod
     def read(cls, path: Path | None) -> SitePolicy:
@@ -76,7 +84,12 @@ class SitePolicy:
         return cls(
             set(tasks) if tasks is not None else None,
             None if projects is None or "*" in projects else set(projects),
+            {str(t) for t in data.get("evaluate", [])},
+            bool(data.get("approve_evaluations", False)),
         )
+
+    def evaluates(self, task: str) -> bool:
+        return task in self.evaluate or "*" in self.evaluate
 
     def allows(self, work: dict[str, Any]) -> bool:
         if self.tasks is not None and work["task"] not in self.tasks:
@@ -89,6 +102,10 @@ class NodeReport:
     trained: list[tuple[int, int]] = field(default_factory=list)
     declined: list[tuple[int, int]] = field(default_factory=list)
     lost: list[tuple[int, int]] = field(default_factory=list)  # refused as late
+    evaluated: list[int] = field(default_factory=list)  # campaigns whose results were sent
+    evaluations_held: list[int] = field(default_factory=list)  # waiting for approval
+    evaluations_declined: list[int] = field(default_factory=list)
+    downloaded_bytes: int = 0  # models pulled for campaigns
 
 
 @dataclass
@@ -184,9 +201,14 @@ def run_node(
     energy: bool = True,
     idle_exit: float | None = None,
     attack: str | None = None,
+    state: Path | None = None,
 ) -> NodeReport:
-    """Works rounds until stopped (or after one round with `once`)."""
+    """Works rounds and campaigns until stopped (or after one round with `once`). `state`:
+    the node's own folder (model cache, results held for approval; default
+    `<data>/.concord-node`)."""
     policy = policy or SitePolicy()
+    state = state if state is not None else default_state(data)
+    answered: set[int] = set()
     private = load_private(key_file)
     report = NodeReport()
     available = sorted(installed())
@@ -208,6 +230,16 @@ def run_node(
                 elif idle.expired():
                     return report
                 continue
+            if work.get("kind") == "evaluation":
+                campaign = int(work["campaign"])
+                if campaign in answered:  # the hub has not seen our answer yet
+                    time.sleep(1)
+                    continue
+                answered.add(campaign)
+                site = Site(hub, token, member, data, state, private)
+                _answer_campaign(client, work, site, policy, report)
+                idle.reset()
+                continue
             key = (int(work["job"]), int(work["round"]))
             if key in declined:
                 time.sleep(1)
@@ -227,6 +259,127 @@ def run_node(
             idle.reset()
             if once or (max_rounds is not None and len(report.trained) >= max_rounds):
                 return report
+
+
+def default_state(data: Path) -> Path:
+    return data / ".concord-node"
+
+
+@dataclass
+class Site:
+    """What evaluating needs to know of this node."""
+
+    hub: str
+    token: str
+    member: str
+    data: Path
+    state: Path
+    private: Any
+
+
+CAMPAIGN_OVER = {  # the hub's answers that end this node's part in a campaign
+    "federation.campaign_closed",
+    "federation.campaign_answered",
+    "federation.campaign_not_asked",
+    "federation.campaign_unknown",
+}
+
+
+def _answer_campaign(
+    client: HubClient, work: dict[str, Any], site: Site, policy: SitePolicy, report: NodeReport
+) -> None:
+    """Evaluates a campaign's models here and answers: results, held results, or a signed
+    decline (site policy, or nothing here to evaluate with)."""
+    campaign, task = int(work["campaign"]), str(work["task"])
+    if not policy.evaluates(task):
+        report.evaluations_declined.append(campaign)
+        _campaign_answer(client, campaign, site, "declined", "site policy")
+        return
+    try:
+        payload, moved = retrying(
+            lambda: evaluator.evaluate(
+                work,
+                hub=site.hub,
+                token=site.token,
+                member=site.member,
+                data=site.data,
+                state=site.state,
+            )
+        )
+    except ConcordError as exc:  # no evaluation set here, the task not installed, …
+        log.warning("campaign %s: cannot evaluate (%s)", campaign, exc.code)
+        report.evaluations_declined.append(campaign)
+        _campaign_answer(client, campaign, site, "declined", exc.code)
+        return
+    report.downloaded_bytes += moved
+    if policy.approve_evaluations:
+        evaluator.hold(site.state, payload)
+        report.evaluations_held.append(campaign)
+        _campaign_answer(client, campaign, site, "held", "")
+        log.info("campaign evaluated; results held for approval", extra={"campaign": campaign})
+        return
+    if send_results(client, payload, site.member, site.private):
+        report.evaluated.append(campaign)
+    log.info("campaign evaluated", extra={"campaign": campaign, "downloaded_bytes": moved})
+
+
+def send_results(client: HubClient, payload: dict[str, Any], member: str, private: Any) -> bool:
+    """Sends signed results; False if the campaign no longer takes them."""
+    campaign = int(payload["campaign"])
+    signature = sign(private, result_message(payload))
+    try:
+        retrying(
+            lambda: client.post(
+                f"/api/campaigns/{campaign}/results",
+                json={"payload": payload, "signature": signature},
+            )
+        )
+    except RemoteError as exc:
+        if exc.code not in CAMPAIGN_OVER:
+            raise
+        log.warning("campaign %s: results not taken (%s)", campaign, exc.code)
+        return False
+    return True
+
+
+def _campaign_answer(
+    client: HubClient, campaign: int, site: Site, status: str, reason: str
+) -> None:
+    signature = sign(site.private, answer_message(campaign, site.member, status, reason))
+    try:
+        retrying(
+            lambda: client.post(
+                f"/api/campaigns/{campaign}/{status}",
+                json={"signature": signature, "reason": reason},
+            )
+        )
+    except RemoteError as exc:
+        if exc.code not in CAMPAIGN_OVER:
+            raise
+        log.warning("campaign %s: answer not taken (%s)", campaign, exc.code)
+
+
+def approve(
+    hub: str,
+    member: str,
+    token: str,
+    key_file: Path,
+    state: Path,
+    campaign: int | None = None,
+    show: Callable[[dict[str, Any]], None] | None = None,
+) -> list[int]:
+    """`concord node approve`: shows each held result (`show`), then sends it signed; the
+    campaigns whose results the hub took."""
+    private = load_private(key_file)
+    sent = []
+    with HubClient(hub, token) as client:
+        for path, payload in evaluator.held(state, campaign):
+            if show is not None:
+                show(payload)
+            if send_results(client, payload, member, private):
+                sent.append(int(payload["campaign"]))
+            evaluator.released(state, path)
+    return sent
 
 
 def _decline(client: HubClient, key: tuple[int, int], member: str, private: Any) -> None:

@@ -25,7 +25,7 @@ from concord import inflight
 from concord import metrics as prometheus
 from concord.config import Settings
 from concord.errors import TooLarge
-from concord.federation import jobs, robustness, secure_round, thin
+from concord.federation import campaign_routes, evaluation, jobs, robustness, secure_round, thin
 from concord.federation.parameters import BadParameters, file_sha256
 from concord.federation.tables import Job, Round
 from concord.federation.wakeup import RECHECK_S, bell, lifespan
@@ -78,7 +78,8 @@ def register(body: NodeRegistration, db: Db, person: CurrentPerson) -> dict[str,
 
 @router.get("/work")
 async def work(request: Request, db: Db, person: CurrentPerson, wait: Seconds = 0.0) -> Response:
-    """The round your node should train now; waits up to `wait` seconds (at most 30) for one
+    """The round your node should train now — or, with `"kind": "evaluation"`, a campaign it
+    should evaluate; waits up to `wait` seconds (at most 30) for one
     to open (long polling), then answers 204 No Content. The header `Concord-Jobs-Waiting`
     of that answer lists the running jobs your member takes part in (comma-separated ids):
     with none listed, the node has nothing to wait for."""
@@ -110,7 +111,8 @@ def _find_work(
     if member is None:
         member = acting_member(db, person)
         jobs.seen(db, member)
-    found = jobs.work_for(db, settings, member)
+    # Training first: a round has a deadline; a campaign waits for the node's next look.
+    found = jobs.work_for(db, settings, member) or evaluation.work_for(db, member)
     db.commit()  # advancing a job is work done for everyone; never hold the lock
     return member, found
 
@@ -605,3 +607,10 @@ def secagg_reveal(
         (job_id, number, attempt),
         lambda state, member: secure_round.post_reveal(db, state, member, payload, body.signature),
     )
+
+
+# Campaigns live under /api/campaigns (campaign_routes); this domain's router serves both.
+federation_api = router
+router = APIRouter()
+router.include_router(federation_api)
+router.include_router(campaign_routes.router)

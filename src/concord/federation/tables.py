@@ -102,3 +102,72 @@ class SecAggMessage(Base):
     stage: Mapped[str] = mapped_column(String(20))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Campaign(Base):
+    """An evaluation campaign: models of the commons evaluated by members' nodes on their own
+    test data (`federation.evaluation`). `members` restricts who is asked (a job's final
+    model goes to the job's participants); empty, every node with the task is asked."""
+
+    __tablename__ = "fed_campaigns"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    # The member that opened it; None when the hub did (a job's final model).
+    opened_by: Mapped[int | None] = mapped_column(ForeignKey("members.id"), nullable=True)
+    task: Mapped[str] = mapped_column(String(100))
+    metric: Mapped[str] = mapped_column(String(100))
+    threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
+    evaluation_set: Mapped[str] = mapped_column(String(64), default="test")
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    proposal_id: Mapped[int | None] = mapped_column(nullable=True)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("fed_jobs.id"), nullable=True)
+    members: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class CampaignModel(Base):
+    """One model of a campaign: a commons repository at a fixed commit."""
+
+    __tablename__ = "fed_campaign_models"
+    __table_args__ = (UniqueConstraint("campaign_id", "repo", "revision"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("fed_campaigns.id"), index=True)
+    repo: Mapped[str] = mapped_column(String(300), index=True)
+    revision: Mapped[str] = mapped_column(String(64))
+
+
+class CampaignResult(Base):
+    """A member's metrics for one model, with the signed payload they came in (which covers
+    every model of the campaign, so that anyone can check the signature again)."""
+
+    __tablename__ = "fed_campaign_results"
+    __table_args__ = (UniqueConstraint("model_id", "member_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("fed_campaigns.id"), index=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("fed_campaign_models.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    num_examples: Mapped[int]
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    signature: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CampaignAnswer(Base):
+    """A node's signed answer other than results: `declined` (its site's policy refuses the
+    campaign's task) or `held` (evaluated; the results wait for its operator's approval)."""
+
+    __tablename__ = "fed_campaign_answers"
+    __table_args__ = (UniqueConstraint("campaign_id", "member_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("fed_campaigns.id"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    status: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(String(300), default="")
+    signature: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
