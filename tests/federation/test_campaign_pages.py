@@ -193,3 +193,9 @@ def test_the_impact_dashboard_shows_model_performance_equity(client: TestClient,
     # (Kenya lower-middle 0.95, Brazil upper-middle 0.62, Norway high 0.91).
     assert "kenya/digits accuracy 3 0.620 · brazil 0.330 0.910 0.950 0.620" in text
     assert f'href="/campaigns/{campaign_id}"' in page
+    (row,) = [r for r in client.get("/api/impact/models").json() if r["repo"] == "kenya/digits"]
+    assert (row["campaign"], row["members"], row["worst_member"]) == (campaign_id, 3, "brazil")
+    assert row["spread"] == pytest.approx(0.33)
+    assert row["by_income"] == pytest.approx(
+        {"high": 0.91, "lower-middle": 0.95, "upper-middle": 0.62}
+    )
