@@ -145,6 +145,7 @@ def test_the_campaign_page_shows_the_matrix_and_its_aggregates(client: TestClien
     assert "Members for whom it passes 67% 0%" in text
     assert "UN region: Africa 0.950 0.500" in text
     assert "Bloc: Global South 0.785 0.490" in text
+    assert text.index("Income group: lower-middle 0.950") < text.index("Income group: high 0.910")
     assert f'href="/api/campaigns/{campaign_id}/matrix.csv"' in html
     assert f'href="/campaigns/{campaign_id}"' in listing.text
     assert client.get("/campaigns/999").status_code == 404
@@ -190,8 +191,8 @@ def test_the_impact_dashboard_shows_model_performance_equity(client: TestClient,
     text = _text(page)
     assert 'id="model-equity"' in page
     # kenya/digits: 3 members, worst 0.62 (brazil), spread 0.33; by income group
-    # (Kenya lower-middle 0.95, Brazil upper-middle 0.62, Norway high 0.91).
-    assert "kenya/digits accuracy 3 0.620 · brazil 0.330 0.910 0.950 0.620" in text
+    # from the poorest up: Kenya lower-middle 0.95, Brazil upper-middle 0.62, Norway high 0.91.
+    assert "kenya/digits accuracy 3 0.620 · brazil 0.330 0.950 0.620 0.910" in text
     assert f'href="/campaigns/{campaign_id}"' in page
     (row,) = [r for r in client.get("/api/impact/models").json() if r["repo"] == "kenya/digits"]
     assert (row["campaign"], row["members"], row["worst_member"]) == (campaign_id, 3, "brazil")

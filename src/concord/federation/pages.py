@@ -132,6 +132,10 @@ def matrix_rows(m: Matrix) -> list[dict[str, Any]]:
     return [{"slug": slug, **rows[slug]} for slug in sorted(rows)]
 
 
+# Income groups read from the poorest up, as the equity question asks; other groups by name.
+POOREST_FIRST = {"low": 0, "lower-middle": 1, "upper-middle": 2, "high": 3}
+
+
 def group_rows(m: Matrix) -> list[tuple[str, str, list[float | None]]]:
     """(dimension, group, each model's mean) for regions, income groups and blocs."""
     out: list[tuple[str, str, list[float | None]]] = []
@@ -140,7 +144,10 @@ def group_rows(m: Matrix) -> list[tuple[str, str, list[float | None]]]:
         ("income", "by_income"),
         ("bloc", "by_bloc"),
     ):
-        names = sorted({k for model in m.models for k in getattr(model, attribute)})
+        names = sorted(
+            {k for model in m.models for k in getattr(model, attribute)},
+            key=lambda name: (POOREST_FIRST.get(name, len(POOREST_FIRST)), name),
+        )
         for name in names:
             out.append(
                 (dimension, name, [getattr(model, attribute).get(name) for model in m.models])
