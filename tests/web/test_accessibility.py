@@ -137,6 +137,75 @@ def deliberation(client: TestClient, world: World, make: Any) -> str:
     return ref
 
 
+def evaluated(world: World) -> list[str]:
+    """A campaign of a commons model with results, a decline and a pending member, tied to the
+    seeded job if there is one: its page, the model's section and the job's final model show.
+    Written straight into the tables: the nodes that would answer are not part of this walk."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from concord.commons import repositories as repos
+    from concord.commons.tables import Repository
+    from concord.federation.tables import (
+        Campaign,
+        CampaignAnswer,
+        CampaignModel,
+        CampaignResult,
+        Job,
+    )
+    from concord.members.tables import Member
+
+    now = datetime.now(UTC)
+    with world.sessions() as s, s.begin():
+        repo = s.scalars(select(Repository).where(Repository.kind == "model")).first()
+        assert repo is not None, "the seeded commons holds a model"
+        revision = repos.head(s, repo)
+        assert revision is not None
+        job = s.scalars(select(Job).order_by(Job.id)).first()
+        members = {m.slug: m.id for m in s.scalars(select(Member)).all()}
+        campaign = Campaign(
+            title="Does it work for us?",
+            task="logreg-digits",
+            metric="accuracy",
+            threshold=0.9,
+            job_id=job.id if job else None,
+            members=[members[m] for m in ("kenya", "brazil", "france", "nepal")],
+            created_at=now,
+        )
+        s.add(campaign)
+        s.flush()
+        model = CampaignModel(
+            campaign_id=campaign.id, repo=repos.repo_id(repo), revision=revision.sha
+        )
+        s.add(model)
+        s.flush()
+        for slug, accuracy in (("kenya", 0.93), ("brazil", 0.71)):
+            s.add(
+                CampaignResult(
+                    campaign_id=campaign.id,
+                    model_id=model.id,
+                    member_id=members[slug],
+                    metrics={"accuracy": accuracy},
+                    num_examples=1200,
+                    payload={},
+                    signature="",
+                    received_at=now,
+                )
+            )
+        s.add(
+            CampaignAnswer(
+                campaign_id=campaign.id,
+                member_id=members["france"],
+                status="declined",
+                signature="",
+                received_at=now,
+            )
+        )
+        pages = [f"/campaigns/{campaign.id}", f"/commons/models/{repos.repo_id(repo)}"]
+        return pages + ([f"/jobs/{job.id}"] if job else [])
+
+
 def audit(context: Any, base: str, start: list[str], routes: list[str]) -> dict[str, Any]:
     """Visits `start` and then, for every route still unvisited, the first link to it found on
     a visited page; returns {path: violations} and the routes never reached."""
@@ -190,7 +259,7 @@ def test_every_page_passes_axe_in_english_and_arabic(
     ]
     # every proposal: the decided ones link to their result
     start += [f"/proposals/{p['reference']}" for p in client.get("/api/proposals").json()]
-    start += ["/commons/datasets/kenya/maize-leaves", DOCS_URL]
+    start += ["/commons/datasets/kenya/maize-leaves", DOCS_URL, *evaluated(world)]
     staff = make.secretariat()
     found: dict[str, Any] = {}
     # Execute: anonymous readers and a signed-in delegate, in English and in Arabic

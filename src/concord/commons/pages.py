@@ -17,6 +17,7 @@ from concord.errors import N_
 from concord.http import Db
 from concord.members.auth import PagePerson
 from concord.members.tables import Person
+from concord.web.panels import panels
 from concord.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -104,6 +105,8 @@ def _page(
             "id": repos.repo_id(repo),
             "downloads": repos.downloads_of(db, repo),
             "labels": PROVENANCE_LABELS,
+            # Sections the domains above add (federation: how the model works for whom).
+            "panels": panels(f"commons.{kind}", request, db, {"repo": repo, "rev": rev}),
         },
     )
 

@@ -1,22 +1,28 @@
-"""Pages: jobs, and a job's rounds with its accuracy curve and participants by region."""
+"""Pages: jobs, and a job's rounds with its accuracy curve and participants by region;
+evaluation campaigns with their model × member matrix; the model panel of the commons."""
 
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
+from markupsafe import Markup
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from concord.errors import N_
-from concord.federation import jobs, robustness
+from concord.federation import evaluation, jobs, robustness
+from concord.federation.evaluation import Matrix
 from concord.federation.tables import Job, Round, Update
 from concord.http import Db
 from concord.i18n import gettext
 from concord.members.countries import country
 from concord.members.tables import Member
 from concord.validation import Id
-from concord.web.render import render
+from concord.web.panels import panel
+from concord.web.render import environment, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -25,7 +31,7 @@ def _federation(message: str) -> str:
     return gettext(message, domain="federation")
 
 
-NAV = [("/jobs", N_("Jobs"))]
+NAV = [("/jobs", N_("Jobs")), ("/campaigns", N_("Campaigns"))]
 
 
 @router.get("/jobs", response_class=HTMLResponse)
@@ -78,5 +84,86 @@ def job_page(request: Request, job_id: Id, db: Db) -> HTMLResponse:
             "discounted": discounted,
             "actions": robustness.ACTIONS,
             "achieved": jobs.achieved_privacy(db, job),
+            "final": _final_model(db, job.id),
         },
     )
+
+
+def _final_model(db: Session, job_id: int) -> Matrix | None:
+    """The campaign the hub opened for the job's published model: its accuracy by member."""
+    campaign_id = evaluation.campaign_for_job(db, job_id)
+    return evaluation.matrix(db, campaign_id) if campaign_id is not None else None
+
+
+@router.get("/campaigns", response_class=HTMLResponse)
+def campaign_list(request: Request, db: Db) -> HTMLResponse:
+    campaigns = evaluation.list_campaigns(db)
+    models = {c.id: evaluation.campaign_models(db, c.id) for c in campaigns}
+    return render(request, "federation/campaigns.html", {"rows": campaigns, "models": models})
+
+
+@router.get("/campaigns/{campaign_id}", response_class=HTMLResponse)
+def campaign_page(request: Request, campaign_id: Id, db: Db) -> HTMLResponse:
+    m = evaluation.matrix(db, campaign_id)
+    return render(
+        request,
+        "federation/campaign.html",
+        {"m": m, "rows": matrix_rows(m), "groups": group_rows(m)},
+    )
+
+
+def matrix_rows(m: Matrix) -> list[dict[str, Any]]:
+    """One row per member, one entry per model: its result, or why there is none."""
+    rows: dict[str, dict[str, Any]] = {}
+    for index, model in enumerate(m.models):
+        for cell in model.cells:
+            row = rows.setdefault(cell.member, {"member": cell, "entries": {}})
+            row["member"] = cell
+            row["entries"][index] = {"value": cell.metrics.get(m.metric), "cell": cell}
+        for slug in model.declined:
+            rows.setdefault(slug, {"member": None, "entries": {}})["entries"][index] = {
+                "status": "declined"
+            }
+        for slug in model.pending:
+            status = "held" if slug in model.held else "pending"
+            rows.setdefault(slug, {"member": None, "entries": {}})["entries"][index] = {
+                "status": status
+            }
+    return [{"slug": slug, **rows[slug]} for slug in sorted(rows)]
+
+
+# Income groups read from the poorest up, as the equity question asks; other groups by name.
+POOREST_FIRST = {"low": 0, "lower-middle": 1, "upper-middle": 2, "high": 3}
+
+
+def group_rows(m: Matrix) -> list[tuple[str, str, list[float | None]]]:
+    """(dimension, group, each model's mean) for regions, income groups and blocs."""
+    out: list[tuple[str, str, list[float | None]]] = []
+    for dimension, attribute in (
+        ("region", "by_region"),
+        ("income", "by_income"),
+        ("bloc", "by_bloc"),
+    ):
+        names = sorted(
+            {k for model in m.models for k in getattr(model, attribute)},
+            key=lambda name: (POOREST_FIRST.get(name, len(POOREST_FIRST)), name),
+        )
+        for name in names:
+            out.append(
+                (dimension, name, [getattr(model, attribute).get(name) for model in m.models])
+            )
+    return out
+
+
+@panel("commons.model")
+def how_it_works_for_whom(request: Request, db: Session, context: dict[str, Any]) -> Markup | None:
+    """The commons model page's section from the newest campaign that evaluated the model."""
+    repo_id = f"{context['repo'].owner}/{context['repo'].name}"
+    m = evaluation.latest_for_model(db, repo_id)
+    if m is None:
+        return None
+    summary = next((s for s in reversed(m.models) if s.repo == repo_id), None)
+    if summary is None:
+        return None
+    html = environment().get_template("federation/model_panel.html").render(m=m, s=summary)
+    return Markup(html)  # noqa: S704 — rendered by the autoescaping environment

@@ -8,7 +8,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from concord.federation.tables import Round, Update
+from concord.federation import evaluation
+from concord.federation.evaluation import ModelSummary
+from concord.federation.tables import CampaignModel, Round, Update
 
 
 def contributions(
@@ -58,3 +60,18 @@ def jobs_energy(session: Session) -> dict[int, dict[str, float]]:
         out[job_id]["energy_kwh"] += update.energy_kwh
         out[job_id]["emissions_kg"] += update.emissions_kg
     return dict(out)
+
+
+def model_performance(session: Session) -> list[tuple[int, str, ModelSummary]]:
+    """(campaign id, campaign title, summary) for each commons model that a campaign evaluated,
+    from its newest campaign: the worst member, spread and means by income group."""
+    repos = session.scalars(
+        select(CampaignModel.repo).distinct().order_by(CampaignModel.repo)
+    ).all()
+    out: list[tuple[int, str, ModelSummary]] = []
+    for repo in repos:
+        m = evaluation.latest_for_model(session, repo)
+        summary = next((s for s in reversed(m.models) if s.repo == repo), None) if m else None
+        if m is not None and summary is not None and summary.cells:
+            out.append((m.campaign_id, m.title, summary))
+    return out

@@ -277,3 +277,16 @@ def jobs_energy(session: Session) -> tuple[bool, dict[int, dict[str, float]]]:
         return False, {}
     module = importlib.import_module("concord.federation.stats")
     return True, dict(module.jobs_energy(session))
+
+
+def model_equity(session: Session) -> tuple[bool, list[Any]]:
+    """How each evaluated commons model performs for its worst-served member and by income
+    group (federation's evaluation campaigns), when the federation reports it."""
+    if importlib.util.find_spec("concord.federation") is None:
+        return False, []
+    if importlib.util.find_spec("concord.federation.stats") is None:
+        return False, []
+    module = importlib.import_module("concord.federation.stats")
+    if not hasattr(module, "model_performance"):
+        return False, []
+    return True, list(module.model_performance(session))

@@ -26,6 +26,7 @@ def dashboard(request: Request, db: Db, year: OptionalYear = None) -> HTMLRespon
             "year": year,
             "energy": energy,
             "energy_available": available,
+            "models": indicators.model_equity(db)[1],
             "report": False,
         },
     )
@@ -42,6 +43,7 @@ def report(request: Request, db: Db, year: YearPath) -> HTMLResponse:
             "year": year,
             "energy": energy,
             "energy_available": available,
+            "models": indicators.model_equity(db)[1],
             "report": True,
         },
     )

@@ -42,6 +42,30 @@ def dashboard(db: Db, year: OptionalYear = None) -> list[dict[str, Any]]:
     return [summary(i) for i in indicators.dashboard(db, year)]
 
 
+@router.get("/models")
+def model_equity(db: Db) -> list[dict[str, Any]]:
+    """How each evaluated commons model works for whom, from its newest evaluation campaign:
+    members, worst member and its figure, spread, and the means by income group and region."""
+    return [
+        {
+            "campaign": campaign_id,
+            "campaign_title": title,
+            "repo": s.repo,
+            "revision": s.revision,
+            "metric": s.metric,
+            "members": len(s.cells),
+            "mean": s.mean,
+            "worst_member": s.worst_member,
+            "worst": s.worst,
+            "spread": s.spread,
+            "by_income": s.by_income,
+            "by_region": s.by_region,
+            "by_bloc": s.by_bloc,
+        }
+        for campaign_id, title, s in indicators.model_equity(db)[1]
+    ]
+
+
 @router.get("/{name}.csv")
 def indicator_csv(name: str, db: Db, year: OptionalYear = None) -> Response:
     """One indicator's breakdown as CSV."""

@@ -20,6 +20,7 @@ from concord.domains import DOMAINS
 from concord.errors import ConcordError
 from concord.http import page_session
 from concord.i18n import LANGUAGES, RTL, current_language, gettext, ngettext
+from concord.web.numbers import FILTERS
 
 ROOT = Path(__file__).parent.parent
 
@@ -39,6 +40,7 @@ def environment() -> Environment:
         gettext=_template_gettext, ngettext=_template_ngettext, newstyle=True
     )
     env.globals["LANGUAGES"] = LANGUAGES
+    env.filters.update(FILTERS)  # numbers in the reader's language: `{{ total|number }}`
     return env
 
 
