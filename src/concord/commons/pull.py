@@ -7,8 +7,15 @@ arrives, written at its place in `.concord/partial/<sha256>.part`, and then note
 beside it. After `kill -9` at any point the next run re-verifies the journalled chunks and
 fetches only the rest: at most the chunks in flight are fetched twice. Chunks of files this
 folder already holds (an earlier revision) are copied locally, so a new revision fetches only
-its new chunks. SHA-256 is computed on a thread of its own as the verified prefix of the file
-grows, and the file is moved under its name only when it matches.
+its new chunks.
+
+The chunk list itself is checked, before anything is written, against the BLAKE3 Merkle root
+that the revision's log entry records beside the file's SHA-256 (`roots.py`): chunks verified
+by name, in a list verified by the logged root, are the logged file, so no SHA-256 pass over
+the bytes is needed (docs/commons.md, "Verifying a pull"). A revision logged before roots were
+recorded has none: then SHA-256 is computed on a thread of its own as the verified prefix of
+the file grows, the file is moved under its name only when it matches, and the report names
+the files checked that way.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from urllib.parse import quote, urlsplit
 import blake3
 
 from concord.commons.formats import check_path
+from concord.commons.roots import chunk_root
 from concord.errors import N_, Conflict, HubUnreachable, Invalid, RemoteError
 
 STATE = ".concord"
@@ -52,6 +60,22 @@ class CorruptDownload(Invalid):
     message = N_("{path} does not match its SHA-256 after download; the hub may be faulty.")
 
 
+class ChunkListMismatch(Invalid):
+    code = "pull.chunk_list"
+    message = N_(
+        "The chunk list the hub sent for {path} does not match the root its log entry "
+        "records; nothing was written. The hub may be faulty or tampered with."
+    )
+
+
+class CorruptChunk(Invalid):
+    code = "pull.corrupt_chunk"
+    message = N_(
+        "A chunk of {path} does not match its BLAKE3 name; the hub or the link is faulty. The "
+        "chunks verified so far are kept: run the pull again."
+    )
+
+
 @dataclass
 class PullReport:
     revision: str
@@ -60,6 +84,9 @@ class PullReport:
     fetched_chunks: int = 0
     reused_chunks: int = 0  # kept from an interrupted run or copied from files held here
     resumed_bytes: int = 0  # bytes of chunks kept from an interrupted run
+    # Files whose revision's log entry records no chunk root (logged before roots were, or
+    # mirrored): their bytes were checked by the whole-file SHA-256 instead.
+    sha256_checked: list[str] = field(default_factory=list)
 
 
 class RateLimit:
@@ -97,7 +124,8 @@ def parse_size(text: str | None) -> int | None:
 
 @dataclass
 class Remote:
-    """One file of the revision: its chunks' names, lengths and places in the file."""
+    """One file of the revision: its chunks' names, lengths and places in the file, and the
+    logged root of that list (None for a revision logged without roots)."""
 
     path: str
     size: int
@@ -105,9 +133,12 @@ class Remote:
     names: list[str]
     lengths: list[int]
     starts: list[int]
+    root: str | None = None
 
     @classmethod
     def of(cls, entry: dict[str, Any]) -> Remote:
+        """The file as the revision detail describes it; its chunk list checked against the
+        logged root here, before any byte of it is fetched or written."""
         names, lengths, starts = [], [], []
         position = 0
         for name, length in entry["chunks"]:
@@ -117,7 +148,10 @@ class Remote:
             position += int(length)
         if position != entry["size"]:
             raise CorruptDownload(path=entry["path"])
-        return cls(entry["path"], int(entry["size"]), entry["sha256"], names, lengths, starts)
+        root = entry.get("chunk_root")
+        if root is not None and chunk_root(zip(names, lengths, strict=True)) != root:
+            raise ChunkListMismatch(path=entry["path"])
+        return cls(entry["path"], int(entry["size"]), entry["sha256"], names, lengths, starts, root)
 
 
 class Puller:
@@ -216,7 +250,11 @@ class Puller:
         part = self.state / "partial" / f"{item.sha256}.part"
         journal = self.state / "partial" / f"{item.sha256}.journal"
         fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o644)
-        hasher = PrefixHasher(fd, item)
+        # Chunks verified by name in a list verified by the logged root are the file: the
+        # SHA-256 pass is needed only where the log records no root.
+        hasher: PrefixHasher | Verified = (
+            PrefixHasher(fd, item) if item.root is None else Verified()
+        )
         try:
             if os.fstat(fd).st_size != item.size:
                 os.ftruncate(fd, item.size)
@@ -225,9 +263,11 @@ class Puller:
                 todo = [i for i in range(len(item.names)) if i not in have]
                 todo = self._copy_local(fd, log, item, todo, local, hasher)
                 self._download(fd, log, item, todo, hasher, later)
-            if hasher.result() != item.sha256:
-                journal.unlink(missing_ok=True)
-                raise CorruptDownload(path=item.path)
+            if isinstance(hasher, PrefixHasher):
+                if hasher.result() != item.sha256:
+                    journal.unlink(missing_ok=True)
+                    raise CorruptDownload(path=item.path)
+                self.report.sha256_checked.append(item.path)
             target = self.to / item.path
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(part, target)
@@ -238,7 +278,9 @@ class Puller:
             with contextlib.suppress(OSError):
                 os.close(fd)
 
-    def _resume(self, fd: int, item: Remote, journal: Path, hasher: PrefixHasher) -> set[int]:
+    def _resume(
+        self, fd: int, item: Remote, journal: Path, hasher: PrefixHasher | Verified
+    ) -> set[int]:
         """Chunks journalled by an earlier run, verified again from the partial file."""
         have: set[int] = set()
         if not journal.exists():
@@ -257,10 +299,12 @@ class Puller:
         self.progress(resumed)
         return have
 
-    def _written(self, log: Any, index: int, hasher: PrefixHasher) -> None:
+    def _written(self, log: Any, index: int, hasher: PrefixHasher | Verified) -> None:
         self._written_run(log, index, index + 1, hasher)
 
-    def _written_run(self, log: Any, first: int, stop: int, hasher: PrefixHasher) -> None:
+    def _written_run(
+        self, log: Any, first: int, stop: int, hasher: PrefixHasher | Verified
+    ) -> None:
         """Journals chunks first..stop-1, already on disk: one write for all of them."""
         with self.lock:
             log.write(b"".join(INDEX.pack(i) for i in range(first, stop)))
@@ -273,7 +317,7 @@ class Puller:
         item: Remote,
         todo: list[int],
         local: dict[str, tuple[Path, int, int]],
-        hasher: PrefixHasher,
+        hasher: PrefixHasher | Verified,
     ) -> list[int]:
         remaining = []
         handles: dict[Path, int] = {}
@@ -320,7 +364,7 @@ class Puller:
         log: Any,
         item: Remote,
         todo: list[int],
-        hasher: PrefixHasher,
+        hasher: PrefixHasher | Verified,
         later: list[Remote],
     ) -> None:
         if not todo:
@@ -393,7 +437,13 @@ class Puller:
         self.local.connection = None
 
     def _fetch(
-        self, fd: int, log: Any, item: Remote, url: str, run: list[int], hasher: PrefixHasher
+        self,
+        fd: int,
+        log: Any,
+        item: Remote,
+        url: str,
+        run: list[int],
+        hasher: PrefixHasher | Verified,
     ) -> None:
         """Fetches one range; writes each chunk as soon as it has arrived and is verified."""
         first, last = run[0], run[-1]
@@ -433,7 +483,7 @@ class Puller:
                     offset = item.starts[ready] - start
                     piece = view[offset : offset + item.lengths[ready]]
                     if blake3.blake3(piece).hexdigest() != item.names[ready]:
-                        raise CorruptDownload(path=item.path)
+                        raise CorruptChunk(path=item.path)
                     ready += 1
                 if ready > index:
                     begin = item.starts[index] - start
@@ -449,6 +499,16 @@ class Puller:
         if index <= last:
             self._drop_connection()
             raise HubUnreachable(url=self.hub, reason="the answer ended early")
+
+
+class Verified:
+    """Stands in for `PrefixHasher` where the chunk list is verified by its logged root."""
+
+    def mark(self, first: int, stop: int | None = None) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
 
 
 class PrefixHasher:

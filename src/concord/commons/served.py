@@ -2,8 +2,10 @@
 
 Each `commons.published` entry must be served by the revision's detail
 (`GET /api/commons/repos/{kind}/{owner}/{name}/revisions/{sha}`) with the same files and
-SHA-256s, provenance, conformance verdict and origin; the first that differs is named by its
-entry. (A mirror or a pull verifies the bytes against these SHA-256s.)
+SHA-256s (and, in entries that record them, the same roots of their chunk lists), provenance,
+conformance verdict and origin; the first that differs is named by its entry. (A mirror
+verifies the bytes against these SHA-256s; a pull against the roots, or the SHA-256s where
+an entry has no roots.)
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ def check(hub: HubClient, bodies: list[dict[str, Any]]) -> None:
             "conformance": (served.get("conformance") or {}).get("passed"),
             "mirrored_from": served.get("mirrored_from"),
         }
+        if "chunk_roots" in content:
+            # Entries since chunk roots were logged bind each file's root to its SHA-256: the
+            # hub must serve the very roots that pulls check chunk lists against.
+            shown["chunk_roots"] = {f["path"]: f.get("chunk_root") for f in served.get("files", [])}
         fields = ((field, value, content.get(field)) for field, value in shown.items())
         found = difference(path, index, fields)
         if found:
