@@ -454,6 +454,7 @@ def commit(
     else:
         ref.sha = sha
     session.flush()
+    roots = chunk_roots(session, tree, previous)
     entry = append(
         session,
         "commons.published",
@@ -465,7 +466,7 @@ def commit(
             # Beside each SHA-256, the root of the file's chunk list: one signed entry binds
             # the two, so a pull that checks chunks by BLAKE3 against this root needs no
             # SHA-256 pass (docs/commons.md, "Verifying a pull").
-            "chunk_roots": chunk_roots(session, tree, previous),
+            **({"chunk_roots": roots} if roots else {}),
             "licence": card_licence,
             "provenance": provenance,
             "conformance": report.passed,

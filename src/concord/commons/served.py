@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from concord.client import HubClient
+from concord.commons.roots import chunk_root
 from concord.errors import RemoteError
 from concord.ledger.audit import ServedDiffers, difference, served_or_empty
 
@@ -48,8 +49,14 @@ def check(hub: HubClient, bodies: list[dict[str, Any]]) -> None:
         if "chunk_roots" in content:
             # Entries since chunk roots were logged bind each file's root to its SHA-256: the
             # hub must serve the very roots that pulls check chunk lists against.
-            shown["chunk_roots"] = {f["path"]: f.get("chunk_root") for f in served.get("files", [])}
-        fields = ((field, value, content.get(field)) for field, value in shown.items())
+            # Both the roots it serves and the roots of the chunk lists it serves: a pull
+            # trusts a list only as far as it matches the root, and the root only as far as
+            # it is the logged one.
+            served_files = served.get("files", [])
+            shown["chunk_roots"] = {f["path"]: f.get("chunk_root") for f in served_files}
+            shown["chunk_lists"] = {f["path"]: chunk_root(f["chunks"]) for f in served_files}
+        logged = {**content, "chunk_lists": content.get("chunk_roots")}
+        fields = ((field, value, logged.get(field)) for field, value in shown.items())
         found = difference(path, index, fields)
         if found:
             raise ServedDiffers(**found)
