@@ -261,3 +261,25 @@ def test_a_full_audit_finds_a_served_chunk_list_that_is_not_the_logged_one(
     with pytest.raises(ServedDiffers) as differs:
         audit(live_server, full=True, state=tmp_path / "tampered", checks=[served.check])
     assert "chunk_lists" in str(differs.value)
+
+
+def test_one_connection_asks_for_one_range_streamed_through_its_window(
+    live_server: str, make: Any, tmp_path: Path, lying_hub: Callable[[Rewrite], str]
+) -> None:
+    # Prepare: a file longer than the window (4 MiB), a hub counting the ranges asked for
+    data = _published(live_server, make, tmp_path, 1, "kenya/asr")
+    assert len(data) > 4 * 1024 * 1024
+    asked: list[str] = []
+
+    def count(path: str, status: int, headers: dict[str, str], body: bytes) -> bytes:
+        if status == 206:
+            asked.append(headers.get("content-range", ""))
+        return body
+
+    hub = lying_hub(count)
+    # Execute
+    report = pull(hub, "kenya/asr", to=tmp_path / "dest", workers=1)
+    # Assert: one request for the whole file (each costs the hub milliseconds), bytes right
+    assert (tmp_path / "dest" / "model.safetensors").read_bytes() == data
+    assert asked == [f"bytes 0-{len(data) - 1}/{len(data)}"]
+    assert report.downloaded_bytes == len(data)
