@@ -1,8 +1,9 @@
 """`concord pull`: downloads that survive anything, for thin and unreliable links.
 
 Every file is a list of content-defined chunks. The client fetches byte ranges covering the
-chunks it lacks, several at once over keep-alive connections, reading each range straight into
-a reused buffer. Each chunk is verified against its BLAKE3 name the moment its last byte
+chunks it lacks, several at once over keep-alive connections (one large range per connection:
+each request costs the hub milliseconds), each range streaming through a reused 4 MiB window.
+Each chunk is verified against its BLAKE3 name the moment its last byte
 arrives, written at its place in `.concord/partial/<sha256>.part`, and then noted in a journal
 beside it. After `kill -9` at any point the next run re-verifies the journalled chunks and
 fetches only the rest: at most the chunks in flight are fetched twice. Chunks of files this
