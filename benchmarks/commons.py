@@ -10,8 +10,10 @@ after a warm-up, as the median of repeats:
 
 - download throughput over 127.0.0.1: nginx (Debian's nginx-light, sendfile, the same bytes)
   fetched by curl, the practical limit; our hub (Uvicorn in its own process) fetched by curl;
-  `concord pull` from our hub (BLAKE3 per chunk, SHA-256, written to disk); the real
-  `huggingface_hub` client from our hub;
+  `concord pull` from our hub (BLAKE3 per chunk, the chunk list against the logged root, written
+  to disk); the real `huggingface_hub` client from our hub; for each of the first three, the
+  range of rates, the CPU seconds per GB of server and client (which, unlike the rates, do not
+  depend on how busy the shared machine is) and the load average while it ran;
 - chunking: pyfastcdc alone, BLAKE3 alone, our cutting (FastCDC in blocks + BLAKE3 per chunk),
   SHA-256 alone (which the Hub protocol needs and the hub computes while an upload arrives),
   our whole ingestion (cut, name, pack, fsync, index) and the push end to end;
@@ -30,6 +32,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -223,10 +226,60 @@ http {{
     return process, port
 
 
-def curl_rate(url: str, size: int, repeats: int, first: list[float] | None = None) -> float:
-    """Median MB/s of `repeats` downloads after one warm-up (whose rate goes into `first`)."""
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its direct children (nginx's worker)."""
+
+    def own(p: int) -> float:
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return own(pid) + sum(own(int(c)) for c in children)
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Costs:
+    """Per timed run: rate (MB/s), CPU seconds per GB of the server and of the client, and the
+    one-minute load average. CPU per GB does not depend on how busy the machine is; the rate
+    does: on two cores shared with other work, a side that needs more CPU per byte loses more.
+    """
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[float, float, float, float]] = []
+
+    def add(self, size: int, seconds: float, server: float, client: float) -> None:
+        self.rows.append(
+            (size / seconds / 1e6, server / size * 1e9, client / size * 1e9, os.getloadavg()[0])
+        )
+
+    def summary(self, prefix: str) -> dict[str, Any]:
+        rates = [r[0] for r in self.rows]
+        return {
+            f"{prefix}_mb_s_range": [round(min(rates), 1), round(max(rates), 1)],
+            f"{prefix}_server_cpu_s_per_gb": round(statistics.median(r[1] for r in self.rows), 3),
+            f"{prefix}_client_cpu_s_per_gb": round(statistics.median(r[2] for r in self.rows), 3),
+            f"{prefix}_load1": round(statistics.median(r[3] for r in self.rows), 2),
+        }
+
+
+def curl_rate(
+    url: str,
+    size: int,
+    repeats: int,
+    first: list[float] | None = None,
+    server: int | None = None,
+    costs: Costs | None = None,
+) -> float:
+    """Median MB/s of `repeats` downloads after one warm-up (whose rate goes into `first`);
+    with `server` (its pid) and `costs`, each timed run's CPU is recorded too."""
     times = []
     for i in range(repeats + 1):
+        server_before = process_cpu(server) if server else 0.0
+        client_before = children_cpu()
         out = subprocess.run(
             ["curl", "-s", "-L", "-o", "/dev/null", "-w", "%{time_total} %{size_download}", url],
             check=True,
@@ -235,6 +288,13 @@ def curl_rate(url: str, size: int, repeats: int, first: list[float] | None = Non
         ).stdout.split()
         if int(out[1]) != size:
             raise RuntimeError(f"curl got {out[1]} bytes of {size} from {url}")
+        if i and costs is not None and server:
+            costs.add(
+                size,
+                float(out[0]),
+                process_cpu(server) - server_before,
+                children_cpu() - client_before,
+            )
         if i:  # the first is the warm-up
             times.append(float(out[0]))
         elif first is not None:
@@ -264,13 +324,17 @@ def vm_hwm(pid: int) -> int:
 PULL = (
     PEAK
     + """
-import json, sys, time
+import json, resource, sys, time
 from pathlib import Path
 from concord.commons.pull import pull
-started = time.perf_counter()
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+started, used = time.perf_counter(), cpu()
 report = pull(sys.argv[1], sys.argv[2], to=Path(sys.argv[3]), only=[sys.argv[4]])
 print(json.dumps({"seconds": time.perf_counter() - started, "downloaded": report.downloaded_bytes,
-                  "resumed": report.resumed_bytes}))
+                  "resumed": report.resumed_bytes, "cpu": cpu() - used,
+                  "sha256_checked": report.sha256_checked}))
 """
 )
 
@@ -287,16 +351,31 @@ print(json.dumps({"seconds": time.perf_counter() - started, "path": path}))
 
 
 def pull_rate(
-    hub: str, repo: str, name: str, size: int, work: Path, repeats: int, env: dict[str, str]
+    hub: str,
+    repo: str,
+    name: str,
+    size: int,
+    work: Path,
+    repeats: int,
+    env: dict[str, str],
+    server: int | None = None,
+    costs: Costs | None = None,
 ) -> tuple[float, int]:
-    """Median MB/s of `concord pull` into a fresh folder, and the largest peak RSS."""
+    """Median MB/s of `concord pull` into a fresh folder, and the largest peak RSS (the
+    pull's own CPU, from inside it, and the hub's go into `costs`)."""
     times, rss = [], 0
     for i in range(repeats + 1):
         target = work / f"pull-{i}"
+        server_before = process_cpu(server) if server else 0.0
         out, _wall, peak = run([PY, "-c", PULL, hub, repo, str(target), name], env)
         result = json.loads(out.strip().splitlines()[-1])
         if result["downloaded"] != size:
             raise RuntimeError(f"pull fetched {result['downloaded']} bytes of {size}")
+        if result["sha256_checked"]:
+            raise RuntimeError("the log records no chunk root: the pull fell back to SHA-256")
+        if i and costs is not None and server:
+            server_cpu = process_cpu(server) - server_before
+            costs.add(size, result["seconds"], server_cpu, result["cpu"])
         if i:
             times.append(result["seconds"])
         rss = max(rss, peak)
@@ -805,14 +884,29 @@ def main() -> None:
         # Download throughput, side by side.
         nginx, nginx_port = start_nginx(work, files)
         processes.append(nginx)
+        results["load1_before_downloads"] = round(os.getloadavg()[0], 2)
+        costs = {name: Costs() for name in ("nginx_curl", "hub_curl", "pull")}
+        nginx_url = f"http://127.0.0.1:{nginx_port}/model.safetensors"
         results["nginx_curl_mb_s"] = round(
-            curl_rate(f"http://127.0.0.1:{nginx_port}/model.safetensors", size, repeats), 1
+            curl_rate(nginx_url, size, repeats, server=nginx.pid, costs=costs["nginx_curl"]), 1
         )
         resolve = f"{hub}/bench/synthetic/resolve/main/model.safetensors"
-        results["hub_curl_mb_s"] = round(curl_rate(resolve, size, repeats), 1)
-        pull_mb_s, pull_rss = pull_rate(
-            hub, "bench/synthetic", "model.safetensors", size, work, repeats, env
+        results["hub_curl_mb_s"] = round(
+            curl_rate(resolve, size, repeats, server=hub_process.pid, costs=costs["hub_curl"]), 1
         )
+        pull_mb_s, pull_rss = pull_rate(
+            hub,
+            "bench/synthetic",
+            "model.safetensors",
+            size,
+            work,
+            repeats,
+            env,
+            server=hub_process.pid,
+            costs=costs["pull"],
+        )
+        for name, cost in costs.items():
+            results.update(cost.summary(name))
         results["pull_mb_s"] = round(pull_mb_s, 1)
         results["pull_peak_rss_mb"] = round(pull_rss / MIB, 1)
         hf_mb_s, hf_rss = hf_rate(
@@ -835,6 +929,8 @@ def main() -> None:
                 "hub_curl_vs_nginx_ratio",
                 "pull_vs_nginx_ratio",
                 "pull_vs_hf_speedup",
+                "load1_before_downloads",
+                *(k for k in results if k.endswith(("_range", "_per_gb", "_load1"))),
             ],
         )
 

@@ -217,6 +217,12 @@ def pull_command(
         f"[green]pulled[/] {repo} at {report.revision[:12]} into {folder}: "
         f"{report.downloaded_bytes} bytes fetched, {report.reused_chunks} chunks reused"
     )
+    if report.sha256_checked:
+        out.print(
+            "[yellow]note[/] the log records no chunk root for "
+            + ", ".join(report.sha256_checked)
+            + " (an older or mirrored revision): checked by SHA-256 instead"
+        )
 
 
 @repo_app.command("list")

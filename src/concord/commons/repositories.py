@@ -8,6 +8,7 @@ branch and logs the publication. A push that fails at any point leaves no visibl
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +23,7 @@ from concord import metrics
 from concord.commons import licences
 from concord.commons.chunks import ChunkStore
 from concord.commons.formats import check_content, check_path, check_stream
+from concord.commons.roots import chunk_root
 from concord.commons.tables import (
     AccessRequest,
     Blob,
@@ -35,7 +37,7 @@ from concord.commons.tables import (
 from concord.db import utcnow
 from concord.errors import N_, Conflict, Forbidden, Invalid, NotFound
 from concord.governance.standards import evaluate
-from concord.ledger.log import append, canonical_json
+from concord.ledger.log import append, canonical_json, entry
 from concord.members.tables import Member, Person
 
 KINDS = ("model", "dataset")
@@ -300,6 +302,39 @@ def file(session: Session, repo: Repository, revision: Revision, path: str) -> B
     return blob
 
 
+def logged_roots(session: Session, revision: Revision) -> dict[str, str]:
+    """path → BLAKE3 Merkle root of its chunk list, as the revision's log entry records them.
+
+    Read from the log, not recomputed: what a pull checks its chunk list against must be what
+    the log binds to the file's SHA-256. {} for a revision logged before roots were recorded,
+    or not logged here at all (a mirrored one): its pulls fall back to the SHA-256."""
+    if revision.log_index is None:
+        return {}
+    content = json.loads(entry(session, revision.log_index).body).get("content", {})
+    roots = content.get("chunk_roots")
+    return {str(p): str(r) for p, r in roots.items()} if isinstance(roots, dict) else {}
+
+
+def chunk_roots(
+    session: Session, tree: dict[str, str], previous: Revision | None
+) -> dict[str, str]:
+    """path → root of every file in `tree` (see `roots.py`). Files unchanged since `previous`
+    keep the root its entry logged; the others are computed from their stored chunk lists."""
+    known = logged_roots(session, previous) if previous is not None else {}
+    roots: dict[str, str] = {}
+    fresh: dict[str, list[str]] = {}
+    for path, sha in tree.items():
+        if previous is not None and previous.files.get(path) == sha and path in known:
+            roots[path] = known[path]
+        else:
+            fresh.setdefault(sha, []).append(path)
+    for blob in session.scalars(select(Blob).where(Blob.sha256.in_(list(fresh)))).all():
+        root = chunk_root(blob.chunks)
+        for path in fresh[blob.sha256]:
+            roots[path] = root
+    return {path: roots[path] for path in sorted(roots)}
+
+
 def parse_card(text: str) -> dict[str, Any]:
     """The YAML metadata block at the top of a model card (README.md), or {}."""
     if not text.startswith("---"):
@@ -419,6 +454,7 @@ def commit(
     else:
         ref.sha = sha
     session.flush()
+    roots = chunk_roots(session, tree, previous)
     entry = append(
         session,
         "commons.published",
@@ -427,6 +463,10 @@ def commit(
             "kind": repo.kind,
             "revision": sha,
             "files": {p: tree[p] for p in sorted(tree)},
+            # Beside each SHA-256, the root of the file's chunk list: one signed entry binds
+            # the two, so a pull that checks chunks by BLAKE3 against this root needs no
+            # SHA-256 pass (docs/commons.md, "Verifying a pull").
+            **({"chunk_roots": roots} if roots else {}),
             "licence": card_licence,
             "provenance": provenance,
             "conformance": report.passed,

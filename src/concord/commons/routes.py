@@ -241,10 +241,12 @@ def _summary(repo: Repository, rev: Revision | None) -> dict[str, Any]:
 def revision_detail(
     kind: str, owner: str, name: str, revision: str, db: Db, person: OptionalPerson
 ) -> dict[str, Any]:
-    """A revision with every file's size, SHA-256 and chunk list (for `concord pull`)."""
+    """A revision with every file's size, SHA-256 and chunk list (for `concord pull`), and
+    the root of that list where the revision's log entry records one."""
     repo = repos.seen(db, kind, owner, name, person)
     rev = repos.resolve(db, repo, revision)
     access.require_read(db, repo, rev, person)
+    roots = repos.logged_roots(db, rev)
     return {
         "id": repos.repo_id(repo),
         "kind": repo.kind,
@@ -257,8 +259,15 @@ def revision_detail(
         "licence": repo.licence,
         "mirrored_from": repo.mirrored_from,
         "created_at": rev.created_at.isoformat(),
+        "log_index": rev.log_index,
         "files": [
-            {"path": f.path, "size": f.blob.size, "sha256": f.blob.sha256, "chunks": f.blob.chunks}
+            {
+                "path": f.path,
+                "size": f.blob.size,
+                "sha256": f.blob.sha256,
+                "chunks": f.blob.chunks,
+                **({"chunk_root": roots[f.path]} if f.path in roots else {}),
+            }
             for f in repos.files(db, rev)
         ],
     }

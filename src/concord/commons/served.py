@@ -2,8 +2,10 @@
 
 Each `commons.published` entry must be served by the revision's detail
 (`GET /api/commons/repos/{kind}/{owner}/{name}/revisions/{sha}`) with the same files and
-SHA-256s, provenance, conformance verdict and origin; the first that differs is named by its
-entry. (A mirror or a pull verifies the bytes against these SHA-256s.)
+SHA-256s (and, in entries that record them, the same roots of their chunk lists), provenance,
+conformance verdict and origin; the first that differs is named by its entry. (A mirror
+verifies the bytes against these SHA-256s; a pull against the roots, or the SHA-256s where
+an entry has no roots.)
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from concord.client import HubClient
+from concord.commons.roots import chunk_root
 from concord.errors import RemoteError
 from concord.ledger.audit import ServedDiffers, difference, served_or_empty
 
@@ -43,7 +46,17 @@ def check(hub: HubClient, bodies: list[dict[str, Any]]) -> None:
             "conformance": (served.get("conformance") or {}).get("passed"),
             "mirrored_from": served.get("mirrored_from"),
         }
-        fields = ((field, value, content.get(field)) for field, value in shown.items())
+        if "chunk_roots" in content:
+            # Entries since chunk roots were logged bind each file's root to its SHA-256: the
+            # hub must serve the very roots that pulls check chunk lists against.
+            # Both the roots it serves and the roots of the chunk lists it serves: a pull
+            # trusts a list only as far as it matches the root, and the root only as far as
+            # it is the logged one.
+            served_files = served.get("files", [])
+            shown["chunk_roots"] = {f["path"]: f.get("chunk_root") for f in served_files}
+            shown["chunk_lists"] = {f["path"]: chunk_root(f["chunks"]) for f in served_files}
+        logged = {**content, "chunk_lists": content.get("chunk_roots")}
+        fields = ((field, value, logged.get(field)) for field, value in shown.items())
         found = difference(path, index, fields)
         if found:
             raise ServedDiffers(**found)
