@@ -84,7 +84,9 @@ class Delegate(HttpUser):
         payload = ballots.make_payload(self.ref, self.slug, random.choice(("yes", "no", "abstain")))
         _record(PLAN["sent_file"], self.slug)  # sent: the hub may count it though we stop first
         body = {
-            "ballots": [{"payload": payload, "signature": keys.sign(self.key, ballots.message(payload))}]
+            "ballots": [
+                {"payload": payload, "signature": keys.sign(self.key, ballots.message(payload))}
+            ]
         }
         with self.client.post(
             f"/api/proposals/{self.ref}/ballots",
@@ -150,9 +152,9 @@ class Puller(User):
         started = time.perf_counter()
         error: Exception | None = None
         try:
+            command = [PLAN["concord"], "pull", PLAN["repo"], "--hub", self.hub]
             done = subprocess.run(
-                [PLAN["concord"], "pull", PLAN["repo"], "--hub", self.hub, "--to", str(folder)]
-                + ["--quiet"],
+                [*command, "--to", str(folder), "--quiet"],
                 capture_output=True,
                 text=True,
                 timeout=600,

@@ -152,4 +152,3 @@ def seed(
             register_node(db, member, [TASK], signed_at=signed_at, signature=signature)
         db.commit()
     return out
-

@@ -149,8 +149,7 @@ def log_gap_free(url: str) -> dict[str, Any]:
 
     with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as c:
         count, low, high, distinct = c.execute(
-            "SELECT count(*), min(idx), max(idx), count(DISTINCT idx) "
-            "FROM ledger_entries"
+            "SELECT count(*), min(idx), max(idx), count(DISTINCT idx) FROM ledger_entries"
         ).fetchone()  # type: ignore[misc]
         (size,) = c.execute("SELECT size FROM ledger_state WHERE id = 1").fetchone()  # type: ignore[misc]
     ok = count == distinct == size and low == 0 and high == size - 1
@@ -215,8 +214,8 @@ def run(
     model_mb: int,
 ) -> dict[str, Any]:
     from _load_seed import seed
-    from commons import write_model
 
+    from commons import write_model
     from concord.config import Settings
     from concord.db import make_engine, make_sessionmaker
 
@@ -333,16 +332,16 @@ def after_load(
 
     cast, sent = (_slugs(Path(plan[name])) for name in ("cast_file", "sent_file"))
     ref = plan["reference"]
-    with httpx.Client(base_url=hub, timeout=120) as client:
-        held = {b["member"] for b in client.get(f"/api/proposals/{ref}/ballots").json()}
+    with httpx.Client(base_url=hub, timeout=300) as client:
+        # The close waits for the ballots still in flight in either hub, and counts them.
         closed = client.post(
             f"/api/proposals/{ref}/close", headers={"Authorization": f"Bearer {token}"}
         )
         closed.raise_for_status()
         decision = closed.json()
         recount = client.get("/api/governance/recount").json()
+    counted = {b["member"] for b in decision["arithmetic"]["ballots"]}
     mine = [r for r in recount if r.get("proposal") == ref]
-    counted = sum(mine[0]["counts"].values()) if mine else -1
     audit = subprocess.run(
         [CONCORD, "audit", hub, "--full", "--state", str(work / "audit.json")],
         env=env,
@@ -351,12 +350,13 @@ def after_load(
     )
     return {
         "ballots_2xx": len(cast),
-        "ballots_held": len(held),
-        # Sent, recorded, but the answer never reached Locust (in flight when it stopped).
-        "ballots_unanswered": len(held - cast),
-        "ballots_counted": counted,
+        "ballots_counted": len(counted),
+        # Sent and counted, but the answer never reached Locust (in flight when it stopped).
+        "ballots_unanswered": len(counted - cast),
         "decision": decision.get("outcome", ""),
-        "every_ballot_counted": cast <= held <= sent and counted == len(held),
+        "every_ballot_counted": cast <= counted <= sent
+        and bool(mine)
+        and sum(mine[0]["counts"].values()) == len(counted),
         "recount_matches": bool(mine) and all(r.get("matches", False) for r in mine),
         "recount": mine[:1],
         **log_gap_free(url),
