@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from anyio import to_thread
 from fastapi import Depends, FastAPI, Request, Response
@@ -88,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def _pool(url: str) -> dict[str, int]:
+def _pool(url: str) -> dict[str, Any]:
     """Pool sizes for a file or server database (an in-memory SQLite keeps its own pool)."""
     if url.startswith("sqlite") and (":memory:" in url or url.rstrip("/") == "sqlite:"):
         return {}
