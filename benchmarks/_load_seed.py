@@ -116,9 +116,10 @@ def seed(
         with sessions() as db:
             p = proposals.get(db, out.reference)
             for person in persons[start : start + BATCH]:
+                voter = db.merge(person)
                 for sid in rng.sample(out.statements, min(votes_each, len(out.statements))):
                     vote = rng.choice(("agree", "disagree", "pass"))
-                    deliberation.vote(db, db.merge(person), p, sid, vote)
+                    deliberation.vote(db, voter, p, sid, vote)
             db.commit()
     with sessions() as db:
         p = proposals.get(db, out.reference)
