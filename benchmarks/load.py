@@ -270,7 +270,12 @@ def run(
     rows, failures, peak = locust(plan, work, "ours", users, rate, env)
     hwm = [vm_hwm(p.pid) for p in processes]
     load_after = os.getloadavg()
-    checks = after_load(plan, hubs[0], url, work, env, sponsor["token"])
+    drained = drain(hubs)
+    try:
+        checks = after_load(plan, hubs[0], url, work, env, sponsor["token"])
+    except Exception as exc:  # still report what Locust measured
+        checks = {"checks_error": f"{type(exc).__name__}: {exc}"[:300]}
+    checks["drain_s"] = drained
     stop(processes)
     processes.clear()
     ours = routes(rows)
@@ -323,6 +328,22 @@ def run(
     return result
 
 
+def drain(hubs: list[str], limit: float = 900) -> float:
+    """Seconds until both hubs answer a read within a second again: requests Locust gave up
+    on are still queued in them when it stops, and the close must not time out behind them."""
+    import httpx
+
+    began = time.monotonic()
+    while time.monotonic() - began < limit:
+        try:
+            for hub in hubs:
+                httpx.get(f"{hub}/api/proposals", timeout=1).raise_for_status()
+            break
+        except httpx.HTTPError:
+            time.sleep(2)
+    return round(time.monotonic() - began, 1)
+
+
 def after_load(
     plan: dict[str, Any], hub: str, url: str, work: Path, env: dict[str, str], token: str
 ) -> dict[str, Any]:
@@ -332,7 +353,7 @@ def after_load(
 
     cast, sent = (_slugs(Path(plan[name])) for name in ("cast_file", "sent_file"))
     ref = plan["reference"]
-    with httpx.Client(base_url=hub, timeout=300) as client:
+    with httpx.Client(base_url=hub, timeout=900) as client:
         # The close waits for the ballots still in flight in either hub, and counts them.
         closed = client.post(
             f"/api/proposals/{ref}/close", headers={"Authorization": f"Bearer {token}"}
