@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
+from anyio import to_thread
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -24,6 +26,13 @@ from concord.web import docs, edge
 log = logging.getLogger("concord")
 STATIC = Path(__file__).parent / "web" / "static"
 LANG_COOKIE = edge.LANG_COOKIE
+# Sync handlers and async routes' `step`s run in AnyIO's worker threads (40 by default), each
+# holding one database session. The pool must lend that many connections at once, plus the
+# event courier's and the gauges': with SQLAlchemy's default 5 + 10, a burst of requests
+# (benchmarks/load.py, 2,000 delegates) waited 30 s for a connection and failed with 500.
+WORKER_THREADS = 40
+POOL_SIZE = 10
+POOL_OVERFLOW = WORKER_THREADS + 5 - POOL_SIZE
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -40,7 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(bounded_json)],
         responses=ERROR_RESPONSES,
     )
-    engine = make_engine(settings.database())
+    engine = make_engine(settings.database(), **_pool(settings.database()))
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = make_sessionmaker(engine)
@@ -67,12 +76,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _install_gauges(app)
 
     @app.on_event("startup")
+    async def size_worker_threads() -> None:
+        # Said here, not left to AnyIO's default, because the pool above is sized to it.
+        to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
+
+    @app.on_event("startup")
     def deliver_events() -> None:
         events.deliver_pending(app.state.sessions, settings)
         # Retries left by the last run (or another process) are the courier's to schedule.
         events.deliver_in_background(app.state.sessions, settings)
 
     return app
+
+
+def _pool(url: str) -> dict[str, Any]:
+    """Pool sizes for a file or server database (an in-memory SQLite keeps its own pool)."""
+    if url.startswith("sqlite") and (":memory:" in url or url.rstrip("/") == "sqlite:"):
+        return {}
+    return {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW}
 
 
 def _install_gauges(app: FastAPI) -> None:

@@ -257,6 +257,18 @@ def nonce_used(session: Session, member: Member, nonce: str) -> bool:
     return False
 
 
+def hold(session: Session, proposal: Proposal, *, closing: bool = False) -> Proposal:
+    """Takes the proposal's row lock and reads it again. A ballot holds it shared until its
+    transaction ends, a close exclusively: the close then waits for the ballots in flight
+    (on another hub process too) and counts them, and a ballot arriving after it sees the
+    proposal closed — no ballot is logged before the decision without being counted.
+    (SQLite has no row locks; its one writer at a time gives the same order.)"""
+    query = select(Proposal.id).where(Proposal.id == proposal.id)
+    session.execute(query.with_for_update(read=not closing))
+    session.refresh(proposal)
+    return proposal
+
+
 def is_open(proposal: Proposal) -> bool:
     if proposal.status != "ballot":
         return False
@@ -275,6 +287,9 @@ def cast(
     With `amendment`, the ballots are on that amendment (put to a ballot of its own)."""
     member = acting_member(session, person)  # refuses suspended members and other roles
     reference = target(proposal, amendment)
+    hold(session, proposal)
+    if amendment is not None:
+        session.refresh(amendment)  # its ballot may have closed while we waited
     if amendment is None and not is_open(proposal):
         raise BallotClosed(proposal=reference)
     if amendment is not None and (
@@ -374,6 +389,7 @@ def close(session: Session, person: Person | None, proposal: Proposal) -> Decisi
     Counted: the last ballot of each member active at close; eligible: members active at close.
     """
     _may_close(session, person, proposal, proposal.reference)
+    hold(session, proposal, closing=True)
     if proposal.status != "ballot":
         raise WrongPhase(proposal=proposal.reference, status=proposal.status, needed="ballot")
     now = utcnow()
@@ -559,6 +575,8 @@ def close_amendment(
     adopted, the amendment's text replaces the proposal's in its language."""
     reference = target(proposal, amendment)
     _may_close(session, person, proposal, reference)
+    hold(session, proposal, closing=True)  # the amendment's ballots in flight count too
+    session.refresh(amendment)
     # As when casting: an amendment's ballot lives only while its proposal is deliberated (a
     # withdrawn proposal's amendment must not be decided, nor its decision logged).
     if amendment.status != "ballot" or proposal.status != "deliberation":
