@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from concord.commons.tables import Download, Repository
 from concord.db import make_engine, make_sessionmaker
 from concord.demo import run_demo
+from concord.federation.evaluation import campaign_for_job, matrix
 from concord.federation.privacy import accountant
 from concord.federation.tables import Job, Round, Update
 from concord.ledger.tables import LogEntry
@@ -37,6 +38,11 @@ def _regional_counts(settings) -> tuple[int, list[tuple[str, str]]]:
             return size, repos
     finally:
         engine.dispose()
+
+
+def _alone(db) -> str:
+    repo = db.scalars(select(Repository).where(Repository.name.like("%-alone"))).one()
+    return f"{repo.owner}/{repo.name}"
 
 
 def test_demo_tells_the_story_and_is_idempotent(settings, db) -> None:
@@ -83,6 +89,15 @@ def test_demo_tells_the_story_and_is_idempotent(settings, db) -> None:
     assert stated["epsilon"] <= 32 and stated["delta"] == 1e-3
     masked = db.scalars(select(Update.path).join(Round).where(Round.job_id == job.id)).all()
     assert masked and all(path.endswith(".u32") for path in masked)
+    # After the job: the final model's campaign and the demo's comparison with one member's
+    # model alone, each answered by all five members' nodes on their own test shares.
+    compared = world.facts["comparison"]
+    assert set(compared["models"]) == {"india/handwritten-digits", _alone(db)}
+    for by_member in compared["models"].values():
+        assert len(by_member) == 5 and all(0.0 <= v <= 1.0 for v in by_member.values())
+    final = matrix(db, campaign_for_job(db, job.id))
+    assert len(final.models[0].cells) == 5 and not final.models[0].pending
+    assert any(line.strip().startswith("by region:") for line in world.notes)
     # Step 6: the outside audit checked every entry.
     assert any("all entries verified" in line for line in story["audit"])
     # Step 7: the dashboard counts the Hugging Face download, attributed to Kenya.

@@ -8,7 +8,10 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 from numpy.typing import NDArray
@@ -16,7 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from concord.errors import N_
-from concord.federation import data
+from concord.federation import comparison, data
+from concord.federation.evaluation import campaign_for_job
 from concord.federation.jobs import achieved_privacy
 from concord.federation.tables import Job
 from concord.federation.tasks.base import Simulable, load_task
@@ -33,8 +37,11 @@ def _training_data(task: Any) -> tuple[NDArray[Any], NDArray[Any]] | None:
     return task.training_pool() if isinstance(task, Simulable) else None
 
 
-def _until_done(world: World, job_id: int, nodes: list[subprocess.Popen[bytes]]) -> None:
-    """Waits for the job to finish (or every node to stop), then stops the nodes."""
+def _until_done(
+    world: World, job_id: int, nodes: list[subprocess.Popen[bytes]], then: Callable[[], None]
+) -> None:
+    """Waits for the job to finish (or every node to stop), runs `then` while the nodes still
+    answer (the evaluation campaigns), then stops the nodes."""
     deadline = time.monotonic() + 900
     try:
         while time.monotonic() < deadline and any(n.poll() is None for n in nodes):
@@ -43,6 +50,7 @@ def _until_done(world: World, job_id: int, nodes: list[subprocess.Popen[bytes]])
                 if job is None or job.status != "running":
                     break
             time.sleep(0.5)
+        then()
     finally:
         for node in nodes:
             if node.poll() is None:
@@ -63,17 +71,30 @@ def seed(world: World) -> None:
         members = {m.slug: m for m in db.scalars(select(Member)).all()}
         slugs = [s for s in spec.participants.members if s in members]
         job_id = job.id
-    pool = _training_data(load_task(spec.task))
+    task = load_task(spec.task)
+    pool = _training_data(task)
     if pool is None or world.hub is None:
         world.notes.append(f"Federated job {job_id} waits for nodes: no data or hub to run them.")
         return
     tokens = world.facts.get("tokens", {})
     x, y = pool
-    # Dirichlet(1): each member holds its own mix of digits, as real sites would.
+    # Dirichlet(1): each member holds its own mix of digits, as real sites would; its test
+    # share (cut from the task's public test set the same way) stays at the site too.
     parts = data.dirichlet(y, len(slugs), alpha=1.0, seed=7)
+    x_test, y_test = task.public_test() if isinstance(task, Simulable) else (None, None)
+    tests = data.dirichlet(y_test, len(slugs), alpha=1.0, seed=7) if y_test is not None else []
     sites = world.settings.data_dir / "nodes"
-    for slug, part in zip(slugs, parts, strict=True):
-        data.write_partition(sites / slug, x[part], y[part])
+    for i, (slug, part) in enumerate(zip(slugs, parts, strict=True)):
+        held = tests[i] if tests else None
+        data.write_partition(
+            sites / slug,
+            x[part],
+            y[part],
+            None if held is None or x_test is None else x_test[held],
+            None if held is None or y_test is None else y_test[held],
+        )
+        # Each site evaluates commons models with the task it trains (evaluation campaigns).
+        (sites / slug / "policy.toml").write_text(f'evaluate = ["{spec.task}"]\n')
     hub = world.hub()
     logs = ExitStack()
     try:
@@ -95,6 +116,8 @@ def seed(world: World) -> None:
                     tokens[slug],
                     "--key-file",
                     str(world.keys_dir / f"{slug}.pem"),
+                    "--policy",
+                    str(sites / slug / "policy.toml"),
                     # Nodes stay while the job runs (the hub tells them it is waiting on
                     # them); the loop below stops them; this is only a backstop.
                     "--idle-exit",
@@ -108,7 +131,12 @@ def seed(world: World) -> None:
             )
             for slug in slugs
         ]
-        _until_done(world, job_id, nodes)
+        _until_done(
+            world,
+            job_id,
+            nodes,
+            partial(_evaluate, world, job_id, task, sites, slugs, nodes),
+        )
     finally:
         logs.close()
     with world.sessions() as db:
@@ -118,6 +146,25 @@ def seed(world: World) -> None:
                 f"Federated job “{job.title}”: {job.rounds_done} rounds by {len(slugs)} member "
                 f"nodes, {job.status}{_privacy_note(db, job)} — see /jobs/{job.id}."
             )
+
+
+def _evaluate(
+    world: World,
+    job_id: int,
+    task: Any,
+    sites: Path,
+    slugs: list[str],
+    nodes: list[subprocess.Popen[bytes]],
+) -> None:
+    """The final model's campaign the hub opened, and the demo's comparison with a baseline,
+    answered by the nodes before they stop; the comparison's table goes into the notes."""
+    with world.sessions() as db:
+        final = campaign_for_job(db, job_id)
+    compared = comparison.open_comparison(world, job_id, task, sites, slugs)
+    opened = [c for c in (final, compared) if c is not None]
+    comparison.until_answered(world, opened, lambda: any(n.poll() is None for n in nodes))
+    if compared is not None:
+        world.facts["comparison"] = comparison.describe(world, compared)
 
 
 def _privacy_note(db: Session, job: Job) -> str:
