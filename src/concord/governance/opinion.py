@@ -44,8 +44,10 @@ Float32Array = npt.NDArray[np.float32]
 
 MIN_VOTES = 7  # Polis clusters only participants with at least this many votes
 BASE_CLUSTERS = 100
-BASE_SAMPLE = 4_000  # distinct points the base k-means is fitted on (40 per centre)
+BASE_SAMPLE = 2_000  # distinct points the base k-means is fitted on (20 per centre)
 BASE_ITERATIONS = 50
+BASE_REFINE = 20_000  # distinct points the base centres are then refined on
+REFINE_ITERATIONS = 10
 GROUP_RESTARTS = 4  # k-means++ starts per k for the (tiny) group-level k-means
 MAX_GROUPS = 5
 PCA_TOLERANCE = 1e-5
@@ -237,6 +239,30 @@ def _plus_plus(
     return points[chosen].copy()
 
 
+def lloyd(
+    points: Float32Array, weights: FloatArray, centres: Float32Array, iterations: int
+) -> tuple[Float32Array, IntArray, Float32Array]:
+    """Weighted Lloyd iterations on 2-D points from given centres; (centres, labels, squared
+    distances). A centre that loses all its points stays where it was. As scikit-learn, it
+    stops once the centres move (in total, squared) by less than 1e-4 of the points'
+    variance, or no point changes centre."""
+    wx, wy = weights * points[:, 0], weights * points[:, 1]
+    settled = 1e-4 * float(points.var(axis=0).mean())
+    labels, distance = nearest(points, centres)
+    for _ in range(iterations):
+        mass = np.bincount(labels, weights=weights, minlength=len(centres))
+        filled = mass > 0
+        moved = centres.copy()
+        moved[filled, 0] = np.bincount(labels, wx, len(centres))[filled] / mass[filled]
+        moved[filled, 1] = np.bincount(labels, wy, len(centres))[filled] / mass[filled]
+        shift = float(((moved - centres) ** 2).sum())
+        centres, previous = moved, labels
+        labels, distance = nearest(points, centres)
+        if shift <= settled or np.array_equal(labels, previous):
+            break
+    return centres, labels, distance
+
+
 def kmeans(
     points: Float32Array,
     weights: FloatArray,
@@ -245,23 +271,13 @@ def kmeans(
     restarts: int = 1,
     iterations: int = 100,
 ) -> tuple[Float32Array, IntArray, float]:
-    """Weighted Lloyd k-means of 2-D points with k-means++ starts; (centres, labels, inertia)
-    of the best start. A centre that loses all its points stays where it was."""
+    """Weighted k-means of 2-D points with k-means++ starts; (centres, labels, inertia) of
+    the best start."""
     best: tuple[float, Float32Array, IntArray] | None = None
-    wx, wy = weights * points[:, 0], weights * points[:, 1]
     for _ in range(restarts):
-        centres = _plus_plus(points, weights, k, rng)
-        labels, distance = nearest(points, centres)
-        for _ in range(iterations):
-            mass = np.bincount(labels, weights=weights, minlength=len(centres))
-            filled = mass > 0
-            centres = centres.copy()
-            centres[filled, 0] = np.bincount(labels, wx, len(centres))[filled] / mass[filled]
-            centres[filled, 1] = np.bincount(labels, wy, len(centres))[filled] / mass[filled]
-            previous = labels
-            labels, distance = nearest(points, centres)
-            if np.array_equal(labels, previous):
-                break
+        centres, labels, distance = lloyd(
+            points, weights, _plus_plus(points, weights, k, rng), iterations
+        )
         inertia = float(distance @ weights)
         if best is None or inertia < best[0]:
             best = (inertia, centres, labels)
@@ -309,15 +325,20 @@ def cluster(points: FloatArray, max_groups: int = MAX_GROUPS) -> tuple[IntArray,
     if distinct <= BASE_CLUSTERS:  # every distinct position is its own base cluster
         centres, base_of_unique = unique, np.arange(distinct)
     else:
-        # Base clusters are fitted on at most BASE_SAMPLE distinct points (weighted by how
-        # many participants sit there) and every point then joins its nearest centre: 100
-        # centres in 2-D are pinned down well by a few thousand points.
-        fit = np.arange(distinct)
-        if distinct > BASE_SAMPLE:
-            fit = np.sort(rng.choice(distinct, BASE_SAMPLE, replace=False))
+        # Base clusters are seeded and fitted on BASE_SAMPLE distinct points (weighted by how
+        # many participants sit there), then refined by a few Lloyd steps on up to
+        # BASE_REFINE of them, and every point joins its nearest centre. Fitting on all points
+        # from the start costs twice as much for the same groups.
+        order = rng.permutation(distinct)
+        fit = np.sort(order[:BASE_SAMPLE])
         centres, _, _ = kmeans(
             unique[fit], counts[fit].astype(np.float64), BASE_CLUSTERS, rng, 1, BASE_ITERATIONS
         )
+        if distinct > BASE_SAMPLE:
+            refine = np.sort(order[:BASE_REFINE])
+            centres, _, _ = lloyd(
+                unique[refine], counts[refine].astype(np.float64), centres, REFINE_ITERATIONS
+            )
         base_of_unique, _ = nearest(unique, centres)
     weights = np.bincount(base_of_unique, weights=counts, minlength=len(centres))
     kept = weights > 0  # a centre nobody is nearest to is no base cluster
