@@ -48,6 +48,7 @@ BASE_SAMPLE = 2_000  # distinct points the base k-means is fitted on (20 per cen
 BASE_ITERATIONS = 50
 BASE_REFINE = 20_000  # distinct points the base centres are then refined on
 REFINE_ITERATIONS = 10
+COUNT_BLOCK = 1 << 20  # votes counted per block
 GROUP_RESTARTS = 4  # k-means++ starts per k for the (tiny) group-level k-means
 MAX_GROUPS = 5
 PCA_TOLERANCE = 1e-5
@@ -81,6 +82,15 @@ class OpinionMap:
     consensus: list[int] = field(default_factory=list)  # statements every group agrees with
 
 
+def tally(values: npt.NDArray[Any], length: int) -> IntArray:
+    """np.bincount in blocks: bincount first copies int32 input to int64, which at ten
+    million votes is an 80 MB spike for a 2 KB answer."""
+    out = np.zeros(length, dtype=np.int64)
+    for start in range(0, len(values), COUNT_BLOCK):
+        out += np.bincount(values[start : start + COUNT_BLOCK], minlength=length)
+    return out
+
+
 def vote_matrix(
     rows: npt.NDArray[Any],
     cols: npt.NDArray[Any],
@@ -101,7 +111,7 @@ def vote_matrix(
     votes = np.asarray(votes)
     index = np.int32 if len(rows) < 2**31 - 1 else np.int64
     indptr = np.zeros(n + 1, dtype=index)
-    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+    np.cumsum(tally(rows, n), out=indptr[1:])
     if len(rows) > 1 and bool(np.any(rows[1:] < rows[:-1])):  # not grouped by participant
         order = np.argsort(rows, kind="stable")
         cols, votes = cols[order], votes[order]
@@ -113,13 +123,17 @@ def vote_matrix(
 def centred(v: sparse.csr_matrix) -> tuple[sparse.csr_matrix, FloatArray]:
     """X = V − μ on voted cells only (V's value type, sharing V's structure), and μ."""
     n, m = v.shape
-    counts = np.bincount(v.indices, minlength=m)
+    counts = tally(v.indices, m)
     if n < 2**24:  # column sums of ±1 and 0 are exact integers in float32 up to 2²⁴
         sums = (v.T @ np.ones(n, dtype=v.dtype)).astype(np.float64)
     else:
         sums = np.bincount(v.indices, weights=v.data, minlength=m)
     mu = np.divide(sums, counts, out=np.zeros(m), where=counts > 0)
-    data = np.take(mu.astype(v.dtype), v.indices)  # one array of the size of the votes
+    means = mu.astype(v.dtype)
+    data = np.empty_like(v.data)
+    for start in range(0, v.nnz, COUNT_BLOCK):  # np.take copies int32 indices to int64
+        block = slice(start, start + COUNT_BLOCK)
+        np.take(means, v.indices[block], out=data[block])
     np.subtract(v.data, data, out=data)
     return sparse.csr_matrix((data, v.indices, v.indptr), shape=v.shape, copy=False), mu
 
@@ -434,18 +448,27 @@ def compute(
 def counts(v: sparse.csr_matrix, groups: IntArray, k: int) -> tuple[IntArray, IntArray, IntArray]:
     """(agree, disagree, seen), each (k, n_statements), counted over the groups' members.
 
-    One bincount over (group, statement, vote) keys, built in place in one integer array;
-    sparse products G @ V took three passes and three converted copies of V. Participants
-    outside every group (−1) count in an extra group k that is dropped."""
-    m = v.shape[1]
+    A bincount over (group, statement, vote) keys, built in place in one integer array per
+    block of about a million votes (so it stays ~8 MB at any scale); sparse products G @ V
+    took three passes and three converted copies of V. Participants outside every group
+    (−1) count in an extra group k that is dropped."""
+    n, m = v.shape
     base = np.where(groups >= 0, groups, k) * (3 * m) + 1  # +1: vote −1, 0, +1 → 0, 1, 2
-    key = np.repeat(base, np.diff(v.indptr))  # CSR keeps each participant's votes together
-    key += v.indices
-    key += v.indices
-    key += v.indices
-    np.add(key, v.data, out=key, casting="unsafe")  # the data are exactly −1, 0, +1
-    table = np.bincount(key, minlength=(k + 1) * m * 3).reshape(k + 1, m, 3)[:k]
-    return table[:, :, 2].copy(), table[:, :, 0].copy(), table.sum(axis=2)
+    n_voted = np.diff(v.indptr)
+    table = np.zeros((k + 1) * m * 3, dtype=np.int64)
+    step = max(1, COUNT_BLOCK * n // max(v.nnz, 1))
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        lo, hi = v.indptr[start], v.indptr[stop]
+        key = np.repeat(base[start:stop], n_voted[start:stop])  # CSR: votes row by row
+        columns = v.indices[lo:hi]
+        key += columns
+        key += columns
+        key += columns
+        np.add(key, v.data[lo:hi], out=key, casting="unsafe")  # the data are −1, 0, +1
+        table += np.bincount(key, minlength=len(table))
+    per = table.reshape(k + 1, m, 3)[:k]
+    return per[:, :, 2].copy(), per[:, :, 0].copy(), per.sum(axis=2)
 
 
 def representative(
@@ -457,7 +480,7 @@ def representative(
     for gi in range(k):
         rest = np.ones(k, dtype=bool)
         rest[gi] = False
-        candidates: list[tuple[float, Repness]] = []
+        scores, found = [], []
         for direction, counts in (("agree", agree), ("disagree", disagree)):
             n_in = seen[gi].astype(np.float64)
             n_out = seen[rest].sum(axis=0).astype(np.float64)
@@ -473,22 +496,22 @@ def representative(
             # as Polis: significant statements first; in small groups, where no test can be
             # significant, the clearest majority that differs from the others (ranked below)
             fallback = ~significant & (n_in > 0) & (p_in > 0.5) & (ratio > 1)
-            for j in np.flatnonzero((significant | fallback) & (n_in > 0)):
-                candidates.append(
-                    (
-                        float(metric[j]) + (1e6 if significant[j] else 0.0),
-                        Repness(
-                            int(j), direction, float(p_in[j]), float(p_out[j]), float(ratio[j])
-                        ),
-                    )
-                )
-        candidates.sort(key=lambda c: -c[0])
+            eligible = np.flatnonzero((significant | fallback) & (n_in > 0))
+            scores.append(metric[eligible] + np.where(significant[eligible], 1e6, 0.0))
+            found.append((direction, eligible, p_in, p_out, ratio))
+        # best first; a stable sort keeps agree before disagree, then statement order, on ties
+        ranked = np.argsort(-np.concatenate(scores), kind="stable")
+        n_agree = len(found[0][1])
         chosen: list[Repness] = []
         used: set[int] = set()
-        for _metric, rep in candidates:
-            if rep.statement not in used:
-                chosen.append(rep)
-                used.add(rep.statement)
+        for position in ranked:
+            direction, eligible, p_in, p_out, ratio = found[0 if position < n_agree else 1]
+            j = int(eligible[position if position < n_agree else position - n_agree])
+            if j not in used:
+                chosen.append(
+                    Repness(j, direction, float(p_in[j]), float(p_out[j]), float(ratio[j]))
+                )
+                used.add(j)
             if len(chosen) == limit:
                 break
         out.append(chosen)
