@@ -354,7 +354,7 @@ def cluster(points: FloatArray, max_groups: int = MAX_GROUPS) -> tuple[IntArray,
                 unique[refine], counts[refine].astype(np.float64), centres, REFINE_ITERATIONS
             )
         base_of_unique, _ = nearest(unique, centres)
-    weights = np.bincount(base_of_unique, weights=counts, minlength=len(centres))
+    weights = np.bincount(base_of_unique, counts, len(centres)).astype(np.float64)
     kept = weights > 0  # a centre nobody is nearest to is no base cluster
     renumber = np.cumsum(kept) - 1
     centres, weights = centres[kept], weights[kept]
