@@ -101,10 +101,11 @@ def vote_matrix(
     """V as a CSR matrix; its structure is the 'seen' mask, so no second matrix is kept.
 
     Each (row, col) pair must appear once (the caller keeps the latest vote). The CSR arrays
-    are built directly (a counting sort by row): going through COO sorts every row's columns
-    and looks for duplicates, which took longer than the whole PCA. `cols` becomes V's
-    column index array without a copy when it already has the index type; nothing here
-    writes to it."""
+    are built directly: row pointers from the count of votes per row, and a stable sort by
+    row only when the votes are not already grouped by participant. Going through COO sorts
+    every row's columns and looks for duplicates, which took longer than the whole PCA.
+    `cols` becomes V's column index array without a copy when it already has the index
+    type; nothing here writes to it."""
     n, _m = shape
     rows = np.asarray(rows)
     cols = np.asarray(cols)
