@@ -28,10 +28,9 @@ def test_fast_pca_matches_the_plain_one() -> None:
     dense = np.full((300, 40), np.nan)
     dense[rows, cols] = votes
     axes_plain, xy_plain = opinion.pca_plain(dense)
-    v, s = opinion.matrices(rows, cols, votes, (300, 40))
-    x, _ = opinion.centred(v, s)
+    x, _ = opinion.centred(opinion.vote_matrix(rows, cols, votes, (300, 40)))
     axes = opinion.power_pca(x)
-    xy = opinion.project(x, s, axes)
+    xy = opinion.project(x, axes)
     assert np.allclose(np.abs(axes @ axes_plain.T), np.eye(2), atol=1e-4)
     signs = np.sign(np.sum(axes * axes_plain, axis=1))
     assert np.allclose(xy * signs, xy_plain, atol=1e-3)
