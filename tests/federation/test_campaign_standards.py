@@ -7,12 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import func, select
+from tests.federation.test_evaluation import _open, _trained, publish, register_node
 
 from concord.db import utcnow
 from concord.federation.tables import Campaign, CampaignModel
 from concord.governance.tables import Proposal
 from concord.ledger.tables import LogEntry
-from tests.federation.test_evaluation import _open, _trained, publish, register_node
 
 SENSITIVE_SET_RULE: dict[str, Any] = {
     "blocking": True,

@@ -30,7 +30,6 @@ from concord.commons import repositories as repos
 from concord.commons.tables import Repository
 from concord.db import utcnow
 from concord.errors import N_, ConcordError, Conflict, Forbidden, Invalid, NotFound
-from concord.governance.standards import evaluate
 from concord.federation.tables import (
     Campaign,
     CampaignAnswer,
@@ -40,6 +39,7 @@ from concord.federation.tables import (
     Node,
     Round,
 )
+from concord.governance.standards import evaluate
 from concord.ledger.log import append, canonical_json
 from concord.members.countries import country
 from concord.members.keys import verify

@@ -6,9 +6,9 @@ CONTRACT used by the commons and the federation (keep the signatures):
 
 `subject` is "model" (context: the model card's metadata as `card.*`, the files as `files`),
 "job" (context: `JobSpec.context()`, i.e. `job.*`) or "campaign" (an evaluation campaign about
-to open: `campaign.*`, built by `federation.evaluation.standards_context`). The report lists every rule of every
-adopted standard that applies to the subject, with pass / fail / error and the explanation;
-`report.blocking_failures` are the failed rules of standards marked blocking.
+to open: `campaign.*`, from `federation.evaluation.standards_context`). The report lists every
+rule of every adopted standard that applies to the subject, with pass / fail / error and the
+explanation; `report.blocking_failures` are the failed rules of standards marked blocking.
 
 Bounded evaluation. CEL has no loops or recursion; the only iteration is the comprehension
 macros (`all`, `exists`, `exists_one`, `map`, `filter`) over lists in the context. The Rust
