@@ -82,6 +82,21 @@ def test_a_campaign_on_a_sensitive_set_without_a_proposal_is_refused_and_leaves_
     assert "P-2026-901/sensitive-set-decided" in error["message"]
     assert _written(db) == before  # no campaign, no model row, no log entry
     assert client.get("/api/campaigns").json() == []
+    french = client.post(
+        "/api/campaigns",
+        json={
+            "title": "Sur nos données de santé",
+            "task": "logreg-digits",
+            "models": [{"repo": "kenya/digits"}],
+            "metric": "accuracy",
+            "threshold": None,
+            "evaluation_set": "health",
+        },
+        headers={**brazil.headers, "Accept-Language": "fr"},
+    )
+    assert french.status_code == 409
+    assert french.json()["error"]["message"].startswith("La campagne enfreint des normes adoptées")
+    assert client.get("/api/campaigns").json() == []
 
 
 def test_a_campaign_on_a_sensitive_set_from_an_adopted_proposal_opens(
