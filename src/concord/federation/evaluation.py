@@ -303,20 +303,21 @@ def standards_context(
 ) -> dict[str, Any]:
     """What adopted standards see of a campaign about to open (`campaign.*`): its task and
     evaluation set, the proposal it rests on (null if none), the members asked (slugs) and
-    each model with the licence and data sets its card declares (null / [] if it declares
-    none), so that a rule can say e.g. "a campaign on a sensitive set needs a decision"."""
+    each model with its licence and the data sets its card declares ([] if none), so that a rule can say e.g. "a campaign on a sensitive set needs a decision"."""
     ids = asked(session, campaign)
     slugs = session.scalars(select(Member.slug).where(Member.id.in_(ids))).all() if ids else []
     models = []
     for key, card in cards.items():
         repo, _at, sha = key.rpartition("@")
-        datasets = card.get("datasets") or []
+        datasets = card.get("datasets") or []  # the card's YAML: a name or a list of names
+        if not isinstance(datasets, list):
+            datasets = [datasets] if isinstance(datasets, str) else []
         models.append(
             {
                 "repo": repo,
                 "revision": sha,
                 "license": card.get("license"),
-                "datasets": [datasets] if isinstance(datasets, str) else list(datasets),
+                "datasets": datasets,
             }
         )
     return {
