@@ -303,7 +303,8 @@ def standards_context(
 ) -> dict[str, Any]:
     """What adopted standards see of a campaign about to open (`campaign.*`): its task and
     evaluation set, the proposal it rests on (null if none), the members asked (slugs) and
-    each model with its licence and the data sets its card declares ([] if none), so that a rule can say e.g. "a campaign on a sensitive set needs a decision"."""
+    each model with its licence and the data sets its card declares ([] if none), so that a
+    rule can say e.g. "a campaign on a sensitive set needs a decision"."""
     ids = asked(session, campaign)
     slugs = session.scalars(select(Member.slug).where(Member.id.in_(ids))).all() if ids else []
     models = []
