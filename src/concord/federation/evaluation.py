@@ -39,6 +39,7 @@ from concord.federation.tables import (
     Node,
     Round,
 )
+from concord.governance.standards import evaluate
 from concord.ledger.log import append, canonical_json
 from concord.members.countries import country
 from concord.members.keys import verify
@@ -62,6 +63,11 @@ class CampaignClosed(Conflict):
 class BadCampaign(Invalid):
     code = "federation.bad_campaign"
     message = N_("The campaign cannot be opened: {reason}")
+
+
+class CampaignRefused(Conflict):
+    code = "federation.campaign_refused"
+    message = N_("The campaign breaks adopted standards: {rules}")
 
 
 class ProposalNotAdopted(Conflict):
@@ -226,6 +232,7 @@ def open_campaign(
     if proposal_id is not None:
         _require_adopted(session, proposal_id)
     resolved: list[tuple[str, str]] = []
+    cards: dict[str, dict[str, Any]] = {}  # each model's card metadata, for the standards
     for ref, revision in models:
         owner, _sep, name = ref.partition("/")
         repo = repos.seen(session, "model", owner, name, person) if person else None
@@ -240,6 +247,8 @@ def open_campaign(
             raise access.GatedRepository(repo=ref)
         if (ref, row.sha) not in resolved:
             resolved.append((ref, row.sha))
+            card = row.card or {}  # a card without a licence falls back on the repository's
+            cards[f"{ref}@{row.sha}"] = {**card, "license": card.get("license", repo.licence)}
     campaign = Campaign(
         title=title[:300],
         opened_by=member.id if member is not None else None,
@@ -253,6 +262,14 @@ def open_campaign(
         members=sorted(set(members or [])),
         created_at=utcnow(),
     )
+    # Standards are checked before anything is written or logged, as for a job.
+    report = evaluate(session, "campaign", standards_context(session, campaign, member, cards))
+    if report.blocking_failures:
+        raise CampaignRefused(
+            rules="; ".join(
+                f"{r.standard}/{r.rule}: {r.explanation}" for r in report.blocking_failures
+            )
+        )
     session.add(campaign)
     session.flush()
     for ref, sha in resolved:
@@ -276,6 +293,48 @@ def open_campaign(
         member_id=member.id if member is not None else None,
     )
     return campaign.id
+
+
+def standards_context(
+    session: Session,
+    campaign: Campaign,
+    opener: Member | None,
+    cards: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """What adopted standards see of a campaign about to open (`campaign.*`): its task and
+    evaluation set, the proposal it rests on (null if none), the members asked (slugs) and
+    each model with its licence and the data sets its card declares ([] if none), so that a
+    rule can say e.g. "a campaign on a sensitive set needs a decision"."""
+    ids = asked(session, campaign)
+    slugs = session.scalars(select(Member.slug).where(Member.id.in_(ids))).all() if ids else []
+    models = []
+    for key, card in cards.items():
+        repo, _at, sha = key.rpartition("@")
+        datasets = card.get("datasets") or []  # the card's YAML: a name or a list of names
+        if not isinstance(datasets, list):
+            datasets = [datasets] if isinstance(datasets, str) else []
+        models.append(
+            {
+                "repo": repo,
+                "revision": sha,
+                "license": card.get("license"),
+                "datasets": datasets,
+            }
+        )
+    return {
+        "campaign": {
+            "title": campaign.title,
+            "task": campaign.task,
+            "metric": campaign.metric,
+            "threshold": campaign.threshold,
+            "evaluation_set": campaign.evaluation_set,
+            "proposal": campaign.proposal_id,
+            "job": campaign.job_id,
+            "opened_by": opener.slug if opener is not None else None,
+            "members": sorted(slugs),
+            "models": models,
+        }
+    }
 
 
 def _owner(repo: Repository, member: Member | None) -> bool:

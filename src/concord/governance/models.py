@@ -98,7 +98,7 @@ class CharterUpdate(BaseModel):
 class EvaluateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    subject: Literal["model", "job"]
+    subject: Literal["model", "job", "campaign"]
     context: dict[str, Any]
 
 

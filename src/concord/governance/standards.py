@@ -4,10 +4,11 @@ CONTRACT used by the commons and the federation (keep the signatures):
 
     evaluate(session, subject, context) -> ConformanceReport
 
-`subject` is "model" (context: the model card's metadata as `card.*`, the files as `files`)
-or "job" (context: `JobSpec.context()`, i.e. `job.*`). The report lists every rule of every
-adopted standard that applies to the subject, with pass / fail / error and the explanation;
-`report.blocking_failures` are the failed rules of standards marked blocking.
+`subject` is "model" (context: the model card's metadata as `card.*`, the files as `files`),
+"job" (context: `JobSpec.context()`, i.e. `job.*`) or "campaign" (an evaluation campaign about
+to open: `campaign.*`, from `federation.evaluation.standards_context`). The report lists every
+rule of every adopted standard that applies to the subject, with pass / fail / error and the
+explanation; `report.blocking_failures` are the failed rules of standards marked blocking.
 
 Bounded evaluation. CEL has no loops or recursion; the only iteration is the comprehension
 macros (`all`, `exists`, `exists_one`, `map`, `filter`) over lists in the context. The Rust
@@ -33,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from concord.errors import N_, Invalid
 
-Subject = Literal["model", "job"]
+Subject = Literal["model", "job", "campaign"]
 
 
 @dataclass(frozen=True, slots=True)
