@@ -420,12 +420,13 @@ def _secure_step(
         raise jobs.RoundClosed(round=number, job=job_id)
     if attempt and row.attempt != attempt:
         raise secure_round.StageClosed(stage="keys", round=number, member=member.slug)
-    before = secure_round.state(db, row, spec)
-    result = act(before, member)
-    after = secure_round.state(db, row, spec) if write else before  # sees what act flushed
+    current = secure_round.state(db, row, spec)
+    closed = dict(current.closed)
+    result = act(current, member)  # a message taken is added to `current`
+    secure_round.review(current)
     db.commit()
-    moved = after.closed != before.closed
-    if write and after.closed["reveal"]:
+    moved = current.closed != closed
+    if write and current.closed["reveal"]:
         moved |= jobs.advance(db, settings, job)
         db.commit()  # never leave a transaction open: the route may wait next (SQLite's lock)
     if moved:
@@ -642,7 +643,7 @@ async def secagg_masked(
             size = secure_round.size_of(start)
             if not secure_round.check_masked(state, member, received, size, sha256):
                 return  # the vector taken before, sent again after a lost answer
-            jobs.submit_masked(
+            state.masked[member.id] = jobs.submit_masked(
                 db,
                 settings,
                 state.row,

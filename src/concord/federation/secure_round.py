@@ -137,6 +137,14 @@ def state(session: Session, row: Round, spec: JobSpec) -> State:
         current.sent(m.stage)[m.member_id] = m.payload
     for u in session.scalars(select(Update).where(Update.round_id == row.id)):
         current.masked[u.member_id] = u
+    return review(current)
+
+
+def review(current: State) -> State:
+    """Which stages have closed, from the messages in `current` and the clock. A route that
+    took a message reviews the state it already holds (the message added to it) rather than
+    reading the round again while it holds the job's lock."""
+    row = current.row
     now = utcnow()
     expected = set(row.participants)
     before = True
@@ -191,6 +199,7 @@ def _record(session: Session, current: State, member: Member, stage: str, payloa
         )
     )
     session.flush()
+    current.sent(stage)[member.id] = payload
 
 
 def _verify(
