@@ -623,9 +623,9 @@ async def secagg_masked(
     spool = jobs.folder(settings) / f"job-{job_id}" / "incoming"
     spool.mkdir(parents=True, exist_ok=True)
     # A masked vector holds 4 bytes a parameter: never more than the model's own file.
-    largest = await run_in_threadpool(
-        lambda: jobs.largest_update(settings, jobs.get_job(db, job_id))
-    )
+    # (In a step of its own: a transaction left open while the body streams in would hold
+    # SQLite's write lock against every other node's message.)
+    largest = await step(db, lambda d: jobs.largest_update(settings, jobs.get_job(d, job_id)))
     descriptor, name = tempfile.mkstemp(dir=spool, prefix=".masked-")
     received = Path(name)
     try:
