@@ -605,27 +605,23 @@ def _secure_send(
 
     try:
         keys = {**mine.public(), "weight": weight}
-        retrying(
-            lambda: client.post(
-                f"{base}/keys", params=on, json={**keys, "signature": signed("keys", keys)}
-            )
+        roster = _post_then_wait(
+            client,
+            f"{base}/keys",
+            f"{base}/roster",
+            on,
+            json={**keys, "signature": signed("keys", keys)},
         )
-        roster = _wait_for(client, f"{base}/roster", on)
         me = int(roster["me"])
         publics = {int(k): v for k, v in roster["publics"].items()}
         graph = {me: [int(j) for j in roster["neighbours"]]}
         ciphertexts = secagg.share_keys(me, mine, publics, graph, int(roster["threshold"]), context)
         shares = {str(j): c for j, c in ciphertexts.items()}
-        retrying(
-            lambda: client.post(
-                f"{base}/shares",
-                params=on,
-                json={"shares": shares, "signature": signed("shares", shares)},
-            )
-        )
-        if os.environ.get(DIE_AT) == "after-shares":
+        sent = {"shares": shares, "signature": signed("shares", shares)}
+        if os.environ.get(DIE_AT) == "after-shares":  # for tests: die once the shares are taken
+            retrying(lambda: client.post(f"{base}/shares", params=on, json=sent))
             os.kill(os.getpid(), signal.SIGKILL)
-        inbox = _wait_for(client, f"{base}/inbox", on)
+        inbox = _post_then_wait(client, f"{base}/shares", f"{base}/inbox", on, json=sent)
         held = secagg.receive_shares(
             me, mine, publics, {int(k): v for k, v in inbox["shares"].items()}, context
         )
@@ -647,8 +643,9 @@ def _secure_send(
             "X-Concord-Metrics": json.dumps(metrics),
             "Content-Type": "application/octet-stream",
         }
-        retrying(lambda: client.post(f"{base}/masked", params=on, content=payload, headers=headers))
-        groups = _wait_for(client, f"{base}/survivors", on)
+        groups = _post_then_wait(
+            client, f"{base}/masked", f"{base}/survivors", on, content=payload, headers=headers
+        )
         opened = secagg.reveal(held, groups["survivors"], groups["dropped"])
         reveal = {part: {str(i): v for i, v in opened[part].items()} for part in ("b", "s")}
         retrying(
@@ -662,6 +659,23 @@ def _secure_send(
         log.warning("round %s of job %s: secure aggregation ended (%s)", number, job, exc.code)
         return False
     return True
+
+
+# How long a stage's message waits at the hub for the next stage's data (the hub's MAX_WAIT_S
+# is 30); past it the node long-polls the stage's reader.
+STAGE_WAIT_S = 25.0
+
+
+def _post_then_wait(
+    client: HubClient, path: str, reader: str, on: dict[str, int], **body: Any
+) -> Any:
+    """Posts a stage's message and returns the next stage's data: from the message's answer
+    (the hub holds it until the stage closes: one request a stage, no extra round trip), or,
+    when the hub answered without it (its wait ran out), by long-polling `reader`."""
+    answer = retrying(lambda: client.post(path, params={**on, "wait": STAGE_WAIT_S}, **body))
+    if isinstance(answer, dict) and answer.get("next") is not None:
+        return answer["next"]
+    return _wait_for(client, reader, on)
 
 
 def _wait_for(client: HubClient, path: str, on: dict[str, int], wait: float = 25.0) -> Any:

@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from concord import inflight
 from concord import metrics as prometheus
 from concord.config import Settings
+from concord.db import read_session
 from concord.errors import TooLarge
 from concord.federation import campaign_routes, evaluation, jobs, robustness, secure_round, thin
 from concord.federation.parameters import BadParameters, file_sha256
@@ -34,6 +35,7 @@ from concord.http import Db, allow_large_bodies, step
 from concord.members.auth import CurrentPerson
 from concord.members.people import acting_member
 from concord.members.tables import Member, Person
+from concord.members.tokens import BadToken
 from concord.validation import (
     MAX_ID,
     MAX_JSON_HEADER_BYTES,
@@ -413,7 +415,12 @@ def _secure_step(
 ) -> Any:
     """Runs `act(state, member)` on the round's SecAgg+ state (under the job's lock when it
     writes) and commits. `key`: job, round and the attempt the node is working on (a node
-    still on an attempt that failed meanwhile is told its part is over)."""
+    still on an attempt that failed meanwhile is told its part is over).
+
+    A write rings the bell only when a stage has closed with it: a message that closes
+    nothing changes no answer the other nodes wait for, and ten nodes re-reading the round
+    after each of ten messages was most of a round's time at the hub. The round itself is
+    advanced only once its last stage has closed (before that `advance` has nothing to do)."""
     job_id, number, attempt = key
     member = acting_member(db, person)
     job = jobs.get_job(db, job_id)
@@ -425,37 +432,90 @@ def _secure_step(
         raise jobs.RoundClosed(round=number, job=job_id)
     if attempt and row.attempt != attempt:
         raise secure_round.StageClosed(stage="keys", round=number, member=member.slug)
-    result = act(secure_round.state(db, row, spec), member)
+    current = secure_round.state(db, row, spec)
+    closed = dict(current.closed)
+    result = act(current, member)  # a message taken is added to `current`
+    secure_round.review(current)
     db.commit()
-    if write and jobs.advance(db, settings, job):
-        db.commit()
-        bell.ring()
+    moved = current.closed != closed
+    if write and current.closed["reveal"]:
+        moved |= jobs.advance(db, settings, job)
+        db.commit()  # never leave a transaction open: the route may wait next (SQLite's lock)
+    if moved:
+        bell.ring()  # wake the nodes waiting for the next stage (or the next round)
     return result
 
 
-async def _secure_wait(
-    request: Request, db: Db, person: Person, key: tuple[int, int, int], wait: float, look: Any
-) -> Response:
-    """Long poll for the next stage's data: 204 until the stage before has closed."""
-    settings = request.app.state.settings
+def _secure_look(request: Request, person_id: int, key: tuple[int, int, int], look: Any) -> Any:
+    """A waiting node's look at the round, in a read-only transaction: on SQLite it neither
+    waits for nor holds the write lock that every message takes (ten nodes looking at once
+    used to queue behind each other and behind the messages)."""
+    with read_session(request.app.state.sessions) as db:
+        # The person as this session sees it. The request's own object may have been expired
+        # (a write's lock expires everything): reloading it would open a transaction in the
+        # request's session that nothing ends while the route waits — on SQLite, holding
+        # the write lock against every other request.
+        own = db.get(Person, person_id)
+        if own is None:
+            raise BadToken()
+        return _secure_step(db, request.app.state.settings, own, key, look, write=False)
+
+
+async def _secure_next(
+    request: Request, person_id: int, key: tuple[int, int, int], wait: float, look: Any
+) -> Any:
+    """The next stage's data for this node once the stage before has closed, or None after
+    `wait` seconds (at most MAX_WAIT_S) or when the node has gone away."""
     deadline = time.monotonic() + max(0.0, min(wait, MAX_WAIT_S))
     while True:
         rung = bell.rings
-        found = await run_in_threadpool(_secure_step, db, settings, person, key, look, False)
+        found = await run_in_threadpool(_secure_look, request, person_id, key, look)
         remaining = deadline - time.monotonic()
         if found is not None:
-            return Response(json.dumps(found), media_type="application/json")
+            return found
         if remaining <= 0 or await request.is_disconnected():
-            return Response(status_code=204)
+            return None
         await bell.wait(rung, min(remaining, RECHECK_S))
 
 
-def _posted(
-    request: Request, db: Db, person: Person, key: tuple[int, int, int], act: Any
+async def _secure_wait(
+    request: Request, person: Person, key: tuple[int, int, int], wait: float, look: Any
+) -> Response:
+    """Long poll for the next stage's data: 204 until the stage before has closed."""
+    found = await _secure_next(request, person.id, key, wait, look)
+    if found is None:
+        return Response(status_code=204)
+    return Response(json.dumps(found), media_type="application/json")
+
+
+async def _posted(
+    request: Request,
+    db: Db,
+    person: Person,
+    key: tuple[int, int, int],
+    act: Any,
+    following: tuple[Any, float] | None = None,
 ) -> dict[str, Any]:
-    _secure_step(db, request.app.state.settings, person, key, act)
-    bell.ring()  # a stage may have closed: wake the nodes waiting for the next
-    return {"accepted": True}
+    """Takes a stage's message. With `following` (what the node reads next, and how long it
+    will wait for it), the answer also carries the next stage's data under "next" once it is
+    there: the node's long poll rides on its own message, one request a stage instead of
+    two. Without "next" (the wait ran out), the node long-polls the stage's reader."""
+    person_id = person.id  # read before the step expires the request's objects
+    await run_in_threadpool(_secure_step, db, request.app.state.settings, person, key, act)
+    return await _answer(request, person_id, key, following)
+
+
+async def _answer(
+    request: Request, person_id: int, key: tuple[int, int, int], following: Any
+) -> dict[str, Any]:
+    """A taken message's answer, with the next stage's data as `_posted` says."""
+    answer: dict[str, Any] = {"accepted": True}
+    if following is not None and following[1] > 0:
+        look, wait = following
+        found = await _secure_next(request, person_id, key, wait, look)
+        if found is not None:
+            answer["next"] = found
+    return answer
 
 
 def _stage_reader(stage: str, look: Any, description: str) -> None:
@@ -466,12 +526,11 @@ def _stage_reader(stage: str, look: Any, description: str) -> None:
         job_id: Id,
         number: Number,
         request: Request,
-        db: Db,
         person: CurrentPerson,
         wait: Seconds = 0.0,
         attempt: Counter = 0,
     ) -> Response:
-        return await _secure_wait(request, db, person, (job_id, number, attempt), wait, look)
+        return await _secure_wait(request, person, (job_id, number, attempt), wait, look)
 
     path = f"/jobs/{{job_id}}/rounds/{{number}}/secagg/{stage}"
     router.add_api_route(
@@ -496,9 +555,14 @@ _stage_reader(
     "After stage 3: who sent a masked vector and who dropped out after sharing keys.",
 )
 
+NEXT_WAIT = (
+    "Seconds (at most 30) to wait for the next stage's data, returned under `next` "
+    "(0: answer at once; the node then long-polls the stage's reader)"
+)
+
 
 @router.post("/jobs/{job_id}/rounds/{number}/secagg/keys", status_code=201)
-def secagg_keys(
+async def secagg_keys(
     job_id: Id,
     number: Number,
     body: SecAggKeys,
@@ -506,20 +570,23 @@ def secagg_keys(
     db: Db,
     person: CurrentPerson,
     attempt: Counter = 0,
+    wait: Annotated[Seconds, Query(description=NEXT_WAIT)] = 0.0,
 ) -> dict[str, Any]:
-    """SecAgg+ stage 1: your node's two X25519 public keys and its weight, signed."""
+    """SecAgg+ stage 1: your node's two X25519 public keys and its weight, signed; with
+    `wait`, the answer brings the roster (as `GET …/secagg/roster`) under `next`."""
     payload = {"c_pk": body.c_pk, "s_pk": body.s_pk, "weight": body.weight}
-    return _posted(
+    return await _posted(
         request,
         db,
         person,
         (job_id, number, attempt),
         lambda state, member: secure_round.post_keys(db, state, member, payload, body.signature),
+        (secure_round.roster, wait),
     )
 
 
 @router.post("/jobs/{job_id}/rounds/{number}/secagg/shares", status_code=201)
-def secagg_shares(
+async def secagg_shares(
     job_id: Id,
     number: Number,
     body: SecAggShares,
@@ -527,9 +594,11 @@ def secagg_shares(
     db: Db,
     person: CurrentPerson,
     attempt: Counter = 0,
+    wait: Annotated[Seconds, Query(description=NEXT_WAIT)] = 0.0,
 ) -> dict[str, Any]:
-    """SecAgg+ stage 2: encrypted shares for your neighbours (the hub cannot read them)."""
-    return _posted(
+    """SecAgg+ stage 2: encrypted shares for your neighbours (the hub cannot read them);
+    with `wait`, the answer brings your inbox (as `GET …/secagg/inbox`) under `next`."""
+    return await _posted(
         request,
         db,
         person,
@@ -537,6 +606,7 @@ def secagg_shares(
         lambda state, member: secure_round.post_shares(
             db, state, member, body.shares, body.signature
         ),
+        (secure_round.inbox, wait),
     )
 
 
@@ -551,10 +621,13 @@ async def secagg_masked(
     x_concord_signature: Annotated[str, Header()],
     x_concord_metrics: Annotated[str, Header()] = "{}",
     attempt: Counter = 0,
+    wait: Annotated[Seconds, Query(description=NEXT_WAIT)] = 0.0,
 ) -> dict[str, Any]:
     """SecAgg+ stage 3: your masked vector (little-endian uint32, the model's tensors in name
-    order), signed like an update."""
+    order), signed like an update; with `wait`, the answer brings the survivors (as
+    `GET …/secagg/survivors`) under `next`."""
     settings = request.app.state.settings
+    person_id = person.id  # read before the step expires the request's objects
     try:
         metrics = {k: float(v) for k, v in json.loads(x_concord_metrics).items()}
     except (ValueError, AttributeError) as exc:
@@ -562,9 +635,9 @@ async def secagg_masked(
     spool = jobs.folder(settings) / f"job-{job_id}" / "incoming"
     spool.mkdir(parents=True, exist_ok=True)
     # A masked vector holds 4 bytes a parameter: never more than the model's own file.
-    largest = await run_in_threadpool(
-        lambda: jobs.largest_update(settings, jobs.get_job(db, job_id))
-    )
+    # (In a step of its own: a transaction left open while the body streams in would hold
+    # SQLite's write lock against every other node's message.)
+    largest = await step(db, lambda d: jobs.largest_update(settings, jobs.get_job(d, job_id)))
     descriptor, name = tempfile.mkstemp(dir=spool, prefix=".masked-")
     received = Path(name)
     try:
@@ -579,8 +652,10 @@ async def secagg_masked(
 
         def act(state: secure_round.State, member: Member) -> None:
             start = jobs.read_parameters(settings, state.row.parameters)
-            secure_round.check_masked(state, member, received, secure_round.size_of(start))
-            jobs.submit_masked(
+            size = secure_round.size_of(start)
+            if not secure_round.check_masked(state, member, received, size, sha256):
+                return  # the vector taken before, sent again after a lost answer
+            state.masked[member.id] = jobs.submit_masked(
                 db,
                 settings,
                 state.row,
@@ -592,13 +667,15 @@ async def secagg_masked(
                 signature=x_concord_signature,
             )
 
-        return await run_in_threadpool(_posted, request, db, person, (job_id, number, attempt), act)
+        await run_in_threadpool(_secure_step, db, settings, person, (job_id, number, attempt), act)
     finally:
         received.unlink(missing_ok=True)
+    key = (job_id, number, attempt)
+    return await _answer(request, person_id, key, (secure_round.survivors, wait))
 
 
 @router.post("/jobs/{job_id}/rounds/{number}/secagg/reveal", status_code=201)
-def secagg_reveal(
+async def secagg_reveal(
     job_id: Id,
     number: Number,
     body: SecAggReveal,
@@ -610,7 +687,7 @@ def secagg_reveal(
     """SecAgg+ stage 4: the shares that unmask the sum (of b for survivors, of s for the
     dropped; never both for one node)."""
     payload = {"b": body.b, "s": body.s}
-    return _posted(
+    return await _posted(
         request,
         db,
         person,

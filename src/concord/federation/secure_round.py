@@ -137,6 +137,14 @@ def state(session: Session, row: Round, spec: JobSpec) -> State:
         current.sent(m.stage)[m.member_id] = m.payload
     for u in session.scalars(select(Update).where(Update.round_id == row.id)):
         current.masked[u.member_id] = u
+    return review(current)
+
+
+def review(current: State) -> State:
+    """Which stages have closed, from the messages in `current` and the clock. A route that
+    took a message reviews the state it already holds (the message added to it) rather than
+    reading the round again while it holds the job's lock."""
+    row = current.row
     now = utcnow()
     expected = set(row.participants)
     before = True
@@ -167,6 +175,14 @@ def _open(current: State, stage: str, member: Member, allowed: set[int]) -> None
         raise StageClosed(stage=stage, round=current.row.number, member=member.slug)
 
 
+def _repeated(current: State, stage: str, member: Member, payload: Any) -> bool:
+    """Whether this is the member's message for the stage again, as taken: a node that lost
+    the answer sends it again, and since the answer waits for the stage to close (routes),
+    the stage may have closed meanwhile. A repeat changes nothing, so it is answered as the
+    first was rather than refused as late."""
+    return current.row.status == "open" and current.sent(stage).get(member.id) == payload
+
+
 def _record(session: Session, current: State, member: Member, stage: str, payload: Any) -> None:
     earlier = current.sent(stage).get(member.id)
     if earlier == payload:
@@ -183,6 +199,7 @@ def _record(session: Session, current: State, member: Member, stage: str, payloa
         )
     )
     session.flush()
+    current.sent(stage)[member.id] = payload
 
 
 def _verify(
@@ -197,7 +214,6 @@ def post_keys(
     session: Session, current: State, member: Member, body: dict[str, Any], signature: str
 ) -> None:
     """Stage 1: the member's public keys and its weight (examples; 1 under DP)."""
-    _open(current, "keys", member, set(current.row.participants))
     try:
         for name in ("c_pk", "s_pk"):
             if len(secagg.unb64(str(body[name]))) != 32:
@@ -208,6 +224,9 @@ def post_keys(
     if not 0 < weight < 10**9 or (not current.weighted and weight != 1):
         raise BadSecAggMessage(reason=N_("the weight is out of range"))
     payload = {"c_pk": body["c_pk"], "s_pk": body["s_pk"], "weight": weight}
+    if _repeated(current, "keys", member, payload):
+        return
+    _open(current, "keys", member, set(current.row.participants))
     _verify(session, current, member, "keys", payload, signature)
     _record(session, current, member, "keys", payload)
 
@@ -235,6 +254,8 @@ def post_shares(
     session: Session, current: State, member: Member, shares: dict[str, str], signature: str
 ) -> None:
     """Stage 2: ciphertexts for the member's neighbours (one each, all of them in U1)."""
+    if _repeated(current, "shares", member, dict(shares)):
+        return
     _open(current, "shares", member, set(current.keys))
     neighbours = set(current.graph[member.id])
     try:
@@ -265,11 +286,16 @@ def inbox(current: State, member: Member) -> dict[str, Any] | None:
     }
 
 
-def check_masked(current: State, member: Member, received: Path, size: int) -> None:
-    """Stage 3's checks before the masked vector is taken as the member's update."""
+def check_masked(current: State, member: Member, received: Path, size: int, sha256: str) -> bool:
+    """Stage 3's checks before the masked vector is taken as the member's update; False when
+    it is the vector already taken from this member, sent again (nothing to take)."""
+    earlier = current.masked.get(member.id)
+    if current.row.status == "open" and earlier is not None and earlier.sha256 == sha256:
+        return False
     _open(current, "masked", member, set(current.shares) - set(current.masked))
     if received.stat().st_size != 4 * size:
         raise BadSecAggMessage(reason=N_("the masked vector has the wrong length"))
+    return True
 
 
 def survivors(current: State, member: Member) -> dict[str, Any] | None:
@@ -285,7 +311,6 @@ def post_reveal(
     session: Session, current: State, member: Member, body: dict[str, Any], signature: str
 ) -> None:
     """Stage 4: shares of b for survivors, of s for the dropped — never both for one."""
-    _open(current, "reveal", member, set(current.masked))
     try:
         b = {str(int(k)): str(int(v)) for k, v in dict(body["b"]).items()}
         s = {str(int(k)): str(int(v)) for k, v in dict(body["s"]).items()}
@@ -296,6 +321,9 @@ def post_reveal(
     if not set(b) <= alive or not set(s) <= gone:
         raise BadSecAggMessage(reason=N_("a share for a client in the wrong group"))
     payload = {"b": b, "s": s}
+    if _repeated(current, "reveal", member, payload):
+        return
+    _open(current, "reveal", member, set(current.masked))
     _verify(session, current, member, "reveal", payload, signature)
     _record(session, current, member, "reveal", payload)
 
