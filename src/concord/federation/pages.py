@@ -109,7 +109,7 @@ def round_evaluations(db: Session, job_id: int, members: dict[int, Member]) -> d
         if metrics and "accuracy" in metrics:
             slug = members[member_id].slug
             by_round.setdefault(number, {})[slug] = float(metrics["accuracy"])
-    rows = []
+    rows: list[dict[str, Any]] = []
     for number, accuracy in sorted(by_round.items()):
         worst = min(accuracy, key=lambda slug: (accuracy[slug], slug))
         rows.append(
@@ -121,7 +121,7 @@ def round_evaluations(db: Session, job_id: int, members: dict[int, Member]) -> d
                 "spread": max(accuracy.values()) - accuracy[worst],
             }
         )
-    names = sorted({slug for row in rows for slug in row["accuracy"]})
+    names = sorted({slug for accuracy in by_round.values() for slug in accuracy})
     return {"members": names, "rows": rows}
 
 
