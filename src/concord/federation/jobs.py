@@ -608,7 +608,7 @@ def _evaluate(
     own evaluations, weighted by their examples."""
     task = load_task(spec.task)
     public = getattr(task, "public_test", None)
-    due = spec.evaluate_every > 0 and (number % spec.evaluate_every == 0 or number >= spec.rounds)
+    due = evaluation_due(spec, number)
     if public is not None and due:
         x, y = public()
         result = task.evaluate(params, TaskData(x, y))
@@ -621,6 +621,13 @@ def _evaluate(
         for k, v in u.metrics.items():
             totals[k] = totals.get(k, 0.0) + _finite_or_zero(v) * u.examples
     return {k: round(v / max(examples, 1), 6) for k, v in totals.items()}
+
+
+def evaluation_due(spec: JobSpec, number: int) -> bool:
+    """Whether round `number` is evaluated: every `evaluate_every` rounds and the last
+    (0: never). In such a round the hub evaluates the aggregate on a public split, and nodes
+    whose site allows it evaluate the model they received, on their own test data."""
+    return spec.evaluate_every > 0 and (number % spec.evaluate_every == 0 or number >= spec.rounds)
 
 
 def _finish(session: Session, settings: Settings, job: Job) -> None:
@@ -713,6 +720,8 @@ def work_for(session: Session, settings: Settings, member: Member) -> dict[str, 
             "round": row.number,
             "task": spec.task,
             "config": config,
+            # The node evaluates the model it receives before training, if its site allows.
+            "evaluate": evaluation_due(spec, row.number),
             "reference": job.reference,
             "title": job.title,
             "deadline": row.deadline.isoformat(),

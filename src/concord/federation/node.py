@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import signal
 import time
@@ -250,7 +251,16 @@ def run_node(
                 _decline(client, key, member, private)
                 continue
             trained = _train_round(
-                client, work, member, data, private, country, energy, attack, memory
+                client,
+                work,
+                member,
+                data,
+                private,
+                country,
+                energy,
+                attack,
+                memory,
+                evaluates=policy.evaluates(str(work["task"])),
             )
             if trained:
                 report.trained.append(key)
@@ -482,8 +492,12 @@ def _train_round(
     energy: bool,
     attack: str | None = None,
     memory: Memory | None = None,
+    *,
+    evaluates: bool = False,
 ) -> bool:
-    """Trains one round and delivers the update; False if the hub refused it as late."""
+    """Trains one round and delivers the update; False if the hub refused it as late. In a
+    round due for evaluation, a site that `evaluates` the task first evaluates the model it
+    received on its test data and sends the result, signed with the update."""
     job, number = int(work["job"]), int(work["round"])
     task = load_task(work["task"])
     memory = memory if memory is not None else Memory()
@@ -491,6 +505,9 @@ def _train_round(
     params = fetch_model(client, job, number, memory)
     fetched = time.monotonic()
     local = task.load_data(data)
+    received = (
+        _evaluate_received(task, params, local) if evaluates and work.get("evaluate") else None
+    )
     tracker = measure_energy(country) if energy else None
     if tracker is not None:
         tracker.start()
@@ -526,6 +543,7 @@ def _train_round(
             private,
             difference(result.parameters, params),
             (weight, result.num_examples, local_metrics),
+            received,
         )
         log.info("round trained (secure aggregation)", extra={"job": job, "round": number})
         return sent
@@ -535,8 +553,11 @@ def _train_round(
     else:
         body = to_safetensors(result.parameters)
     sha = hashlib.sha256(body).hexdigest()
-    signature = sign(private, update_message(job, number, member, sha, result.num_examples))
+    signature = sign(
+        private, update_message(job, number, member, sha, result.num_examples, received)
+    )
     headers = {
+        **_evaluation_header(received),
         "X-Concord-Examples": str(result.num_examples),
         "X-Concord-Signature": signature,
         "X-Concord-Metrics": json.dumps(
@@ -577,6 +598,23 @@ def _train_round(
     return True
 
 
+def _evaluate_received(task: Any, params: Parameters, local: Any) -> dict[str, float] | None:
+    """This site's metrics of the model it received (the previous round's global model) on its
+    test share; None without a test share or when a metric is not finite (the hub takes
+    finite numbers only)."""
+    if local.x_test is None or local.y_test is None:
+        return None
+    result = task.evaluate(params, local)
+    metrics = {"loss": float(result.loss), **{k: float(v) for k, v in result.metrics.items()}}
+    if "accuracy" not in metrics or not all(math.isfinite(v) for v in metrics.values()):
+        return None
+    return {**metrics, "num_examples": int(result.num_examples)}
+
+
+def _evaluation_header(evaluation: dict[str, float] | None) -> dict[str, str]:
+    return {"X-Concord-Evaluation": json.dumps(evaluation)} if evaluation is not None else {}
+
+
 # A test option, never set in production: the node kills itself (SIGKILL) at this point of a
 # SecAgg+ round, so that tests can place a dropout exactly (e.g. "after-shares").
 DIE_AT = "CONCORD_TEST_SECAGG_DIE"
@@ -589,6 +627,7 @@ def _secure_send(
     private: Any,
     delta: Parameters,
     sizes: tuple[int, int, dict[str, float]],
+    evaluation: dict[str, float] | None = None,
 ) -> bool:
     """SecAgg+ from the node's side (federation/secure_round): keys, shares, the masked
     update, the reveal. False if the hub ended this node's part (a stage closed on it)."""
@@ -638,9 +677,11 @@ def _secure_send(
         headers = {
             "X-Concord-Examples": str(examples),
             "X-Concord-Signature": sign(
-                private, update_message(job, number, member, sha, examples)
+                private, update_message(job, number, member, sha, examples, evaluation)
             ),
             "X-Concord-Metrics": json.dumps(metrics),
+            # Beside the masked vector, in the clear: this member reveals its own accuracy.
+            **_evaluation_header(evaluation),
             "Content-Type": "application/octet-stream",
         }
         groups = _post_then_wait(

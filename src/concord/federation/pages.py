@@ -85,8 +85,44 @@ def job_page(request: Request, job_id: Id, db: Db) -> HTMLResponse:
             "actions": robustness.ACTIONS,
             "achieved": jobs.achieved_privacy(db, job),
             "final": _final_model(db, job.id),
+            "during": round_evaluations(db, job.id, members),
         },
     )
+
+
+def round_evaluations(db: Session, job_id: int, members: dict[int, Member]) -> dict[str, Any]:
+    """Each member's accuracy of the model it received in each evaluated round (the previous
+    round's global model, on its own test data), with the worst member and the spread
+    (best minus worst) per round. Updates of expired attempts were never counted: left out."""
+    found = db.execute(
+        select(Round.number, Update.member_id, Update.evaluation)
+        .join(Round, Round.id == Update.round_id)
+        .where(
+            Round.job_id == job_id,
+            Round.status.in_(("open", "closed")),
+            Update.evaluation.is_not(None),
+        )
+        .order_by(Round.number)
+    ).all()
+    by_round: dict[int, dict[str, float]] = {}
+    for number, member_id, metrics in found:
+        if metrics and "accuracy" in metrics:
+            slug = members[member_id].slug
+            by_round.setdefault(number, {})[slug] = float(metrics["accuracy"])
+    rows: list[dict[str, Any]] = []
+    for number, accuracy in sorted(by_round.items()):
+        worst = min(accuracy, key=lambda slug: (accuracy[slug], slug))
+        rows.append(
+            {
+                "round": number,
+                "accuracy": accuracy,
+                "worst_member": worst,
+                "worst": accuracy[worst],
+                "spread": max(accuracy.values()) - accuracy[worst],
+            }
+        )
+    names = sorted({slug for accuracy in by_round.values() for slug in accuracy})
+    return {"members": names, "rows": rows}
 
 
 def _final_model(db: Session, job_id: int) -> Matrix | None:

@@ -195,6 +195,7 @@ async def update(
     x_concord_examples: Annotated[int, Header(le=MAX_ID)],
     x_concord_signature: Annotated[str, Header(pattern=SIGNATURE_PATTERN)],
     x_concord_metrics: Annotated[str, Header(max_length=MAX_JSON_HEADER_BYTES)] = "{}",
+    x_concord_evaluation: Annotated[str, Header(max_length=MAX_JSON_HEADER_BYTES)] = "",
     x_concord_energy_kwh: FiniteHeader = 0.0,
     x_concord_emissions_kg: FiniteHeader = 0.0,
 ) -> dict[str, Any]:
@@ -206,6 +207,7 @@ async def update(
     and counts against the member's `member_upload_bytes` while it streams in."""
     settings = request.app.state.settings
     metrics = number_map("X-Concord-Metrics", x_concord_metrics)
+    evaluation = _evaluation(x_concord_evaluation)
     member_id, largest = await run_in_threadpool(_admit, db, settings, person, job_id, number)
     spool = jobs.folder(settings) / f"job-{job_id}" / "incoming"
     spool.mkdir(parents=True, exist_ok=True)
@@ -234,12 +236,19 @@ async def update(
             signature=x_concord_signature,
             energy_kwh=x_concord_energy_kwh,
             emissions_kg=x_concord_emissions_kg,
+            evaluation=evaluation,
         )
     finally:
         received.unlink(missing_ok=True)  # gone already when accepted
     if receipt["repeated"]:
         response.status_code = 200
     return receipt
+
+
+def _evaluation(text: str) -> dict[str, float] | None:
+    """The node's signed evaluation of the model it received (header X-Concord-Evaluation);
+    None when it sent none (its site does not evaluate, or the round is not due)."""
+    return number_map("X-Concord-Evaluation", text) if text else None
 
 
 # An Ed25519 signature (64 bytes) in standard base64.
@@ -620,6 +629,7 @@ async def secagg_masked(
     x_concord_examples: Annotated[int, Header()],
     x_concord_signature: Annotated[str, Header()],
     x_concord_metrics: Annotated[str, Header()] = "{}",
+    x_concord_evaluation: Annotated[str, Header(max_length=MAX_JSON_HEADER_BYTES)] = "",
     attempt: Counter = 0,
     wait: Annotated[Seconds, Query(description=NEXT_WAIT)] = 0.0,
 ) -> dict[str, Any]:
@@ -632,6 +642,7 @@ async def secagg_masked(
         metrics = {k: float(v) for k, v in json.loads(x_concord_metrics).items()}
     except (ValueError, AttributeError) as exc:
         raise jobs.BadUpdate(reason="metrics must be a JSON object of numbers") from exc
+    evaluation = _evaluation(x_concord_evaluation)
     spool = jobs.folder(settings) / f"job-{job_id}" / "incoming"
     spool.mkdir(parents=True, exist_ok=True)
     # A masked vector holds 4 bytes a parameter: never more than the model's own file.
@@ -665,6 +676,7 @@ async def secagg_masked(
                 examples=x_concord_examples,
                 metrics=metrics,
                 signature=x_concord_signature,
+                evaluation=evaluation,
             )
 
         await run_in_threadpool(_secure_step, db, settings, person, (job_id, number, attempt), act)

@@ -6,6 +6,7 @@ receipt."""
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,17 +54,42 @@ class BadUpdate(Invalid):
     message = N_("The update is refused: {reason}")
 
 
-def update_message(job: int, round_number: int, member: str, sha256: str, examples: int) -> bytes:
-    """What a node signs for its update."""
-    return canonical_json(
-        {
-            "job": job,
-            "round": round_number,
-            "member": member,
-            "sha256": sha256,
-            "examples": examples,
-        }
-    )
+def update_message(
+    job: int,
+    round_number: int,
+    member: str,
+    sha256: str,
+    examples: int,
+    evaluation: dict[str, float] | None = None,
+) -> bytes:
+    """What a node signs for its update; with `evaluation` (its metrics of the model it
+    received, on its own test data) when it sends one, so that the hub cannot alter them."""
+    message: dict[str, object] = {
+        "job": job,
+        "round": round_number,
+        "member": member,
+        "sha256": sha256,
+        "examples": examples,
+    }
+    if evaluation is not None:
+        message["evaluation"] = evaluation
+    return canonical_json(message)
+
+
+def check_evaluation(evaluation: dict[str, float] | None) -> dict[str, float] | None:
+    """A node's round evaluation as the hub keeps it and checks its signature over: finite
+    numbers, an accuracy, and a positive whole example count (`num_examples`, an integer as
+    the node signed it, though the header's parser reads every number as a float)."""
+    if evaluation is None:
+        return None
+    examples = evaluation.get("num_examples")
+    if examples is None or not 0 < examples < 10**9 or examples != int(examples):
+        raise BadUpdate(reason=N_("an evaluation needs a positive number of examples"))
+    if "accuracy" not in evaluation:
+        raise BadUpdate(reason=N_("an evaluation needs an accuracy"))
+    if not all(math.isfinite(v) for v in evaluation.values()):
+        raise BadUpdate(reason=N_("an evaluation has finite numbers only"))
+    return {**evaluation, "num_examples": int(examples)}
 
 
 @dataclass
@@ -110,6 +136,7 @@ def submit(
     signature: str,
     energy_kwh: float = 0.0,
     emissions_kg: float = 0.0,
+    evaluation: dict[str, float] | None = None,
 ) -> Receipt:
     """Takes one node's update from `received` (a file in `incoming` that passed
     `check_received`, moved into place when accepted); refusals are coded, logged, and change
@@ -119,10 +146,11 @@ def submit(
     try:
         if not 0 < examples < 10**9:
             raise BadUpdate(reason=N_("the number of examples must be positive"))
+        evaluation = check_evaluation(evaluation)
         verify(
             session,
             member,
-            update_message(job.id, round_number, member.slug, sha256, examples),
+            update_message(job.id, round_number, member.slug, sha256, examples, evaluation),
             signature,
         )
         earlier = _counted(session, job, round_number, member)
@@ -144,6 +172,7 @@ def submit(
             sha256=sha256,
             examples=examples,
             signature=signature,
+            evaluation=evaluation,
         )
     path = f"job-{job.id}/round-{round_number}/attempt-{row.attempt}/member-{member.id}.safetensors"
     target = folder(settings) / path
@@ -159,6 +188,7 @@ def submit(
         metrics={k: float(v) for k, v in metrics.items()},
         energy_kwh=max(0.0, energy_kwh),
         emissions_kg=max(0.0, emissions_kg),
+        evaluation=evaluation,
         signature=signature,
         received_at=utcnow(),
     )
@@ -181,15 +211,18 @@ def submit_masked(
     examples: int,
     metrics: dict[str, float],
     signature: str,
+    evaluation: dict[str, float] | None = None,
 ) -> Update:
     """SecAgg+ stage 3: a node's masked vector becomes its update for the round (the caller
-    has checked the stage; `secure_round.check_masked`). Signed like any update."""
+    has checked the stage; `secure_round.check_masked`). Signed like any update; its
+    evaluation travels beside the masked vector, in the clear (the member reveals it)."""
     if not 0 < examples < 10**9:
         raise BadUpdate(reason=N_("the number of examples must be positive"))
+    evaluation = check_evaluation(evaluation)
     verify(
         session,
         member,
-        update_message(row.job_id, row.number, member.slug, sha256, examples),
+        update_message(row.job_id, row.number, member.slug, sha256, examples, evaluation),
         signature,
     )
     path = f"job-{row.job_id}/round-{row.number}/attempt-{row.attempt}/member-{member.id}.u32"
@@ -205,6 +238,7 @@ def submit_masked(
         sha256=sha256,
         examples=examples,
         metrics={k: float(v) for k, v in metrics.items()},
+        evaluation=evaluation,
         signature=signature,
         received_at=utcnow(),
     )
@@ -257,11 +291,12 @@ def refuse(
     sha256: str,
     examples: int,
     signature: str,
+    evaluation: dict[str, float] | None = None,
 ) -> NoReturn:
     """Raises `error` for an update; logs the refusal first (committed) only when the update
     was signed with the member's key and the member was chosen for that round. Anything else
     is nobody's act: logging it would let any token holder write into the public log."""
-    message = update_message(job.id, round_number, member.slug, sha256, examples)
+    message = update_message(job.id, round_number, member.slug, sha256, examples, evaluation)
     if _signed(session, member, message, signature) and chosen(session, job, round_number, member):
         _refusal(session, job, round_number, member, error.code)
     raise error

@@ -84,6 +84,9 @@ class Update(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
     energy_kwh: Mapped[float] = mapped_column(Float, default=0.0)
     emissions_kg: Mapped[float] = mapped_column(Float, default=0.0)
+    # The member's own evaluation of the model it received for this round, on its test data
+    # (accuracy, loss, num_examples; signed with the update); None when it sent none.
+    evaluation: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     signature: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
