@@ -269,7 +269,8 @@ def opinion_map(
     The caller commits (pages and routes do) so the database copy survives the request."""
     if max_age_s is None:
         max_age_s = MAP_MAX_AGE_S
-    key = (str(session.get_bind().url), proposal.id, proposal.created_at.isoformat())
+    bind = session.get_bind()
+    key = (str(bind.engine.url), proposal.id, proposal.created_at.isoformat())
     with _maps_lock:
         stamp = vote_stamp(session, proposal)
         hit = _maps.get(key)
