@@ -271,12 +271,21 @@ def opinion_map(
         max_age_s = MAP_MAX_AGE_S
     bind = session.get_bind()
     key = (str(bind.engine.url), proposal.id, proposal.created_at.isoformat())
-    with _maps_lock:
-        stamp = vote_stamp(session, proposal)
-        hit = _maps.get(key)
-        fresh = hit is not None and (hit.stamp == stamp or time.monotonic() - hit.at < max_age_s)
-        if hit is not None and fresh and hit.version == proposal.votes_version:
+    stamp = vote_stamp(session, proposal)
+    hit = _maps.get(key)
+    if _usable(hit, proposal, stamp, max_age_s):
+        return hit.result  # type: ignore[union-attr]
+    if hit is not None and hit.version == proposal.votes_version and max_age_s > 0:
+        if not _maps_lock.acquire(blocking=False):
+            # another thread is recomputing: serve the last map meanwhile rather than queue
+            # behind it (the bound is then MAP_MAX_AGE_S plus one recompute)
             return hit.result
+    else:
+        _maps_lock.acquire()
+    try:
+        hit = _maps.get(key)
+        if _usable(hit, proposal, stamp, max_age_s):
+            return hit.result  # type: ignore[union-attr]
         stored = proposal.opinion_map
         if (
             stored is not None
@@ -294,6 +303,17 @@ def opinion_map(
             session.flush()
         _maps[key] = _Cached(proposal.votes_version, stamp, time.monotonic(), result)
         return result
+    finally:
+        _maps_lock.release()
+
+
+def _usable(
+    hit: _Cached | None, proposal: Proposal, stamp: tuple[int, str], max_age_s: float
+) -> bool:
+    """The cached map counts the same statements, and the same votes or is young enough."""
+    if hit is None or hit.version != proposal.votes_version:
+        return False
+    return hit.stamp == stamp or time.monotonic() - hit.at < max_age_s
 
 
 def map_votes(session: Session, proposal: Proposal) -> tuple[list[Statement], list[Any]]:
