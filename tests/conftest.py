@@ -134,6 +134,15 @@ def db(settings: Settings, reader: Engine) -> Iterator[Session]:
         yield session
 
 
+@pytest.fixture(autouse=True)
+def exact_opinion_maps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Maps recomputed on every change of votes, so a test sees its own vote in the next map
+    read. A hub serves a map up to `MAP_MAX_AGE_S` stale; tests of that bound set it."""
+    from concord.governance import deliberation
+
+    monkeypatch.setattr(deliberation, "MAP_MAX_AGE_S", 0.0)
+
+
 @pytest.fixture
 def app(settings: Settings) -> Iterator[FastAPI]:
     app = create_app(settings)

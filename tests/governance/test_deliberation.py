@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 from tests.governance.conftest import resolution
 
-from concord.governance import stats
+from concord.governance import deliberation, opinion, stats
 from concord.governance.tables import Proposal
 
 
@@ -88,3 +89,75 @@ def test_votes_stay_on_their_proposal_and_refresh_the_map(
         "ballots": 0,
         "proposals": 2,
     }
+
+
+def test_the_map_is_recomputed_at_most_once_per_max_age_while_votes_arrive(
+    client: TestClient, assembly: dict[str, Any], monkeypatch: Any
+) -> None:
+    # Prepare: a deliberation with a statement, and a counter on the map's computation
+    kenya, france = assembly["kenya"], assembly["france"]
+    ref = resolution(client, kenya)
+    client.post(f"/api/proposals/{ref}/deliberation", headers=kenya.headers)
+    said = client.post(
+        f"/api/proposals/{ref}/statements", headers=kenya.headers, json={"text": "A"}
+    )
+    statement = said.json()["id"]
+    computed = []
+    real = opinion.compute
+    monkeypatch.setattr(opinion, "compute", lambda *a, **k: computed.append(1) or real(*a, **k))
+    monkeypatch.setattr(deliberation, "MAP_MAX_AGE_S", 60.0, raising=False)
+    # Execute: ten reads, each after a new or changed vote
+    maps = []
+    for i in range(10):
+        who = kenya if i % 2 else france
+        vote = ("agree", "disagree")[i % 3 == 0]
+        client.post(
+            f"/api/proposals/{ref}/statements/{statement}/votes",
+            headers=who.headers,
+            json={"vote": vote},
+        )
+        maps.append(client.get(f"/api/proposals/{ref}/map").json())
+    # Assert: computed once, served with when it was computed and the staleness bound
+    assert len(computed) == 1
+    assert all(m["computed_at"] == maps[0]["computed_at"] for m in maps)
+    assert maps[-1]["max_age_s"] == 60.0 and maps[-1]["participants"] == 1
+    # a new statement refreshes it at once, whatever its age
+    client.post(f"/api/proposals/{ref}/statements", headers=kenya.headers, json={"text": "B"})
+    fresh = client.get(f"/api/proposals/{ref}/map").json()
+    assert len(computed) == 2 and fresh["participants"] == 2
+    assert [s["text"] for s in fresh["statements"]] == ["A", "B"]
+
+
+def test_statements_are_listed_in_a_constant_number_of_queries(
+    client: TestClient, app: Any, assembly: dict[str, Any]
+) -> None:
+    # Prepare: statements by several members, and a counter of the app's queries that read
+    # members (the pool's own statements, e.g. SQLite pragmas on connect, are left out)
+    kenya = assembly["kenya"]
+    ref = resolution(client, kenya)
+    client.post(f"/api/proposals/{ref}/deliberation", headers=kenya.headers)
+    counts = []
+    queries: list[str] = []
+
+    def listen(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        if "members" in statement:
+            queries.append(statement)
+
+    event.listen(app.state.engine, "before_cursor_execute", listen)
+    try:
+        for name in assembly:
+            client.post(
+                f"/api/proposals/{ref}/statements",
+                headers=assembly[name].headers,
+                json={"text": f"said by {name}"},
+            )
+            queries.clear()
+            # Execute
+            listed = client.get(f"/api/proposals/{ref}/statements")
+            counts.append(len(queries))
+    finally:
+        event.remove(app.state.engine, "before_cursor_execute", listen)
+    # Assert: every author's member is there, and the query count does not grow with them
+    assert len(counts) >= 3
+    assert [s["member"] for s in listed.json()] == [slug for slug in assembly]
+    assert counts == [1] * len(counts), counts

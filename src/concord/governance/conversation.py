@@ -101,7 +101,7 @@ def votes(session: Session, proposal: Proposal) -> list[dict[str, Any]]:
 def participants(session: Session, proposal: Proposal) -> list[dict[str, Any]]:
     """One row per person who wrote or voted, with their opinion group from the map."""
     items = deliberation.statements(session, proposal)
-    opinion = deliberation.opinion_map(session, proposal)
+    opinion = deliberation.opinion_map(session, proposal, max_age_s=0)  # matched to the votes
     # the map's points are in the order of the ids of the people who voted on what it counts
     _shown, counted = deliberation.map_votes(session, proposal)
     mapped = sorted({row[0] for row in counted})

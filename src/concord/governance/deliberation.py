@@ -12,10 +12,13 @@ reason. Its author sees the act among their notices.
 
 from __future__ import annotations
 
+import threading
+import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from concord.db import utcnow
@@ -135,6 +138,17 @@ def statements(session: Session, proposal: Proposal) -> list[Statement]:
     )
 
 
+def statements_by(session: Session, proposal: Proposal) -> list[tuple[Statement, str | None]]:
+    """The statements with their member's slug (None for observers), in one query."""
+    rows = session.execute(
+        select(Statement, Member.slug)
+        .outerjoin(Member, Member.id == Statement.member_id)
+        .where(Statement.proposal_id == proposal.id)
+        .order_by(Statement.id)
+    ).all()
+    return [(s, slug) for s, slug in rows]
+
+
 def get_statement(session: Session, proposal: Proposal, statement_id: int) -> Statement:
     statement = session.get(Statement, statement_id)
     if statement is None:
@@ -208,22 +222,98 @@ def vote(
     else:
         row.vote = VOTES[choice]
         row.created_at = utcnow()
-    proposal.votes_version += 1
+    # No `proposal.votes_version += 1` here: that rewrote the proposal row on every vote, and
+    # a ballot holds that row shared for its whole transaction, so ballots and statement votes
+    # queued behind each other. The map is keyed by `vote_stamp` instead.
     session.flush()
     return row
 
 
-def opinion_map(session: Session, proposal: Proposal) -> dict[str, Any]:
-    """The map as JSON, recomputed only when statements or votes changed since the last one.
+# How stale a served map may be while votes keep arriving: it is recomputed at most once per
+# this many seconds per hub process (a recompute is clustering, CPU-bound and seconds long under
+# load; recomputing on every read while votes arrived took most of a busy hub's CPU). A hidden
+# statement or a new statement still refreshes it at once; `computed_at` in the map says when.
+MAP_MAX_AGE_S = 5.0
 
-    The caller commits (pages and routes do) so the cache survives the request."""
-    if proposal.opinion_map is not None and proposal.map_version == proposal.votes_version:
-        return proposal.opinion_map
-    result = build_map(session, proposal)
-    proposal.opinion_map = result
-    proposal.map_version = proposal.votes_version
-    session.flush()
-    return result
+
+@dataclass
+class _Cached:
+    version: int  # proposal.votes_version: statements added or hidden
+    stamp: tuple[int, str]  # (votes counted, latest vote time) when computed
+    at: float  # time.monotonic() when computed
+    result: dict[str, Any]
+
+
+# the proposal's last map in this process, by (database, proposal id, proposal created_at): ids
+# alone repeat across databases, and across tests that empty the tables
+_maps: dict[tuple[str, int, str], _Cached] = {}
+_maps_lock = threading.Lock()  # one recompute at a time: the others wait and take its result
+
+
+def vote_stamp(session: Session, proposal: Proposal) -> tuple[int, str]:
+    """(number of votes, latest vote time) on the proposal: moves with every vote or change."""
+    count, latest = session.execute(
+        select(func.count(StatementVote.id), func.max(StatementVote.created_at)).where(
+            StatementVote.proposal_id == proposal.id
+        )
+    ).one()
+    return int(count), latest.isoformat() if latest else ""
+
+
+def opinion_map(
+    session: Session, proposal: Proposal, *, max_age_s: float | None = None
+) -> dict[str, Any]:
+    """The map as JSON: recomputed when statements changed, or when votes changed and the last
+    map is older than `max_age_s` (0: always exact, for exports matched against the votes).
+
+    The caller commits (pages and routes do) so the database copy survives the request."""
+    if max_age_s is None:
+        max_age_s = MAP_MAX_AGE_S
+    bind = session.get_bind()
+    key = (str(bind.engine.url), proposal.id, proposal.created_at.isoformat())
+    stamp = vote_stamp(session, proposal)
+    hit = _maps.get(key)
+    if _usable(hit, proposal, stamp, max_age_s):
+        return hit.result  # type: ignore[union-attr]
+    if hit is not None and hit.version == proposal.votes_version and max_age_s > 0:
+        if not _maps_lock.acquire(blocking=False):
+            # another thread is recomputing: serve the last map meanwhile rather than queue
+            # behind it (the bound is then MAP_MAX_AGE_S plus one recompute)
+            return hit.result
+    else:
+        _maps_lock.acquire()
+    try:
+        hit = _maps.get(key)
+        if _usable(hit, proposal, stamp, max_age_s):
+            return hit.result  # type: ignore[union-attr]
+        stored = proposal.opinion_map
+        if (
+            stored is not None
+            and proposal.map_version == proposal.votes_version
+            and stored.get("stamp") == list(stamp)
+        ):
+            result = stored  # computed by another process (or before a restart) on these votes
+        else:
+            result = build_map(session, proposal)
+            result["stamp"] = list(stamp)
+            result["computed_at"] = utcnow().isoformat()
+            result["max_age_s"] = MAP_MAX_AGE_S  # the bound readers of the API get
+            proposal.opinion_map = result
+            proposal.map_version = proposal.votes_version
+            session.flush()
+        _maps[key] = _Cached(proposal.votes_version, stamp, time.monotonic(), result)
+        return result
+    finally:
+        _maps_lock.release()
+
+
+def _usable(
+    hit: _Cached | None, proposal: Proposal, stamp: tuple[int, str], max_age_s: float
+) -> bool:
+    """The cached map counts the same statements, and the same votes or is young enough."""
+    if hit is None or hit.version != proposal.votes_version:
+        return False
+    return hit.stamp == stamp or time.monotonic() - hit.at < max_age_s
 
 
 def map_votes(session: Session, proposal: Proposal) -> tuple[list[Statement], list[Any]]:

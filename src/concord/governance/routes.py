@@ -206,9 +206,9 @@ def close_amendment(ref: str, amendment_id: Id, db: Db, person: CurrentPerson) -
 
 @router.get("/proposals/{ref}/statements")
 def list_statements(ref: str, db: Db) -> list[StatementPublic]:
-    """The statements of the deliberation."""
+    """The statements of the deliberation, with their authors' members in the same query."""
     p = proposals.get(db, ref)
-    return [StatementPublic.of(s, _slug(db, s.member_id)) for s in deliberation.statements(db, p)]
+    return [StatementPublic.of(s, slug) for s, slug in deliberation.statements_by(db, p)]
 
 
 @router.post("/proposals/{ref}/statements", status_code=status.HTTP_201_CREATED)
@@ -234,7 +234,8 @@ def vote_statement(
 @router.get("/proposals/{ref}/map")
 def opinion_map(ref: str, db: Db) -> dict[str, Any]:
     """The opinion map: participants' positions, groups, representative and consensus
-    statements (recomputed only when votes changed)."""
+    statements. Recomputed when statements change, and when votes change at most every
+    `max_age_s` seconds (5): `computed_at` says when it was computed."""
     result = deliberation.opinion_map(db, proposals.get(db, ref))
     db.commit()
     return result
