@@ -32,7 +32,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -42,6 +41,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+from deployment import CLI, free_port, members  # the same hub and members
 from sqlalchemy import select
 
 from concord.commons import repositories as repos
@@ -53,44 +53,10 @@ from concord.federation.parameters import from_safetensors, to_safetensors
 from concord.federation.tables import Node
 from concord.federation.tasks.base import TaskData
 from concord.federation.tasks.logreg import DigitsLogReg
-from concord.members import directory, keys, people, tokens
 from concord.members.tables import Member
 
 CNN_PARAMETERS = 1_663_370
-COUNTRIES = ["KE", "BR", "NO", "IN", "GH", "PE", "VN", "FR", "EG", "ID", "MX", "NP"]
-CLI = [sys.executable, "-c", "from concord.cli import main; main()"]
 PULLED = re.compile(r'"downloaded_bytes": (\d+)')
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def members(url: str, count: int, keys_dir: Path) -> list[tuple[str, str, Path]]:
-    """`count` members, each with a delegate's token and a private key on disk."""
-    sessions = make_sessionmaker(make_engine(url))
-    out = []
-    for i in range(count):
-        slug = f"member-{i:02d}"
-        private = keys.generate()
-        with sessions() as db:
-            member = directory.admit(
-                db, slug=slug, name=slug.title(), kind="country", country_code=COUNTRIES[i]
-            )
-            person = people.add_person(
-                db, name=f"Delegate {i}", email=f"d{i}@bench.example", role="delegate", member=slug
-            )
-            secret = tokens.issue(db, person, label="bench").secret
-            keys.register(db, db.get(Member, member.id), keys.public_base64(private))  # type: ignore[arg-type]
-            db.commit()
-        key_file = keys_dir / f"{slug}.pem"
-        keys.save_private(private, key_file)
-        out.append((slug, secret, key_file))
-    return out
 
 
 def models(pad_to: int) -> dict[str, bytes]:
