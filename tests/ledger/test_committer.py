@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import event, select
@@ -83,7 +84,10 @@ def test_async_appenders_are_answered_with_their_own_entries(
         return await asyncio.gather(*(appender(task) for task in range(200)))
 
     groups_before = group.groups
-    answered = asyncio.run(everyone())
+    # A loop of its own in a thread of its own: in a worker where a session-scoped browser
+    # (Playwright's sync API) already runs an event loop, asyncio.run() here would refuse.
+    with ThreadPoolExecutor(1) as runner:
+        answered = runner.submit(asyncio.run, everyone()).result()
 
     rows = _check_log(sessions)
     assert len(rows) == 1000
