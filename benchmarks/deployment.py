@@ -70,6 +70,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_for_hub(url: str) -> None:
+    """Until the hub answers its health check (it imports the whole app first)."""
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+
+
 class MemorySampler(threading.Thread):
     """VmRSS of a process every `interval` seconds, with the wall-clock time."""
 
@@ -270,12 +280,7 @@ def main() -> None:
     hub_url = f"http://127.0.0.1:{port}"
     nodes: list[subprocess.Popen[bytes]] = []
     try:
-        while True:
-            try:
-                if httpx.get(f"{hub_url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        wait_for_hub(hub_url)
         sampler = MemorySampler(hub.pid)
         sampler.start()
         for slug, secret, key_file in sites:

@@ -41,7 +41,7 @@ from typing import Any
 
 import httpx
 import numpy as np
-from deployment import CLI, free_port, members  # the same hub and members
+from deployment import CLI, free_port, members, wait_for_hub  # the same hub and members
 from sqlalchemy import select
 
 from concord.commons import repositories as repos
@@ -218,12 +218,7 @@ def main() -> None:
     nodes: list[subprocess.Popen[bytes]] = []
     logs = [folder / f"{slug}.log" for slug, _s, _k in sites]
     try:
-        while True:
-            try:
-                if httpx.get(f"{hub_url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        wait_for_hub(hub_url)
         for (slug, secret, key_file), site, log in zip(sites, site_folders, logs, strict=True):
             nodes.append(
                 subprocess.Popen(

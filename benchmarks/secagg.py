@@ -105,8 +105,7 @@ def real_nodes(count: int, rounds: int) -> dict[str, Any]:
     as neighbours up to 10 nodes, t a majority, clip_range 4, no dropout). Round time is the
     hub's own record, round opened → round closed; round 1 (nodes loading their task) is left
     out of the median. Every node runs with one thread, as separate sites would not compete."""
-    import httpx
-    from deployment import CLI, free_port, members
+    from deployment import CLI, free_port, members, wait_for_hub
     from sqlalchemy import select
 
     from concord.config import Settings
@@ -151,12 +150,7 @@ def real_nodes(count: int, rounds: int) -> dict[str, Any]:
     out: dict[str, Any] = {"nodes": count, "rounds": rounds}
     started = time.perf_counter()
     try:
-        while True:
-            try:
-                if httpx.get(f"{hub_url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+        wait_for_hub(hub_url)
         for slug, secret, key_file in sites:
             with (folder / f"{slug}.log").open("wb") as log:
                 nodes.append(
