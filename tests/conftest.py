@@ -9,6 +9,7 @@ once with the real Alembic migrations; every test starts from empty tables.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import threading
@@ -40,6 +41,40 @@ CHROMIUM = "/usr/bin/chromium"
 def _postgres_url() -> str | None:
     url = os.environ.get("CONCORD_DATABASE_URL", "")
     return url if url.startswith("postgresql") else None
+
+
+# A module that runs the CLI or starts processes may reach the database through the inherited
+# CONCORD_DATABASE_URL without asking for a fixture; its tests count as database tests unless
+# marked `database_free` after review.
+_REACHES_DATABASE = re.compile(r"CliRunner|subprocess|CONCORD_DATABASE_URL")
+
+
+def _database_free(item: pytest.Item, sources: dict[Path, str]) -> bool:
+    """True when the test cannot touch the database: no fixture it uses reaches
+    `database_url`, and it starts no CLI or process that could (or is marked so by hand)."""
+    uses_database = "database_url" in getattr(item, "fixturenames", ())
+    marked = item.get_closest_marker("database_free") is not None
+    if marked and uses_database:
+        raise pytest.UsageError(f"{item.nodeid} is marked database_free but uses the database")
+    if marked or uses_database:
+        return marked
+    path = Path(str(item.path))
+    if path not in sources:
+        sources[path] = path.read_text(encoding="utf-8")
+    return _REACHES_DATABASE.search(sources[path]) is None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The PostgreSQL pass of CI repeats only the tests that reach the database: the others
+    (a third of the suite, among them the Ray cluster and the simulator) already ran in the
+    SQLite pass and would give the same result. CONCORD_TEST_EVERY=1 runs them all."""
+    if _postgres_url() is None or os.environ.get("CONCORD_TEST_EVERY"):
+        return
+    sources: dict[Path, str] = {}
+    free = [item for item in items if _database_free(item, sources)]
+    if free:
+        config.hook.pytest_deselected(items=free)
+        items[:] = [item for item in items if not _database_free(item, sources)]
 
 
 @pytest.fixture(scope="session")

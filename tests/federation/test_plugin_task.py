@@ -59,6 +59,7 @@ def _concord(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
     )
 
 
+@pytest.mark.database_free  # the simulator and source checks open no database
 def test_a_third_party_task_simulates_through_the_protocol(thirdparty: dict[str, str]) -> None:
     # Prepare: the task is nowhere in Concord's own code.
     task = load_task("thirdparty")
@@ -149,6 +150,7 @@ def test_a_third_party_task_trains_on_real_nodes_and_the_hub_evaluates_it(
     )
 
 
+@pytest.mark.database_free  # the simulator and source checks open no database
 def test_an_unknown_partition_is_refused_with_its_code(thirdparty: dict[str, str]) -> None:
     run = _concord(thirdparty, "simulate", "--task", "thirdparty", "--partition", "zipf")
     assert run.returncode != 0
@@ -158,6 +160,7 @@ def test_an_unknown_partition_is_refused_with_its_code(thirdparty: dict[str, str
         data.partition("zipf", np.zeros(10), 2)
 
 
+@pytest.mark.database_free  # the simulator and source checks open no database
 def test_fairness_in_one_pass_equals_each_client_evaluated_alone() -> None:
     # Prepare: 30 clients of skewed label mixes, each with a test share cut the same way.
     task = DigitsLogReg()
@@ -199,6 +202,7 @@ def test_fairness_in_one_pass_equals_each_client_evaluated_alone() -> None:
     )
 
 
+@pytest.mark.database_free  # the simulator and source checks open no database
 def test_evaluation_runs_every_n_rounds_and_after_the_last() -> None:
     task = DigitsLogReg()
     x, y = task.training_pool()
@@ -219,6 +223,7 @@ def test_evaluation_runs_every_n_rounds_and_after_the_last() -> None:
     assert all("evaluation_seconds" not in h for h in result.history if "accuracy" not in h)
 
 
+@pytest.mark.database_free  # the simulator and source checks open no database
 def test_no_domain_imports_a_shell() -> None:
     """The API and the CLI are shells over the domains; a domain that imported one (as the
     demo's federation step did to serve the hub) would turn the layering upside down."""

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+# `concord simulate` opens no database: the PostgreSQL pass need not repeat this.
+pytestmark = [pytest.mark.slow, pytest.mark.database_free]
 
 RAY = Path(sys.executable).parent / "ray"
 

@@ -11,12 +11,16 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 from scipy import sparse
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 from tests.governance.test_opinion import planted
 
 from concord.governance import opinion
+
+# The map is computed in memory and in a plain Python process: no database anywhere.
+pytestmark = pytest.mark.database_free
 
 
 def test_float32_and_float64_give_the_same_map() -> None:
