@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
@@ -122,3 +123,32 @@ def test_the_impact_page_prints_localised_numbers_and_units(
     assert examples in page
     assert energy in page
     assert "e+05" not in page and "0.001016" not in page and "0.00102" not in page
+
+
+@pytest.mark.parametrize(
+    ("language", "moment", "five", "one"),
+    [
+        ("en", "Dec 2, 2026, 6:41:07\u202fAM", "5 seconds", "1 second"),
+        ("fr", "2 déc. 2026, 06:41:07", f"5{NBSP}secondes", f"1{NBSP}seconde"),
+        ("es", "2 dic 2026, 6:41:07", "5 segundos", "1 segundo"),
+        ("ru", "2 дек. 2026\u202fг., 06:41:07", "5 секунд", "1 секунда"),
+        ("zh", "2026年12月2日 06:41:07", "5秒钟", "1秒钟"),
+        ("ar", "02\u200f/12\u200f/2026، 6:41:07 ص", "5 ثوان", "ثانية"),
+    ],
+)
+def test_moments_in_utc_and_durations_read_as_the_language_writes_them(
+    language: str, moment: str, five: str, one: str
+) -> None:
+    at = datetime(2026, 12, 2, 6, 41, 7, 250_000, tzinfo=UTC)
+    assert numbers.utc_moment(at, language=language) == moment
+    assert numbers.utc_moment(at.isoformat(), language=language) == moment  # as the API gives it
+    assert numbers.seconds(5.0, language=language) == five
+    assert numbers.seconds(1, language=language) == one
+
+
+def test_moments_are_written_in_utc_and_non_moments_pass_through() -> None:
+    paris = datetime(2026, 12, 2, 7, 41, 7, tzinfo=UTC).astimezone(ZoneInfo("Europe/Paris"))
+    assert numbers.utc_moment(paris, language="fr") == "2 déc. 2026, 07:41:07"  # not 08:41
+    assert numbers.utc_moment(datetime(2026, 12, 2, 6, 41, 7), language="fr").endswith("06:41:07")
+    assert numbers.seconds(0.5, language="en") == "0.5 seconds"
+    assert numbers.utc_moment("—") == "—" and numbers.seconds(None) is None

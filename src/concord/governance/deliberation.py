@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -236,11 +237,26 @@ def vote(
 MAP_MAX_AGE_S = 5.0
 
 
+class Clock:
+    """The map cache's clocks: wall time for `computed_at` (what readers are told), monotonic
+    time for the bound (a wall clock set back or forward must not keep a map forever or drop
+    it early). Tests replace `CLOCK` to pass the bound without sleeping."""
+
+    def wall(self) -> datetime:
+        return utcnow()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+CLOCK = Clock()
+
+
 @dataclass
 class _Cached:
     version: int  # proposal.votes_version: statements added or hidden
     stamp: tuple[int, str]  # (votes counted, latest vote time) when computed
-    at: float  # time.monotonic() when computed
+    at: float  # CLOCK.monotonic() when computed
     result: dict[str, Any]
 
 
@@ -294,14 +310,17 @@ def opinion_map(
         ):
             result = stored  # computed by another process (or before a restart) on these votes
         else:
+            # taken before the votes are read: a vote cast while the map is computed may be
+            # missing, so `computed_at` must not claim a later moment than the votes it counts
+            computed_at = CLOCK.wall()
             result = build_map(session, proposal)
             result["stamp"] = list(stamp)
-            result["computed_at"] = utcnow().isoformat()
+            result["computed_at"] = computed_at.isoformat()
             result["max_age_s"] = MAP_MAX_AGE_S  # the bound readers of the API get
             proposal.opinion_map = result
             proposal.map_version = proposal.votes_version
             session.flush()
-        _maps[key] = _Cached(proposal.votes_version, stamp, time.monotonic(), result)
+        _maps[key] = _Cached(proposal.votes_version, stamp, CLOCK.monotonic(), result)
         return result
     finally:
         _maps_lock.release()
@@ -313,7 +332,15 @@ def _usable(
     """The cached map counts the same statements, and the same votes or is young enough."""
     if hit is None or hit.version != proposal.votes_version:
         return False
-    return hit.stamp == stamp or time.monotonic() - hit.at < max_age_s
+    return hit.stamp == stamp or CLOCK.monotonic() - hit.at < max_age_s
+
+
+def map_age_s(result: dict[str, Any]) -> float:
+    """Seconds since a served map was computed, by its own `computed_at` (which another hub
+    process may have written): what the API sends as `Age`. Never negative, even when that
+    process's clock runs ahead of ours."""
+    computed_at = datetime.fromisoformat(result["computed_at"])
+    return max(0.0, (CLOCK.wall() - computed_at).total_seconds())
 
 
 def map_votes(session: Session, proposal: Proposal) -> tuple[list[Statement], list[Any]]:

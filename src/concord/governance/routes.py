@@ -232,12 +232,16 @@ def vote_statement(
 
 
 @router.get("/proposals/{ref}/map")
-def opinion_map(ref: str, db: Db) -> dict[str, Any]:
+def opinion_map(ref: str, db: Db, response: Response) -> dict[str, Any]:
     """The opinion map: participants' positions, groups, representative and consensus
     statements. Recomputed when statements change, and when votes change at most every
-    `max_age_s` seconds (5): `computed_at` says when it was computed."""
+    `max_age_s` seconds (5): `computed_at` says when it was computed, and the `Age` header
+    how many seconds ago."""
     result = deliberation.opinion_map(db, proposals.get(db, ref))
     db.commit()
+    # `Age` (RFC 9111), not `Cache-Control: max-age`: the hub's own cache served the map, but a
+    # new or hidden statement replaces it at once, so no cache downstream may keep it.
+    response.headers["Age"] = str(int(deliberation.map_age_s(result)))
     return result
 
 

@@ -7,6 +7,10 @@ functions format with Babel's CLDR data for the request's language, choose a uni
 would choose (Wh below one kWh, MWh above a thousand), and are the Jinja filters of every
 page (`environment()` in `concord.web.render` registers `FILTERS`).
 
+Moments and durations are figures too: `utc_moment` writes a date and time of day in UTC the
+way the reader's language does ("2 déc. 2026, 06:41:07"), `seconds` a duration with the
+language's own word and plural ("5 секунд").
+
 Anything that is not a number (a dash for a missing figure, a label) passes through unchanged,
 so a template can filter a cell without first testing what is in it.
 """
@@ -14,11 +18,14 @@ so a template can filter a cell without first testing what is in it.
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from numbers import Real
 from typing import Any
 
 from babel import Locale
+from babel.dates import format_datetime
 from babel.numbers import format_compact_decimal, format_decimal, format_percent
+from babel.units import format_unit
 
 from concord.errors import N_
 from concord.i18n import current_language, gettext
@@ -120,6 +127,35 @@ def size(octets: Any, language: str | None = None) -> Any:
     return scaled(octets, SIZES, language)
 
 
+def utc_moment(value: Any, language: str | None = None) -> Any:
+    """A moment (a datetime, or its ISO 8601 text as the API gives it) as the date and time of
+    day in UTC, to the second; the page names the zone. The date stays: a map or a figure may
+    have been computed on another day than the one it is read on."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if not isinstance(value, datetime):
+        return value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)  # the database keeps UTC
+    return format_datetime(value, "medium", tzinfo=UTC, locale=_locale(language))
+
+
+def seconds(value: Any, language: str | None = None) -> Any:
+    """A duration in seconds with the language's word for it, plural included ("5 seconds",
+    "5 секунд", "5秒钟")."""
+    if not _is_number(value):
+        return value
+    whole = float(value).is_integer()
+    pattern = "#,##0" if whole else _pattern(float(value), SIGNIFICANT)
+    amount = int(value) if whole else value  # 5.0 takes the plural of 5
+    return format_unit(
+        amount, "duration-second", length="long", format=pattern, locale=_locale(language)
+    )
+
+
 FILTERS = {
     "number": number,
     "percent": percent,
@@ -127,4 +163,6 @@ FILTERS = {
     "energy": energy,
     "emissions": emissions,
     "size": size,
+    "utc_moment": utc_moment,
+    "seconds": seconds,
 }
