@@ -37,7 +37,10 @@ class Proposal(Base):
     # The opinion map is cached here and recomputed when `votes_version` moves past it.
     votes_version: Mapped[int] = mapped_column(default=0)
     map_version: Mapped[int] = mapped_column(default=-1)
-    opinion_map: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+    # Deferred: the map of a large deliberation weighs hundreds of kilobytes of JSON, and every
+    # request that names the proposal (a vote, a ballot, a page) would decode it; only the
+    # map's own cache reads it.
+    opinion_map: Mapped[dict[str, Any] | None] = mapped_column(nullable=True, deferred=True)
     # The decision method when not the charter's yes/no rule ({"name": "stv", "options": […],
     # "seats": 3, …}: see `decision_method`); None: the charter rule of the kind.
     method: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
