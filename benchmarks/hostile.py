@@ -52,6 +52,7 @@ from deployment import CLI, free_port, members, wait_for_hub  # the same hub and
 from tests.security.attack import attack
 from tests.security.helpers import open_deliberation, say
 
+from commons import process_cpu
 from concord.db import make_engine, upgrade
 
 INTERVAL_S = 0.05  # one write every 50 ms
@@ -62,9 +63,10 @@ WRITE_TIMEOUT_S = 5.0
 
 
 @contextmanager
-def served_hub(folder: Path) -> Iterator[tuple[str, Any]]:
+def served_hub(folder: Path) -> Iterator[tuple[str, Any, int]]:
     """`concord serve` on a fresh SQLite database in `folder`, with one member whose delegate
-    holds a token; yields the hub's URL and the delegate (its `headers`, as the tests' actors)."""
+    holds a token; yields the hub's URL, the delegate (its `headers`, as the tests' actors) and
+    the hub's process id."""
     url = f"sqlite:///{folder / 'concord.db'}"
     env = {**os.environ, "CONCORD_DATA_DIR": str(folder), "CONCORD_DATABASE_URL": url}
     upgrade(make_engine(url))
@@ -77,7 +79,7 @@ def served_hub(folder: Path) -> Iterator[tuple[str, Any]]:
         )
     try:
         wait_for_hub(f"http://127.0.0.1:{port}")
-        yield f"http://127.0.0.1:{port}", delegate
+        yield f"http://127.0.0.1:{port}", delegate, hub.pid
     finally:
         hub.send_signal(signal.SIGTERM)
         hub.wait(timeout=30)
@@ -115,17 +117,22 @@ def pair(
     delegate: Any,
     ref: str,
     attacker: ProcessPoolExecutor,
+    hub: int,
     seconds: float,
     n: int,
 ) -> dict[str, Any]:
-    """One calm phase, then one attacked phase, of `seconds` each."""
+    """One calm phase, then one attacked phase, of `seconds` each, with the hub's processor
+    time in each (in cores: 1.0 is all of one, the most its one event loop can use)."""
+    began = (time.monotonic(), process_cpu(hub))
     calm, calm_statuses = write_every(http, delegate, ref, seconds, f"calm {n}")
+    calmed = (time.monotonic(), process_cpu(hub))
     # The attack outlasts the attacked writes: its threads connect first, and it is still
     # running when the last write goes out.
     attacked_for = seconds + 0.5
     attacking = attacker.submit(attack, str(http.base_url), attacked_for, ATTACK_PER_S)
     time.sleep(0.2)
     hit, hit_statuses = write_every(http, delegate, ref, seconds, f"attacked {n}")
+    ended = (time.monotonic(), process_cpu(hub))
     attack_statuses = Counter(attacking.result(timeout=seconds + 60))
     answered = sum(count for status, count in attack_statuses.items() if status.isdigit())
     return {
@@ -135,9 +142,16 @@ def pair(
         "attacked_p99_ms": p99(hit),
         "attacked_vs_calm_p99_ratio": p99(hit) / p99(calm),
         "attack_answered_per_s": answered / attacked_for,
+        "calm_hub_cpu_cores": cores(began, calmed),
+        "attacked_hub_cpu_cores": cores(calmed, ended),
         "write_statuses": calm_statuses + hit_statuses,
         "attack_statuses": attack_statuses,
     }
+
+
+def cores(start: tuple[float, float], end: tuple[float, float]) -> float:
+    """Processor seconds per second of wall time between two (wall, processor) readings."""
+    return (end[1] - start[1]) / (end[0] - start[0])
 
 
 FIGURES = [
@@ -147,6 +161,8 @@ FIGURES = [
     "attacked_p99_ms",
     "attacked_vs_calm_p99_ratio",
     "attack_answered_per_s",
+    "calm_hub_cpu_cores",
+    "attacked_hub_cpu_cores",
 ]
 
 
@@ -190,20 +206,22 @@ def main() -> None:
     fork = multiprocessing.get_context("fork")
     try:
         with (
-            served_hub(folder) as (url, delegate),
+            served_hub(folder) as (url, delegate, hub),
             httpx.Client(base_url=url, timeout=WRITE_TIMEOUT_S) as http,
             ProcessPoolExecutor(1, mp_context=fork) as attacker,
         ):
             ref = open_deliberation(http, delegate)
             write_every(http, delegate, ref, 1.0, "warm-up")  # first imports and connections
             for n in range(1, args.pairs + 1):
-                p = pair(http, delegate, ref, attacker, args.seconds, n)
+                p = pair(http, delegate, ref, attacker, hub, args.seconds, n)
                 print(
                     f"pair {n}: calm p50 {p['calm_p50_ms']:.1f} ms, p99 {p['calm_p99_ms']:.1f} ms;"
                     f" attacked p50 {p['attacked_p50_ms']:.1f} ms, p99 "
                     f"{p['attacked_p99_ms']:.1f} ms (× {p['attacked_vs_calm_p99_ratio']:.2f});"
                     f" writes {dict(p['write_statuses'])}; error pages "
-                    f"{p['attack_answered_per_s']:.1f}/s answered {dict(p['attack_statuses'])}",
+                    f"{p['attack_answered_per_s']:.1f}/s answered {dict(p['attack_statuses'])};"
+                    f" hub processor {p['calm_hub_cpu_cores']:.2f} → "
+                    f"{p['attacked_hub_cpu_cores']:.2f} cores",
                     flush=True,
                 )
                 pairs.append(p)
