@@ -16,9 +16,10 @@ transparency log, one every 50 ms (the next one at once when the last took longe
 
 Reported per pair and as the median (and range) over the pairs: p50 and p99 of the writes'
 latency in each phase, the writes' statuses, the attack's answered requests and their statuses,
-and `attacked_vs_calm_p99_ratio`. The aim (#13): every write answered 201, and the attacked p99
-under 250 ms. The lock test only guards the fault (writes waiting for the database lock) with a
-bound loose enough for a shared CI machine; this measures the figure. The last line is JSON.
+the hub's processor time in each phase, and `attacked_vs_calm_p99_ratio`. The aim (#13): every
+write answered 201, and the attacked p99 under 250 ms. The lock test only guards the fault
+(writes waiting for the database lock) with a bound loose enough for a shared CI machine; this
+measures the figure. The last line is JSON.
 """
 
 from __future__ import annotations
@@ -122,7 +123,8 @@ def pair(
     n: int,
 ) -> dict[str, Any]:
     """One calm phase, then one attacked phase, of `seconds` each, with the hub's processor
-    time in each (in cores: 1.0 is all of one, the most its one event loop can use)."""
+    time in each (in cores: 1.0 is one core, about all that one Python process gets past its
+    interpreter lock)."""
     began = (time.monotonic(), process_cpu(hub))
     calm, calm_statuses = write_every(http, delegate, ref, seconds, f"calm {n}")
     calmed = (time.monotonic(), process_cpu(hub))
