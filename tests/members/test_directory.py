@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from concord.ledger.tables import LogEntry
@@ -115,3 +115,25 @@ def test_custom_blocs(db: Session) -> None:
         blocs.require_bloc(db, "nowhere")
     directory.suspend(db, a)
     assert blocs.bloc_member_ids(db, "ibsa") == {b.id}
+
+
+def test_members_by_id_and_handle_come_in_one_query_in_the_order_named(db: Session) -> None:
+    # Prepare
+    kenya = directory.admit(db, slug="kenya", name="Kenya", kind="country", country_code="KE")
+    brazil = directory.admit(db, slug="brazil", name="Brazil", kind="country", country_code="BR")
+    db.flush()
+    statements: list[str] = []
+    engine = db.get_bind()
+    listen = lambda *args: statements.append(args[2])  # noqa: E731 (before_cursor_execute)
+    event.listen(engine, "before_cursor_execute", listen)
+    # Execute
+    try:
+        found = directory.get_members(db, ["BRAZIL", str(kenya.id), "brazil"])
+    finally:
+        event.remove(engine, "before_cursor_execute", listen)
+    # Assert
+    assert [m.id for m in found] == [brazil.id, kenya.id, brazil.id]
+    assert len(statements) == 1
+    with pytest.raises(directory.UnknownMember) as refused:
+        directory.get_members(db, ["kenya", "atlantis"])
+    assert "atlantis" in str(refused.value)

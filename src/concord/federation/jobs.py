@@ -85,7 +85,7 @@ from concord.governance.jobspec import JobSpec
 from concord.governance.standards import evaluate
 from concord.ledger.log import append
 from concord.members.blocs import bloc_member_ids
-from concord.members.directory import get_member
+from concord.members.directory import get_members
 from concord.members.tables import Member
 
 log = logging.getLogger("concord.federation")
@@ -97,11 +97,8 @@ class JobRefused(Conflict):
 
 
 def eligible(session: Session, spec: JobSpec) -> set[int]:
-    ids: set[int] = set()
-    for ref in spec.participants.members:
-        member = get_member(session, ref)
-        if member.status == "active":
-            ids.add(member.id)
+    named = get_members(session, list(spec.participants.members))
+    ids = {member.id for member in named if member.status == "active"}
     for bloc in spec.participants.blocs:
         ids |= set(bloc_member_ids(session, bloc))
     return ids

@@ -184,6 +184,25 @@ def get_member(session: Session, ref: str | int) -> Member:
     return member
 
 
+def get_members(session: Session, refs: list[str] | list[int] | list[str | int]) -> list[Member]:
+    """The members named by id or handle, in one query (`get_member` for each would be a query
+    each, and a node's long poll asks this of every job); raises for the first unknown one."""
+    named = [str(ref) for ref in refs]
+    ids = {int(ref) for ref in named if ref.isdigit()}
+    slugs = {ref.lower() for ref in named if not ref.isdigit()}
+    rows = session.scalars(select(Member).where(or_(Member.id.in_(ids), Member.slug.in_(slugs))))
+    found = list(rows)
+    by_id = {member.id: member for member in found}
+    by_slug = {member.slug: member for member in found}
+    members = []
+    for ref in named:
+        member = by_id.get(int(ref)) if ref.isdigit() else by_slug.get(ref.lower())
+        if member is None:
+            raise UnknownMember(member=ref)
+        members.append(member)
+    return members
+
+
 def view(session: Session, member: Member) -> MemberView:
     """The member with its country and blocs."""
     return MemberView(member, country(member.country_code), member_blocs(session, member))
