@@ -88,12 +88,14 @@ class Delegate(HttpUser):
                 {"payload": payload, "signature": keys.sign(self.key, ballots.message(payload))}
             ]
         }
+        sent_at = time.time()
         with self.client.post(
             f"/api/proposals/{self.ref}/ballots",
             json=body,
             name="POST /api/proposals/{ref}/ballots",
             catch_response=True,
         ) as answer:
+            _timed(sent_at, answer.request_meta["response_time"], answer.status_code)
             if answer.status_code == 201:
                 self.cast = True
                 answer.success()
@@ -107,6 +109,18 @@ class Delegate(HttpUser):
 def _record(path: str, slug: str) -> None:
     with open(path, "a") as out:
         out.write(slug + "\n")
+
+
+def _timed(sent_at: float, milliseconds: float, status: int) -> None:
+    """Each ballot's sending time, latency and status: load.py takes the steady state's p99
+    from these (Locust's own percentiles cover the whole run, start-up included)."""
+    with open(PLAN["ballot_times_file"], "a") as out:
+        out.write(f"{sent_at:.3f} {milliseconds:.1f} {status}\n")
+
+
+@events.spawning_complete.add_listener
+def _spawned(user_count: int, **_kwargs: Any) -> None:
+    Path(PLAN["spawned_file"]).write_text(f"{time.time():.3f}")
 
 
 class Node(HttpUser):
