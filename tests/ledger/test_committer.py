@@ -4,6 +4,7 @@ each caller is answered only once its group committed."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -12,6 +13,7 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from concord.db import make_engine, make_sessionmaker
 from concord.errors import NulCharacter
 from concord.ledger import committer, log, tree
 from concord.ledger.tables import LogEntry
@@ -150,3 +152,16 @@ def test_a_kind_that_cannot_be_stored_fails_its_caller_only(
         group.append("test.nan", {"x": float("nan")})
     assert group.append("test.fine", {"x": 1}).index == 0
     assert [r.kind for r in _check_log(sessions)] == ["test.fine"]
+
+
+def test_a_committer_keeps_its_database_while_it_is_held(database_url: str) -> None:
+    """The crash test's appenders once all failed in CI: their only sessionmaker was a
+    temporary, and when the garbage collector took its engine, the committer (which held the
+    engine weakly) refused every append. Whoever holds a committer may append."""
+    # Prepare: nothing but the committer refers to the engine
+    group = committer.committer_for(make_sessionmaker(make_engine(database_url)))
+    gc.collect()
+    # Execute
+    entry = group.append("test.held", {"n": 1})
+    # Assert
+    assert group.append("test.held", {"n": 2}).index == entry.index + 1

@@ -112,8 +112,10 @@ class Committer:
     """The group committer of one database in this process (get it with `committer_for`)."""
 
     def __init__(self, engine: Engine) -> None:
-        # Weakly: the registry is keyed by the engine, and a committer must not keep it alive.
-        self._engine = weakref.ref(engine)
+        # Strongly: whoever holds the committer may append, so its engine must live as long as it
+        # does (a weak reference failed every append once the caller's only sessionmaker was
+        # collected). The registry holds committers weakly, so neither outlives its users.
+        self._engine = engine
         self.groups = 0  # transactions committed (for tests and the benchmark)
         self.entries = 0
         self._lock = threading.Condition(threading.Lock())  # not reentrant: cheaper
@@ -200,14 +202,15 @@ class Committer:
 
     def _commit(self, items: list[log.Prepared]) -> list[log.Appended]:
         """Appends `items` in one transaction; returns once it is committed (durable)."""
-        engine = self._engine()
-        if engine is None:
-            raise RuntimeError("the database engine of this log was disposed of")
+        engine = self._engine
         with Session(engine, expire_on_commit=False) as session, session.begin():
             return log.append_prepared(session, items)
 
 
-_committers: weakref.WeakKeyDictionary[Engine, Committer] = weakref.WeakKeyDictionary()
+# By the engine's id: a live committer holds its engine, so the id cannot be reused while the
+# entry exists, and the entry goes when the last holder of the committer (callers, its thread)
+# lets it go.
+_committers: weakref.WeakValueDictionary[int, Committer] = weakref.WeakValueDictionary()
 _committers_lock = threading.Lock()
 
 
@@ -215,7 +218,7 @@ def committer_for(sessions: sessionmaker[Session] | Engine) -> Committer:
     """The committer of the database behind `sessions` (made on first use, one per engine)."""
     engine = sessions if isinstance(sessions, Engine) else sessions.kw["bind"]
     with _committers_lock:
-        committer = _committers.get(engine)
+        committer = _committers.get(id(engine))
         if committer is None:
-            committer = _committers[engine] = Committer(engine)
+            committer = _committers[id(engine)] = Committer(engine)
         return committer
