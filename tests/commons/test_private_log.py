@@ -9,6 +9,11 @@ import hmac
 import json
 from typing import Any
 
+import httpx
+from typer.testing import CliRunner
+
+from concord.cli import app
+from concord.commons.pull import pull
 from concord.ledger.log import canonical_json
 
 from .conftest import publish, safetensors_bytes
@@ -150,3 +155,45 @@ def test_making_a_private_repository_public_reveals_the_salt_of_its_commitments(
     assert (went_private["repository"], went_private["private"]) == ("kenya/soon-open", True)
     assert last["repository"].startswith("private:") and last["repository"] != commitment
     assert report.full
+
+
+def test_a_pull_of_a_private_revision_has_no_logged_root_and_checks_sha256(
+    client, live_server, make, tmp_path
+) -> None:
+    # Prepare: a private repository pushed with the CLI
+    kenya = make.delegate("kenya", "KE")
+    _create_private(client, kenya, "quiet-asr")
+    folder = tmp_path / "src"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(WEIGHTS)
+    (folder / "README.md").write_bytes(CARD)
+    pushed = CliRunner().invoke(
+        app,
+        ["push", "kenya/quiet-asr", str(folder), "--hub", live_server, "--token", kenya.token],
+    )
+    assert pushed.exit_code == 0, pushed.output
+    # Execute
+    detail = httpx.get(
+        f"{live_server}/api/commons/repos/model/kenya/quiet-asr/revisions/main",
+        headers=kenya.headers,
+    ).json()
+    report = pull(live_server, "kenya/quiet-asr", to=tmp_path / "api", token=kenya.token)
+    said = CliRunner().invoke(
+        app,
+        [
+            "pull",
+            "kenya/quiet-asr",
+            "--hub",
+            live_server,
+            "--token",
+            kenya.token,
+            "--to",
+            str(tmp_path / "cli"),
+        ],
+    )
+    # Assert: no root is logged for it, and the pull says it checked the SHA-256 instead
+    assert [f.get("chunk_root") for f in detail["files"]] == [None, None]
+    assert (tmp_path / "api" / "model.safetensors").read_bytes() == WEIGHTS
+    assert report.sha256_checked == ["README.md", "model.safetensors"]
+    assert said.exit_code == 0, said.output
+    assert "checked by SHA-256" in said.output
