@@ -13,11 +13,11 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from concord.commons import disclosure
 from concord.commons import repositories as repos
 from concord.commons.tables import AccessRequest, Blob, Holding, Repository, Revision
 from concord.db import utcnow
 from concord.errors import N_, Forbidden, Invalid, NotFound
-from concord.ledger.log import append
 from concord.members.tables import Member, Person
 
 STATUSES = ("pending", "accepted", "rejected")
@@ -144,8 +144,9 @@ def ask(session: Session, repo: Repository, revision: Revision, person: Person) 
     )
     session.add(request)
     session.flush()
-    append(
+    disclosure.record(
         session,
+        repo,
         "commons.access_requested",
         {"repository": f"{repo.owner}/{repo.name}", "person": person.id, "status": status},
         member_id=person.member_id,
@@ -173,8 +174,9 @@ def decide(
     request.decided_at = utcnow()
     request.decided_by = by.id
     session.flush()
-    append(
+    disclosure.record(
         session,
+        repo,
         "commons.access_decided",
         {"repository": f"{repo.owner}/{repo.name}", "person": person.id, "status": status},
         member_id=by.id,

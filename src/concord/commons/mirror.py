@@ -26,13 +26,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from concord.client import HubClient
+from concord.commons import disclosure
 from concord.commons import repositories as repos
 from concord.commons.chunks import ChunkStore, CorruptChunk, known_chunks
 from concord.commons.formats import check_path, check_stream
 from concord.commons.tables import Blob, Ref, Repository, Revision
 from concord.db import utcnow
 from concord.errors import N_, Invalid
-from concord.ledger.log import append, canonical_json
+from concord.ledger.log import canonical_json
 from concord.members.directory import get_member
 
 BUNDLE_FORMAT = "concord-bundle/1"
@@ -125,8 +126,9 @@ def _install(
         ref.sha = detail["revision"]
     session.flush()
     if moved:  # mirroring what is here already changes nothing: nothing to log
-        append(
+        disclosure.record(
             session,
+            repo,
             "commons.mirrored",
             {
                 "repository": detail["id"],

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from concord import metrics
-from concord.commons import licences
+from concord.commons import disclosure, licences
 from concord.commons.chunks import ChunkStore
 from concord.commons.formats import check_content, check_path, check_stream
 from concord.commons.roots import chunk_root
@@ -37,7 +37,7 @@ from concord.commons.tables import (
 from concord.db import utcnow
 from concord.errors import N_, Conflict, Forbidden, Invalid, NotFound
 from concord.governance.standards import evaluate
-from concord.ledger.log import append, canonical_json, entry
+from concord.ledger.log import canonical_json, entry
 from concord.members.tables import Member, Person
 
 KINDS = ("model", "dataset")
@@ -147,29 +147,41 @@ def create(
         licence=licences.check(licence) if licence else "",
         mirrored_from=mirrored_from,
         created_at=utcnow(),
-        private=False,
+        private=private,
     )
     session.add(repo)
     session.flush()
     if private:
-        set_private(session, repo, True, by=member)
+        # Private from its first moment: even its creation is logged under a commitment.
+        disclosure.record(
+            session,
+            repo,
+            "commons.visibility_changed",
+            {"repository": repo_id(repo), "kind": repo.kind, "private": True},
+            member_id=member.id,
+        )
     return repo
 
 
 def set_private(session: Session, repo: Repository, private: bool, *, by: Member) -> None:
     """Makes a repository private (seen by its member's people and the secretariat only) or
     public again. Logged: the log says that a repository's visibility changed and by whom, as
-    for every act that decides who reads what."""
+    for every act that decides who reads what.
+
+    Both entries name the repository in clear: going private, its name was public already
+    (what it does while private is logged under commitments); going public, the entry also
+    reveals the salt of those commitments, so anyone can link them (`disclosure.py`)."""
     if repo.private == private:
         return
-    repo.private = private
+    content: dict[str, Any] = {"repository": repo_id(repo), "kind": repo.kind, "private": private}
+    if private:  # logged while still public, in clear
+        disclosure.record(session, repo, "commons.visibility_changed", content, member_id=by.id)
+        repo.private = True
+    else:  # logged once public, with the salt
+        content.update(disclosure.reveal(repo))
+        repo.private = False
+        disclosure.record(session, repo, "commons.visibility_changed", content, member_id=by.id)
     session.flush()
-    append(
-        session,
-        "commons.visibility_changed",
-        {"repository": repo_id(repo), "kind": repo.kind, "private": private},
-        member_id=by.id,
-    )
 
 
 def get(
@@ -455,8 +467,9 @@ def commit(
         ref.sha = sha
     session.flush()
     roots = chunk_roots(session, tree, previous)
-    entry = append(
+    entry = disclosure.record(
         session,
+        repo,
         "commons.published",
         {
             "repository": repo_id(repo),
@@ -581,8 +594,9 @@ def create_ref(
     ref = Ref(repository_id=repo.id, name=key, sha=revision.sha)
     session.add(ref)
     session.flush()
-    append(
+    disclosure.record(
         session,
+        repo,
         "commons.ref_created",
         {"repository": repo_id(repo), "kind": repo.kind, "ref": key, "revision": revision.sha},
         member_id=by.id,
@@ -596,8 +610,9 @@ def delete_ref(session: Session, repo: Repository, name: str, *, tag: bool, by: 
     if ref is None or key == "main":
         raise UnknownRevision(repo=repo_id(repo), revision=name)
     session.delete(ref)
-    append(
+    disclosure.record(
         session,
+        repo,
         "commons.ref_deleted",
         {"repository": repo_id(repo), "kind": repo.kind, "ref": key},
         member_id=by.id,
@@ -622,8 +637,9 @@ def delete(session: Session, repo: Repository, *, by: Member) -> None:
         for row in session.scalars(select(table).where(table.repository_id == repo.id)).all():
             session.delete(row)
     session.flush()
-    append(
+    disclosure.record(
         session,
+        repo,
         "commons.deleted",
         {"repository": repo_id(repo), "kind": repo.kind},
         member_id=by.id,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from concord.client import HubClient
+from concord.commons.disclosure import PREFIX
 from concord.commons.roots import chunk_root
 from concord.errors import RemoteError
 from concord.ledger.audit import ServedDiffers, difference, served_or_empty
@@ -23,12 +24,16 @@ def check(hub: HubClient, bodies: list[dict[str, Any]]) -> None:
 
     Publications of repositories that the log itself says were deleted since, or made private
     (their last change of visibility), are not served to an outside auditor, rightly: they
-    are skipped, as are gated ones, which the hub shows only to their readers (403)."""
+    are skipped, as are gated ones, which the hub shows only to their readers (403), and
+    those logged while their repository was private: they name it by a commitment only
+    (`disclosure.py`), and what they committed to is not served to outsiders."""
     withdrawn = _withdrawn(bodies)
     for index, body in enumerate(bodies):
         if body["kind"] != "commons.published" or index in withdrawn:
             continue
         content = body["content"]
+        if str(content["repository"]).startswith(PREFIX):
+            continue
         owner, _sep, name = str(content["repository"]).partition("/")
         path = (
             f"/api/commons/repos/{content['kind']}/{owner}/{name}/revisions/{content['revision']}"

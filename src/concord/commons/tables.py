@@ -58,6 +58,9 @@ class Repository(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # Seen only by the owning member's people and the secretariat (`access.may_see`).
     private: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Secret key (64 hex) of the commitments that name the repository in the public log while
+    # it is private (`disclosure.py`); revealed when it becomes public. Never served.
+    log_salt: Mapped[str | None] = mapped_column(String(64), nullable=True, default=None)
 
 
 class Holding(Base):
