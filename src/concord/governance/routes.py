@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Path, Response, status
 
 from concord.errors import N_, NotFound
 from concord.governance import (
@@ -459,8 +459,13 @@ def export_json(ref: str, db: Db) -> dict[str, Any]:
     return result
 
 
+# Listed in the schema (not enforced: an unknown name keeps its coded 404), so that the schema
+# does not also promise a CSV for `conversation.json`, which the route above answers.
+ExportName = Annotated[str, Path(json_schema_extra={"enum": list(conversation.FILES)})]
+
+
 @router.get("/proposals/{ref}/export/{name}")
-def export_csv(ref: str, name: str, db: Db) -> Response:
+def export_csv(ref: str, name: ExportName, db: Db) -> Response:
     """comments.csv, votes.csv or participants-votes.csv, with Polis' columns."""
     text = conversation.export_file(db, proposals.get(db, ref), name)
     db.commit()

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Path, Response
 
 from concord.http import Db
 from concord.impact import indicators
 from concord.validation import OptionalYear
 
 router = APIRouter(prefix="/api/impact", tags=["impact"])
+
+# The schema lists the indicators by name: without it, `/api/impact/{name}` also promised an
+# indicator for `models`, which `/api/impact/models` (the models' equity, a list) answers. The
+# list is not enforced here so that an unknown name keeps its coded 404
+# (`impact.unknown_indicator`).
+IndicatorName = Annotated[
+    str, Path(description="An indicator", json_schema_extra={"enum": sorted(indicators.BY_NAME)})
+]
 
 
 def summary(i: indicators.Indicator) -> dict[str, Any]:
@@ -67,7 +75,7 @@ def model_equity(db: Db) -> list[dict[str, Any]]:
 
 
 @router.get("/{name}.csv")
-def indicator_csv(name: str, db: Db, year: OptionalYear = None) -> Response:
+def indicator_csv(name: IndicatorName, db: Db, year: OptionalYear = None) -> Response:
     """One indicator's breakdown as CSV."""
     return Response(
         to_csv(indicators.compute(db, name, year)),
@@ -77,7 +85,7 @@ def indicator_csv(name: str, db: Db, year: OptionalYear = None) -> Response:
 
 
 @router.get("/{name}")
-def indicator(name: str, db: Db, year: OptionalYear = None) -> dict[str, Any]:
+def indicator(name: IndicatorName, db: Db, year: OptionalYear = None) -> dict[str, Any]:
     """One indicator with its breakdowns and equity figures."""
     return summary(indicators.compute(db, name, year))
 
