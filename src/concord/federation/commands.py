@@ -108,7 +108,7 @@ def approve_command(
     shows each, then sends it signed to the hub."""
     import os
 
-    from concord.federation.node import approve, default_state
+    from concord.federation.node import FINAL_REFUSALS, approve, default_state
     from concord.members.keys import default_key_path
 
     if state is None and data is None:
@@ -127,7 +127,7 @@ def approve_command(
         out.print(f"campaign {payload['campaign']} ({payload['evaluation_set']}):")
         out.print(table)
 
-    sent = approve(
+    sent, refused = approve(
         hub or os.environ.get("CONCORD_HUB") or "http://127.0.0.1:8000",
         member,
         token or os.environ.get("CONCORD_TOKEN") or "",
@@ -137,6 +137,11 @@ def approve_command(
         show,
     )
     out.print(f"[green]released[/] results of {len(sent)} campaign(s): {sent}")
+    for number, error in sorted(refused.items()):
+        where = "moved to refused/" if error.code in FINAL_REFUSALS else "kept, to send again"
+        out.print(f"[red]not taken[/] campaign {number}: {error} ({error.code}); {where}")
+    if refused:
+        raise typer.Exit(1)
 
 
 @job_app.command("create")

@@ -161,8 +161,9 @@ def held(state: Path, campaign: int | None = None) -> list[tuple[Path, dict[str,
     return found
 
 
-def released(state: Path, path: Path) -> None:
-    """Moves sent results out of the waiting folder (kept, so the operator can look back)."""
-    target = state / "released" / path.name
+def released(state: Path, path: Path, folder: str = "released") -> None:
+    """Moves results out of the waiting folder: to `released/` once sent, to `refused/` when
+    their campaign can no longer take them (kept, so the operator can look back)."""
+    target = state / folder / path.name
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(path, target)

@@ -337,6 +337,13 @@ def _answer_campaign(
 
 def send_results(client: HubClient, payload: dict[str, Any], member: str, private: Any) -> bool:
     """Sends signed results; False if the campaign no longer takes them."""
+    return refusal(client, payload, member, private) is None
+
+
+def refusal(
+    client: HubClient, payload: dict[str, Any], member: str, private: Any
+) -> RemoteError | None:
+    """Sends signed results; the hub's refusal, or None once it took them."""
     campaign = int(payload["campaign"])
     signature = sign(private, result_message(payload))
     try:
@@ -350,8 +357,8 @@ def send_results(client: HubClient, payload: dict[str, Any], member: str, privat
         # Refused (the campaign closed meanwhile, or the hub finds the results malformed):
         # logged here, and the node goes on with its other work.
         log.warning("campaign %s: results not taken (%s)", campaign, exc.code)
-        return False
-    return True
+        return exc
+    return None
 
 
 def _campaign_answer(
@@ -369,6 +376,12 @@ def _campaign_answer(
         log.warning("campaign %s: answer not taken (%s)", campaign, exc.code)
 
 
+# Refusals after which the same results can never be taken: they leave the waiting folder
+# (for `refused/`). Any other refusal (a token or key the hub does not accept, a hub that
+# finds the file malformed) keeps them waiting, so that the operator can send them again.
+FINAL_REFUSALS = frozenset({"federation.campaign_closed", "federation.campaign_unknown"})
+
+
 def approve(
     hub: str,
     member: str,
@@ -377,19 +390,27 @@ def approve(
     state: Path,
     campaign: int | None = None,
     show: Callable[[dict[str, Any]], None] | None = None,
-) -> list[int]:
+) -> tuple[list[int], dict[int, RemoteError]]:
     """`concord node approve`: shows each held result (`show`), then sends it signed; the
-    campaigns whose results the hub took."""
+    campaigns whose results the hub took, and the hub's refusal of the others. Results leave
+    the waiting folder only when taken, or when their campaign can no longer take them."""
     private = load_private(key_file)
-    sent = []
+    sent: list[int] = []
+    refused: dict[int, RemoteError] = {}
     with HubClient(hub, token) as client:
         for path, payload in evaluator.held(state, campaign):
             if show is not None:
                 show(payload)
-            if send_results(client, payload, member, private):
-                sent.append(int(payload["campaign"]))
-            evaluator.released(state, path)
-    return sent
+            number = int(payload["campaign"])
+            answer = refusal(client, payload, member, private)
+            if answer is None:
+                sent.append(number)
+                evaluator.released(state, path)
+                continue
+            refused[number] = answer
+            if answer.code in FINAL_REFUSALS:
+                evaluator.released(state, path, folder="refused")
+    return sent, refused
 
 
 def _decline(client: HubClient, key: tuple[int, int], member: str, private: Any) -> None:
