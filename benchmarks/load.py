@@ -180,8 +180,8 @@ def main() -> None:
     nodes = args.nodes if args.nodes is not None else (20 if q else 200)
     pullers = args.pullers if args.pullers is not None else (5 if q else 50)
     model_mb = args.model_mb or (10 if q else 100)
-    window = args.window or (QUICK_WINDOW_S if q else 600)
-    think = args.think or ((2.0, 6.0) if q else (5.0, 15.0))
+    window = args.window = args.window or (QUICK_WINDOW_S if q else 600)
+    think = args.think = args.think or ((2.0, 6.0) if q else (5.0, 15.0))
     name = f"concord_load_{os.getpid()}"
     url = f"{args.pg}{name}"
     work = Path(tempfile.mkdtemp(prefix="concord-load-"))
@@ -226,8 +226,7 @@ def run(
     from concord.db import make_engine, make_sessionmaker
 
     q = args.quick
-    window = args.window or (QUICK_WINDOW_S if q else 600)
-    think = args.think or ((2.0, 6.0) if q else (5.0, 15.0))
+    window, think = args.window, args.think  # settled by main()
     ports = [free_port(), free_port()]
     hubs = [f"http://127.0.0.1:{p}" for p in ports]
     env["CONCORD_PUBLIC_URL"] = hubs[0]

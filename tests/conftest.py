@@ -71,10 +71,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if _postgres_url() is None or os.environ.get("CONCORD_TEST_EVERY"):
         return
     sources: dict[Path, str] = {}
-    free = [item for item in items if _database_free(item, sources)]
+    free = {id(item) for item in items if _database_free(item, sources)}
     if free:
-        config.hook.pytest_deselected(items=free)
-        items[:] = [item for item in items if not _database_free(item, sources)]
+        config.hook.pytest_deselected(items=[item for item in items if id(item) in free])
+        items[:] = [item for item in items if id(item) not in free]
 
 
 @pytest.fixture(scope="session")

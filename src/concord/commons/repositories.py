@@ -38,6 +38,7 @@ from concord.db import utcnow
 from concord.errors import N_, Conflict, Forbidden, Invalid, NotFound
 from concord.governance.standards import evaluate
 from concord.ledger.log import canonical_json, entry
+from concord.ledger.tables import LogEntry
 from concord.members.tables import Member, Person
 
 KINDS = ("model", "dataset")
@@ -153,14 +154,15 @@ def create(
     session.flush()
     if private:
         # Private from its first moment: even its creation is logged under a commitment.
-        disclosure.record(
-            session,
-            repo,
-            "commons.visibility_changed",
-            {"repository": repo_id(repo), "kind": repo.kind, "private": True},
-            member_id=member.id,
-        )
+        _record(session, repo, "commons.visibility_changed", member.id, private=True)
     return repo
+
+
+def _record(session: Session, repo: Repository, act: str, by: int, **fields: Any) -> LogEntry:
+    """Logs an act on `repo`, which every entry names with its kind (under a commitment while
+    it is private: `disclosure.record`)."""
+    content = {"repository": repo_id(repo), "kind": repo.kind, **fields}
+    return disclosure.record(session, repo, act, content, member_id=by)
 
 
 def set_private(session: Session, repo: Repository, private: bool, *, by: Member) -> None:
@@ -173,14 +175,13 @@ def set_private(session: Session, repo: Repository, private: bool, *, by: Member
     reveals the salt of those commitments, so anyone can link them (`disclosure.py`)."""
     if repo.private == private:
         return
-    content: dict[str, Any] = {"repository": repo_id(repo), "kind": repo.kind, "private": private}
     if private:  # logged while still public, in clear
-        disclosure.record(session, repo, "commons.visibility_changed", content, member_id=by.id)
+        _record(session, repo, "commons.visibility_changed", by.id, private=True)
         repo.private = True
     else:  # logged once public, with the salt
-        content.update(disclosure.reveal(repo))
+        revealed = disclosure.reveal(repo)
         repo.private = False
-        disclosure.record(session, repo, "commons.visibility_changed", content, member_id=by.id)
+        _record(session, repo, "commons.visibility_changed", by.id, private=False, **revealed)
     session.flush()
 
 
@@ -467,26 +468,22 @@ def commit(
         ref.sha = sha
     session.flush()
     roots = chunk_roots(session, tree, previous)
-    entry = disclosure.record(
+    entry = _record(
         session,
         repo,
         "commons.published",
-        {
-            "repository": repo_id(repo),
-            "kind": repo.kind,
-            "revision": sha,
-            "files": {p: tree[p] for p in sorted(tree)},
-            # Beside each SHA-256, the root of the file's chunk list: one signed entry binds
-            # the two, so a pull that checks chunks by BLAKE3 against this root needs no
-            # SHA-256 pass (docs/commons.md, "Verifying a pull").
-            **({"chunk_roots": roots} if roots else {}),
-            "licence": card_licence,
-            "provenance": provenance,
-            "conformance": report.passed,
-            "mirrored_from": repo.mirrored_from,
-            **({"branch": branch} if branch != "main" else {}),
-        },
-        member_id=author.id,
+        author.id,
+        revision=sha,
+        files={p: tree[p] for p in sorted(tree)},
+        # Beside each SHA-256, the root of the file's chunk list: one signed entry binds the
+        # two, so a pull that checks chunks by BLAKE3 against this root needs no SHA-256 pass
+        # (docs/commons.md, "Verifying a pull").
+        **({"chunk_roots": roots} if roots else {}),
+        licence=card_licence,
+        provenance=provenance,
+        conformance=report.passed,
+        mirrored_from=repo.mirrored_from,
+        **({"branch": branch} if branch != "main" else {}),
     )
     revision.log_index = entry.index
     metrics.count("publication")
@@ -594,13 +591,7 @@ def create_ref(
     ref = Ref(repository_id=repo.id, name=key, sha=revision.sha)
     session.add(ref)
     session.flush()
-    disclosure.record(
-        session,
-        repo,
-        "commons.ref_created",
-        {"repository": repo_id(repo), "kind": repo.kind, "ref": key, "revision": revision.sha},
-        member_id=by.id,
-    )
+    _record(session, repo, "commons.ref_created", by.id, ref=key, revision=revision.sha)
     return ref
 
 
@@ -610,13 +601,7 @@ def delete_ref(session: Session, repo: Repository, name: str, *, tag: bool, by: 
     if ref is None or key == "main":
         raise UnknownRevision(repo=repo_id(repo), revision=name)
     session.delete(ref)
-    disclosure.record(
-        session,
-        repo,
-        "commons.ref_deleted",
-        {"repository": repo_id(repo), "kind": repo.kind, "ref": key},
-        member_id=by.id,
-    )
+    _record(session, repo, "commons.ref_deleted", by.id, ref=key)
 
 
 def history(session: Session, repo: Repository, revision: Revision) -> list[Revision]:
@@ -637,12 +622,6 @@ def delete(session: Session, repo: Repository, *, by: Member) -> None:
         for row in session.scalars(select(table).where(table.repository_id == repo.id)).all():
             session.delete(row)
     session.flush()
-    disclosure.record(
-        session,
-        repo,
-        "commons.deleted",
-        {"repository": repo_id(repo), "kind": repo.kind},
-        member_id=by.id,
-    )
+    _record(session, repo, "commons.deleted", by.id)
     session.delete(repo)
     session.flush()
