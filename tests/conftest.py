@@ -27,6 +27,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from concord.api import create_app
@@ -111,16 +112,32 @@ def engine(database_url: str) -> Iterator[Engine]:
 def _empty_all_tables(engine: Engine) -> None:
     all_names = inspect(engine).get_table_names()
     names = [n for n in all_names if n != "alembic_version"]
+    if engine.dialect.name == "postgresql":
+        _truncate(engine, names)
+        return
     with engine.begin() as connection:
-        if engine.dialect.name == "postgresql":
-            quoted = ", ".join(f'"{n}"' for n in names)
-            connection.execute(text(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE"))
-        else:
-            connection.exec_driver_sql("PRAGMA defer_foreign_keys=ON")
-            for name in names:
-                connection.exec_driver_sql(f'DELETE FROM "{name}"')
-            if "sqlite_sequence" in all_names:
-                connection.exec_driver_sql("DELETE FROM sqlite_sequence")
+        connection.exec_driver_sql("PRAGMA defer_foreign_keys=ON")
+        for name in names:
+            connection.exec_driver_sql(f'DELETE FROM "{name}"')
+        if "sqlite_sequence" in all_names:
+            connection.exec_driver_sql("DELETE FROM sqlite_sequence")
+
+
+def _truncate(engine: Engine, names: list[str], attempts: int = 5) -> None:
+    """TRUNCATE takes its locks table by table, so a reader still finishing the previous
+    test's work (a server thread, a delivery) can hold one table while waiting for another:
+    PostgreSQL then ends one side as a deadlock, in CI once this fixture's. The reader's side
+    is done by the next try."""
+    quoted = ", ".join(f'"{n}"' for n in names)
+    for attempt in range(attempts):
+        try:
+            with engine.begin() as connection:
+                connection.execute(text(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE"))
+            return
+        except OperationalError as error:
+            if "deadlock detected" not in str(error) or attempt == attempts - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))
 
 
 @pytest.fixture
